@@ -1,0 +1,444 @@
+r"""The twelve classification losses of Janocha & Czarnecki (2017), Table 1.
+
+Notation: ``o`` logits (N, C); ``y`` target rows (N, C), one-hot or probabilities;
+:math:`\hat y = 2y - 1` (the +/-1 coding); ``p`` = softmax(o) or, with
+``probability="sigmoid"``, the element-wise sigmoid(o). Each function returns the
+per-sample value (N,); the module classes validate, weight and reduce (see
+:class:`~losslab.losses._base.ClassificationLoss`).
+
+Which losses take ``probability``: the seven written with :math:`\sigma(o)` in Table 1 —
+expectation, regularised_expectation, chebyshev, log, squared_log, tanimoto and
+cauchy_schwarz. For the non-log ones ``"sigmoid"`` substitutes
+:math:`p_j = \mathrm{sigmoid}(o_j)` into the same formula. For the two log losses the
+literal substitution :math:`-\sum_j y_j \log \mathrm{sigmoid}(o_j)` would only ever
+push the correct logit up and never the others down, so ``"sigmoid"`` instead treats
+each class as its own binary problem with probabilities :math:`(p_j, 1 - p_j)` and
+target :math:`(y_j, 1 - y_j)`: log loss becomes the binary cross-entropy summed over
+classes (``F.binary_cross_entropy_with_logits(o, y, reduction="none").sum(-1)``).
+The raw-logit losses (l1, l2 and the three hinges) take no ``probability``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from losslab.losses._base import (
+    ClassificationLoss,
+    ProbabilityLoss,
+    log_probabilities,
+    probabilities,
+)
+
+_SEED = "Janocha & Czarnecki 2017, Table 1"
+
+# ---------------------------------------------------------------------------------------
+# per-sample functions: logits (N, C), y (N, C) -> (N,)
+
+
+def l1_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    r""":math:`\sum_j |y_j - o_j|` on the raw logits, (N,)."""
+    return (y - logits).abs().sum(-1)
+
+
+def l2_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    r""":math:`\sum_j (y_j - o_j)^2` on the raw logits, (N,)."""
+    return (y - logits).square().sum(-1)
+
+
+def expectation_loss(
+    logits: torch.Tensor, y: torch.Tensor, probability: str = "softmax"
+) -> torch.Tensor:
+    r""":math:`\sum_j |y_j - p_j|` (= 2 - 2 p_c for one-hot y and softmax), (N,)."""
+    return (y - probabilities(logits, probability)).abs().sum(-1)
+
+
+def regularised_expectation_loss(
+    logits: torch.Tensor, y: torch.Tensor, probability: str = "softmax"
+) -> torch.Tensor:
+    r""":math:`\sum_j (y_j - p_j)^2`, (N,)."""
+    return (y - probabilities(logits, probability)).square().sum(-1)
+
+
+def chebyshev_loss(
+    logits: torch.Tensor, y: torch.Tensor, probability: str = "softmax"
+) -> torch.Tensor:
+    r""":math:`\max_j |p_j - y_j|`, (N,); at ties the gradient is shared evenly (``amax``)."""
+    return (probabilities(logits, probability) - y).abs().amax(-1)
+
+
+def hinge_loss(logits: torch.Tensor, y: torch.Tensor, power: int = 1) -> torch.Tensor:
+    r""":math:`\sum_j \max(0, \tfrac12 - \hat y_j o_j)^{\mathrm{power}}`, :math:`\hat y = 2y-1`.
+
+    Returns (N,); ``power`` is 1, 2 or 3 (hinge, squared, cubed).
+    """
+    margin = torch.relu(0.5 - (2.0 * y - 1.0) * logits)
+    return (margin if power == 1 else margin.pow(power)).sum(-1)
+
+
+def log_loss(logits: torch.Tensor, y: torch.Tensor, probability: str = "softmax") -> torch.Tensor:
+    r"""Cross-entropy :math:`-\sum_j y_j \log p_j` via log-softmax, (N,).
+
+    For ``probability="sigmoid"``: the binary cross-entropy summed over classes.
+    """
+    if probability == "softmax":
+        return -(y * F.log_softmax(logits, dim=-1)).sum(-1)
+    return -(y * F.logsigmoid(logits) + (1.0 - y) * F.logsigmoid(-logits)).sum(-1)
+
+
+def squared_log_loss(
+    logits: torch.Tensor, y: torch.Tensor, probability: str = "softmax"
+) -> torch.Tensor:
+    r""":math:`\sum_j (y_j \log p_j)^2`; for sigmoid also :math:`((1-y_j)\log(1-p_j))^2`, (N,)."""
+    if probability == "softmax":
+        return (y * F.log_softmax(logits, dim=-1)).square().sum(-1)
+    positive = (y * F.logsigmoid(logits)).square()
+    negative = ((1.0 - y) * F.logsigmoid(-logits)).square()
+    return (positive + negative).sum(-1)
+
+
+def tanimoto_loss(
+    logits: torch.Tensor, y: torch.Tensor, probability: str = "softmax"
+) -> torch.Tensor:
+    r""":math:`-\,p\cdot y / (\|p\|^2 + \|y\|^2 - p\cdot y)`, in [-1, 0], (N,)."""
+    p = probabilities(logits, probability)
+    py = (p * y).sum(-1)
+    # The denominator is >= (||p||^2 + ||y||^2) / 2 > 0 for any probability row y.
+    return -py / (p.square().sum(-1) + y.square().sum(-1) - py)
+
+
+def cauchy_schwarz_loss(
+    logits: torch.Tensor, y: torch.Tensor, probability: str = "softmax"
+) -> torch.Tensor:
+    r""":math:`-\log(p\cdot y / (\|p\|\,\|y\|))`, computed in the log domain, (N,).
+
+    .. math::
+        -\log\sum_j e^{\log p_j + \log y_j} + \tfrac12 \log\sum_j e^{2\log p_j}
+        + \tfrac12\log\|y\|^2
+
+    so that an underflowing :math:`p_c` costs :math:`-\log p_c` (finite) instead of
+    :math:`-\log 0`; the zero entries of y enter as :math:`\log 0 = -\infty`, which
+    logsumexp ignores with a zero gradient.
+    """
+    log_p = log_probabilities(logits, probability)
+    log_py = torch.logsumexp(log_p + torch.log(y), dim=-1)
+    half_log_pp = 0.5 * torch.logsumexp(2.0 * log_p, dim=-1)
+    half_log_yy = 0.5 * torch.log(y.square().sum(-1))
+    return half_log_pp + half_log_yy - log_py
+
+
+# ---------------------------------------------------------------------------------------
+# modules
+
+
+class L1Loss(ClassificationLoss):
+    r"""L1 loss on the raw logits (registry ``"l1"``).
+
+    .. math:: \ell(o, y) = \sum_j |y_j - o_j|
+
+    Seed: Janocha & Czarnecki 2017, Table 1 (:math:`\mathcal{L}_1`).
+
+    Args:
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        weight: optional per-class weights (C,), applied per sample as
+            :math:`w_i = \sum_j \mathrm{weight}_j y_{ij}`.
+        validate: per-call finiteness / label-range check (default True).
+
+    Shape:
+        logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+
+    Example::
+
+        >>> loss = get_loss("l1")
+        >>> loss(torch.randn(8, 4), torch.randint(0, 4, (8,)))
+    """
+
+    formula = "Σ_j |y_j − o_j|"
+    seed = _SEED + " (L1)"
+
+    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return l1_loss(logits, y)
+
+
+class L2Loss(ClassificationLoss):
+    r"""Squared L2 loss on the raw logits (registry ``"l2"``).
+
+    .. math:: \ell(o, y) = \sum_j (y_j - o_j)^2
+
+    Seed: Janocha & Czarnecki 2017, Table 1 (:math:`\mathcal{L}_2`).
+
+    Args:
+        reduction, weight, validate: as :class:`L1Loss`.
+
+    Shape:
+        logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+    """
+
+    formula = "Σ_j (y_j − o_j)²"
+    seed = _SEED + " (L2)"
+
+    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return l2_loss(logits, y)
+
+
+class ExpectationLoss(ProbabilityLoss):
+    r"""Expectation loss: L1 on the probabilities (registry ``"expectation"``).
+
+    .. math:: \ell(o, y) = \sum_j |y_j - p_j| \quad (= 2 - 2 p_c \text{ for one-hot } y)
+
+    The identity is Proposition 1: the loss is the expected misclassification
+    probability (up to the constant 2 and the factor 2) when a label is drawn from p.
+    Its gradient vanishes for heavily misclassified samples (Proposition 2).
+
+    Seed: Janocha & Czarnecki 2017, Table 1 (:math:`\mathcal{L}_1\circ\sigma`),
+    Propositions 1-2.
+
+    Args:
+        probability: ``"softmax"`` (default) or ``"sigmoid"``.
+        reduction, weight, validate: as :class:`L1Loss`.
+
+    Shape:
+        logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+    """
+
+    formula = "Σ_j |y_j − p_j|  (= 2 − 2 p_c)"
+    seed = _SEED + " (L1∘σ), Prop. 1"
+
+    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return expectation_loss(logits, y, self.probability)
+
+
+class RegularisedExpectationLoss(ProbabilityLoss):
+    r"""Regularised expectation loss: squared L2 on the probabilities.
+
+    Registry ``"regularised_expectation"``.
+
+    .. math:: \ell(o, y) = \sum_j (y_j - p_j)^2 = 1 - 2 p_c + \|p\|^2 \text{ (one-hot } y)
+
+    Proposition 1: the expected misclassification regularised by the squared norm of p.
+
+    Seed: Janocha & Czarnecki 2017, Table 1 (:math:`\mathcal{L}_2\circ\sigma`),
+    Proposition 1.
+
+    Args:
+        probability: ``"softmax"`` (default) or ``"sigmoid"``.
+        reduction, weight, validate: as :class:`L1Loss`.
+
+    Shape:
+        logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+    """
+
+    formula = "Σ_j (y_j − p_j)²"
+    seed = _SEED + " (L2∘σ), Prop. 1"
+
+    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return regularised_expectation_loss(logits, y, self.probability)
+
+
+class ChebyshevLoss(ProbabilityLoss):
+    r"""Chebyshev (L-infinity) loss on the probabilities (registry ``"chebyshev"``).
+
+    .. math:: \ell(o, y) = \max_j |p_j - y_j|
+
+    The seed prints the bars of the absolute value as spaces; the name
+    :math:`\mathcal{L}_\infty\circ\sigma` fixes the reading. At ties the subgradient
+    is shared evenly among the maximising classes, so the gradient stays finite.
+
+    Seed: Janocha & Czarnecki 2017, Table 1 (:math:`\mathcal{L}_\infty\circ\sigma`).
+
+    Args:
+        probability: ``"softmax"`` (default) or ``"sigmoid"``.
+        reduction, weight, validate: as :class:`L1Loss`.
+
+    Shape:
+        logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+    """
+
+    formula = "max_j |p_j − y_j|"
+    seed = _SEED + " (L∞∘σ)"
+
+    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return chebyshev_loss(logits, y, self.probability)
+
+
+class HingeLoss(ClassificationLoss):
+    r"""Hinge (margin) loss on the raw logits with the +/-1 target coding (registry ``"hinge"``).
+
+    .. math:: \ell(o, y) = \sum_j \max(0, \tfrac12 - \hat y_j o_j), \quad \hat y = 2y - 1
+
+    For soft targets :math:`\hat y_j = 2y_j - 1` lies in [-1, 1] (our extension; the
+    seed only uses one-hot targets).
+
+    Seed: Janocha & Czarnecki 2017, Table 1 (hinge).
+
+    Args:
+        reduction, weight, validate: as :class:`L1Loss`.
+
+    Shape:
+        logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+    """
+
+    formula = "Σ_j max(0, ½ − ŷ_j o_j)"
+    seed = _SEED + " (hinge)"
+    power = 1
+
+    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return hinge_loss(logits, y, self.power)
+
+
+class SquaredHingeLoss(HingeLoss):
+    r"""Squared hinge loss (registry ``"squared_hinge"``).
+
+    .. math:: \ell(o, y) = \sum_j \max(0, \tfrac12 - \hat y_j o_j)^2
+
+    The seed's summation bounds (:math:`j = 1..3`) are a typo: the sum runs over all classes.
+
+    Seed: Janocha & Czarnecki 2017, Table 1 (hinge²).
+
+    Args:
+        reduction, weight, validate: as :class:`L1Loss`.
+
+    Shape:
+        logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+    """
+
+    formula = "Σ_j max(0, ½ − ŷ_j o_j)²"
+    seed = _SEED + " (hinge²)"
+    power = 2
+
+
+class CubedHingeLoss(HingeLoss):
+    r"""Cubed hinge loss (registry ``"cubed_hinge"``).
+
+    .. math:: \ell(o, y) = \sum_j \max(0, \tfrac12 - \hat y_j o_j)^3
+
+    Seed: Janocha & Czarnecki 2017, Table 1 (hinge³).
+
+    Args:
+        reduction, weight, validate: as :class:`L1Loss`.
+
+    Shape:
+        logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+    """
+
+    formula = "Σ_j max(0, ½ − ŷ_j o_j)³"
+    seed = _SEED + " (hinge³)"
+    power = 3
+
+
+class LogLoss(ProbabilityLoss):
+    r"""Log loss (cross-entropy) computed with log-softmax (registry ``"log"``).
+
+    .. math:: \ell(o, y) = -\sum_j y_j \log p_j
+
+    With ``probability="sigmoid"`` it is the binary cross-entropy summed over classes,
+    :math:`-\sum_j [y_j \log p_j + (1 - y_j)\log(1 - p_j)]` (see the module docstring
+    for why not the literal substitution). With index targets and ``"softmax"`` it
+    equals ``F.cross_entropy`` (class weights included).
+
+    Seed: Janocha & Czarnecki 2017, Table 1 (log); Berlyand et al. 2021, eq. 4.
+
+    Args:
+        probability: ``"softmax"`` (default) or ``"sigmoid"``.
+        reduction, weight, validate: as :class:`L1Loss`.
+
+    Shape:
+        logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+    """
+
+    formula = "−Σ_j y_j log p_j"
+    seed = _SEED + " (log)"
+
+    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return log_loss(logits, y, self.probability)
+
+
+class SquaredLogLoss(ProbabilityLoss):
+    r"""Squared log loss (registry ``"squared_log"``).
+
+    .. math:: \ell(o, y) = \sum_j (y_j \log p_j)^2 \quad (= (\log p_c)^2 \text{ one-hot})
+
+    The seed's table prints a leading minus sign: a typo, since it would reward
+    confident wrong answers. With ``probability="sigmoid"`` each class is a binary
+    problem: :math:`\sum_j [(y_j \log p_j)^2 + ((1-y_j)\log(1-p_j))^2]`.
+
+    Seed: Janocha & Czarnecki 2017, Table 1 (log²).
+
+    Args:
+        probability: ``"softmax"`` (default) or ``"sigmoid"``.
+        reduction, weight, validate: as :class:`L1Loss`.
+
+    Shape:
+        logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+    """
+
+    formula = "Σ_j (y_j log p_j)²"
+    seed = _SEED + " (log², sign typo fixed)"
+
+    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return squared_log_loss(logits, y, self.probability)
+
+
+class TanimotoLoss(ProbabilityLoss):
+    r"""Tanimoto loss (registry ``"tanimoto"``); values lie in [-1, 0].
+
+    .. math:: \ell(o, y) = -\frac{\sum_j p_j y_j}{\|p\|^2 + \|y\|^2 - \sum_j p_j y_j}
+
+    Seed: Janocha & Czarnecki 2017, Table 1 (tan).
+
+    Args:
+        probability: ``"softmax"`` (default) or ``"sigmoid"``.
+        reduction, weight, validate: as :class:`L1Loss`.
+
+    Shape:
+        logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+    """
+
+    formula = "−p·y / (‖p‖² + ‖y‖² − p·y)"
+    seed = _SEED + " (Tanimoto)"
+
+    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return tanimoto_loss(logits, y, self.probability)
+
+
+class CauchySchwarzLoss(ProbabilityLoss):
+    r"""Cauchy-Schwarz divergence (registry ``"cauchy_schwarz"``); non-negative.
+
+    .. math::
+        \ell(o, y) = -\log\frac{\sum_j p_j y_j}{\|p\|_2 \|y\|_2}
+        \quad (= -\log p_c + \tfrac12 \log\|p\|^2 \text{ for one-hot } y)
+
+    The identity is Proposition 3: log loss regularised by half the Rényi quadratic
+    entropy of p. Computed in the log domain (see :func:`cauchy_schwarz_loss`).
+
+    Seed: Janocha & Czarnecki 2017, Table 1 (:math:`D_{CS}`), Proposition 3.
+
+    Args:
+        probability: ``"softmax"`` (default) or ``"sigmoid"``.
+        reduction, weight, validate: as :class:`L1Loss`.
+
+    Shape:
+        logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+    """
+
+    formula = "−log(p·y / (‖p‖ ‖y‖))"
+    seed = _SEED + " (D_CS), Prop. 3"
+
+    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return cauchy_schwarz_loss(logits, y, self.probability)
+
+
+JANOCHA_LOSSES: dict[str, type[ClassificationLoss]] = {
+    "l1": L1Loss,
+    "l2": L2Loss,
+    "expectation": ExpectationLoss,
+    "regularised_expectation": RegularisedExpectationLoss,
+    "chebyshev": ChebyshevLoss,
+    "hinge": HingeLoss,
+    "squared_hinge": SquaredHingeLoss,
+    "cubed_hinge": CubedHingeLoss,
+    "log": LogLoss,
+    "squared_log": SquaredLogLoss,
+    "tanimoto": TanimotoLoss,
+    "cauchy_schwarz": CauchySchwarzLoss,
+}

@@ -1,0 +1,194 @@
+r"""Losses that bound or flatten the penalty on badly misclassified samples.
+
+alpha-loss (Mendez-Vazquez slides, "alpha-Loss"), the generalised cross-entropy of
+Zhang & Sabuncu (2018) and the truncated log loss (Berlyand et al. eq. 12). All three
+are functions of the correct-class probability :math:`p_c` = softmax(o)_c. For soft
+targets they are extended as the expectation over the target distribution,
+:math:`\sum_j y_j f(p_j)`, which is :math:`f(p_c)` for a one-hot row.
+
+Stability: :math:`p^q` is computed as :math:`\exp(q \log p)` with log-softmax, and
+:math:`1 - p^q` as ``-expm1(q log p)`` so that alpha near 1 does not cancel. Classes
+with :math:`y_j = 0` are masked *before* the power (not multiplied by zero after it),
+so that an infinite :math:`p_j^{q}` of a wrong class (alpha < 1) cannot produce
+``0 * inf = NaN`` in the value or the gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from losslab.losses._base import ClassificationLoss, check_number
+
+
+def _target_log_p(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """log softmax(o), set to 0 where y == 0 so nothing downstream can overflow there."""
+    return F.log_softmax(logits, dim=-1).masked_fill(y == 0, 0.0)
+
+
+def gce_loss(logits: torch.Tensor, y: torch.Tensor, q: float = 0.7) -> torch.Tensor:
+    r""":math:`\sum_j y_j (1 - p_j^q) / q`, (N,); q = 1 - 1/alpha also covers alpha-loss."""
+    log_p = _target_log_p(logits, y)
+    return (y * (-torch.expm1(q * log_p) / q)).sum(-1)
+
+
+def alpha_loss(logits: torch.Tensor, y: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
+    r""":math:`\sum_j y_j \frac{\alpha}{\alpha-1}(1 - p_j^{1-1/\alpha})`, (N,).
+
+    alpha = 1 is log loss, alpha = inf is 1 - p_c (both as limits).
+    """
+    if alpha == 1.0:
+        return -(y * F.log_softmax(logits, dim=-1)).sum(-1)
+    return gce_loss(logits, y, q=1.0 - 1.0 / alpha)
+
+
+def truncated_log_loss(logits: torch.Tensor, y: torch.Tensor, k: float = 0.5) -> torch.Tensor:
+    r""":math:`-\sum_j y_j \log\max(p_j, k)`, computed as :math:`-\max(\log p_j, \log k)`, (N,)."""
+    log_k = math.log(k) if k > 0 else -math.inf
+    return -(y * torch.clamp_min(F.log_softmax(logits, dim=-1), log_k)).sum(-1)
+
+
+class AlphaLoss(ClassificationLoss):
+    r"""alpha-loss (registry ``"alpha"``), a family from log loss to 1 - p_c.
+
+    .. math::
+        \ell(o, c) = \frac{\alpha}{\alpha - 1}\left(1 - p_c^{\,1 - 1/\alpha}\right),
+        \quad \ell^{1} = -\log p_c, \quad \ell^{\infty} = 1 - p_c
+
+    The two limits are the continuous extensions. The slides print
+    :math:`\alpha/(1-\alpha)` and :math:`\ell^\infty = 1 - \log P`: both typos (the first
+    makes the loss negative, the second contradicts the slides' own limit). With
+    :math:`q = 1 - 1/\alpha` this is exactly :class:`GCELoss` (q in (0, 1] for
+    alpha > 1; alpha < 1 gives q < 0). For alpha < 1 the loss is unbounded:
+    it grows like :math:`p_c^{-(1/\alpha - 1)}` and overflows to inf once that
+    exceeds the dtype's range (a truly lost sample "pays an infinite cost"), so
+    only alpha >= 1 is finite for every input.
+
+    Seed: Mendez-Vazquez 2025 slides, "Beyond Convex Functions: alpha-Loss".
+
+    Args:
+        alpha: alpha > 0, ``float("inf")`` allowed. Default 2.0 (our choice, the seed
+            gives none: the family member halfway between log loss and 1 - p_c,
+            2(1 - sqrt(p_c)) = gce(q=1/2)).
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        weight: optional per-class weights (C,).
+        validate: per-call finiteness / label-range check (default True).
+
+    Shape:
+        logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+
+    Example::
+
+        >>> loss = get_loss("alpha", alpha=3.0)
+        >>> loss(torch.randn(8, 4), torch.randint(0, 4, (8,)))
+    """
+
+    formula = "α/(α−1) (1 − p_c^(1−1/α)); α=1: −log p_c; α=∞: 1 − p_c"
+    seed = "Mendez-Vazquez 2025 slides, alpha-Loss (typos fixed)"
+
+    def __init__(
+        self,
+        alpha: float = 2.0,
+        reduction: str = "mean",
+        weight: torch.Tensor | Sequence[float] | None = None,
+        validate: bool = True,
+    ) -> None:
+        super().__init__(reduction=reduction, weight=weight, validate=validate)
+        self.alpha = check_number(alpha, "alpha (alpha loss)", low=0.0, low_open=True,
+                                  allow_inf=True)
+
+    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return alpha_loss(logits, y, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, " + super().extra_repr()
+
+
+class GCELoss(ClassificationLoss):
+    r"""Generalised cross-entropy (registry ``"gce"``), Zhang & Sabuncu 2018.
+
+    .. math:: \ell(o, c) = \frac{1 - p_c^{\,q}}{q}, \quad q \in (0, 1]
+
+    q -> 0 recovers log loss, q = 1 gives 1 - p_c (half the expectation loss).
+    alpha-loss with alpha = 1 / (1 - q) is the same function.
+
+    Seed: SPEC.md "Losses" (Zhang & Sabuncu 2018, cited there); related to the alpha-loss
+    of the Mendez-Vazquez slides.
+
+    Args:
+        q: exponent in (0, 1], default 0.7 (Zhang & Sabuncu's recommended value).
+        reduction, weight, validate: as :class:`AlphaLoss`.
+
+    Shape:
+        logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+    """
+
+    formula = "(1 − p_c^q) / q"
+    seed = "Zhang & Sabuncu 2018 (SPEC.md); = alpha(α = 1/(1−q))"
+
+    def __init__(
+        self,
+        q: float = 0.7,
+        reduction: str = "mean",
+        weight: torch.Tensor | Sequence[float] | None = None,
+        validate: bool = True,
+    ) -> None:
+        super().__init__(reduction=reduction, weight=weight, validate=validate)
+        self.q = check_number(q, "q (gce loss)", low=0.0, high=1.0, low_open=True)
+
+    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return gce_loss(logits, y, self.q)
+
+    def extra_repr(self) -> str:
+        return f"q={self.q}, " + super().extra_repr()
+
+
+class TruncatedLogLoss(ClassificationLoss):
+    r"""Truncated log loss (registry ``"truncated_log"``): log loss capped at -log k.
+
+    .. math:: \ell(o, c) = -\log \max(p_c, k)
+
+    A sample whose correct-class probability is below k costs the constant -log k and
+    contributes no gradient, which limits the pull of outliers and mislabelled samples.
+    The seed's case split compares :math:`\delta X` with k in its second branch; that
+    mixes two quantities (a typo): both branches compare :math:`p_c` with k. k = 0 is
+    log loss.
+
+    Seed: Berlyand, Creese & Jabin 2021, section 2.2, eq. 12.
+
+    Args:
+        k: truncation level in [0, 1], default 0.5.
+        reduction, weight, validate: as :class:`AlphaLoss`.
+
+    Shape:
+        logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+    """
+
+    formula = "−log max(p_c, k)"
+    seed = "Berlyand, Creese & Jabin 2021, eq. 12"
+
+    def __init__(
+        self,
+        k: float = 0.5,
+        reduction: str = "mean",
+        weight: torch.Tensor | Sequence[float] | None = None,
+        validate: bool = True,
+    ) -> None:
+        super().__init__(reduction=reduction, weight=weight, validate=validate)
+        self.k = check_number(k, "k (truncated_log loss)", low=0.0, high=1.0)
+
+    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return truncated_log_loss(logits, y, self.k)
+
+    def extra_repr(self) -> str:
+        return f"k={self.k}, " + super().extra_repr()
+
+
+ROBUST_LOSSES: dict[str, type[ClassificationLoss]] = {
+    "alpha": AlphaLoss,
+    "gce": GCELoss,
+    "truncated_log": TruncatedLogLoss,
+}

@@ -1,0 +1,486 @@
+r"""Two-scale losses (Berlyand, Creese & Jabin 2021, sections 2.2-2.3, eqs. 9-18).
+
+For a network that is positively homogeneous in its parameters the logits factor as
+:math:`z = R\,\hat z` with :math:`R = \prod_l \|\alpha_l\|` (eq. 9,
+:func:`losslab.models.parameter_scale`). A two-scale loss evaluates a base loss (log
+loss in the paper) on :math:`R_1 \hat z` for samples that are not yet well classified
+and on :math:`R_2 \hat z` (:math:`R_2 \gg R_1`) for the well-classified ones, so that
+training concentrates on the former. Classification confidence
+:math:`\delta X = z_c - \max_{i \ne c} z_i` decides which scale a sample gets.
+
+Choices the paper leaves open, and ours:
+
+* **delta X on the raw logits** z, as in eq. 13 (not on :math:`\hat z`), computed
+  without gradient: the case split is a selector, not part of the objective. A sample
+  with :math:`\delta X \ge \eta` uses :math:`R_2` (eq. 13's ties go to :math:`R_2`).
+  For soft targets c is the most probable target class.
+* **Gradients flow through R.** With a model attached, R = ``parameter_scale(model)``
+  is differentiable and :math:`\hat z = z / R`, so the model's gradient is that of
+  :math:`L(\hat\alpha, R_1)` — the paper's loss depends on the parameters only through
+  their direction :math:`\hat\alpha` (eqs. 13-14) — and has no radial component for a
+  homogeneous network. Pass ``scale=R.detach()`` to get the other choice.
+* **Positivity.** A trainable scale is stored as a raw value :math:`\theta` and used as
+  :math:`R = \theta` for :math:`\theta \ge f` and :math:`R = f e^{\theta/f - 1}` below,
+  with the floor :math:`f` = 1% of its initial value: a C^1 map onto (0, inf) that
+  is the identity in the working range, so the value starts exactly at its initial
+  value and gradient steps on :math:`\theta` are the paper's raw steps on R (eq. 14),
+  yet R can never reach 0 or change sign.
+* **Initial scales.** ``attach(model)`` sets :math:`R_1 = R(\alpha^0)` (detached) and
+  :math:`R_2 = 10 R_1`, as in the paper's section 3.2, unless given explicitly.
+* **Baselines.** The paper's single-scale baseline is the base loss on
+  :math:`R_1 \hat z` with :math:`R_1` trainable (``baseline=True``, or ``eta=inf``,
+  which gives the same numbers exactly); plain cross-entropy on z is ``get_loss("log")``.
+* **Evaluation** uses :math:`R_1`: ``predict_logits`` returns :math:`R_1 z / R` (never
+  :math:`R_2`, which would need the label).
+* **Approximation.** With biases or batch-norm the network is not homogeneous and
+  :math:`z = R \hat z` is only approximate: :math:`\hat z = z / R` is then a
+  rescaling of the logits, not the logits of a unit-norm network.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from losslab.errors import LosslabError
+from losslab.losses._base import ClassificationLoss, check_number
+from losslab.models.scale import parameter_scale
+from losslab.registry import build
+
+_FLOOR_FRACTION = 0.01
+
+
+def classification_confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    r""":math:`\delta X = z_c - \max_{i \ne c} z_i` per sample, without gradient.
+
+    Seed: Berlyand et al. 2021, section 2.2 (definition before eq. 11).
+
+    Args:
+        logits: raw logits z, (N, C), C >= 2.
+        labels: correct classes c, (N,) int64.
+
+    Returns:
+        (N,) tensor; positive exactly for correctly classified samples.
+    """
+    with torch.no_grad():
+        index = labels.unsqueeze(1)
+        correct = logits.gather(1, index).squeeze(1)
+        others = logits.scatter(1, index, -math.inf).amax(1)
+        return correct - others
+
+
+def _positive(raw: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
+    """theta above the floor, floor * exp(theta / floor - 1) below (C^1, always > 0)."""
+    below = floor * torch.exp(torch.minimum(raw, floor) / floor - 1.0)
+    return torch.where(raw >= floor, raw, below)
+
+
+def _base_losses() -> dict[str, type[ClassificationLoss]]:
+    from losslab.losses import LOSSES  # imported late: this module is part of that registry
+
+    return {
+        name: cls
+        for name, cls in LOSSES.items()
+        if not issubclass(cls, (TwoScaleLoss, TwoScaleSeparationLoss))
+    }
+
+
+def _build_base(base: str, base_kwargs: dict[str, Any]) -> ClassificationLoss:
+    bases = _base_losses()
+    if isinstance(base, str) and base.strip().lower().replace("-", "_") in (
+        "two_scale",
+        "two_scale_fixed",
+        "two_scale_separation",
+    ):
+        raise LosslabError(
+            f"base={base!r}: a two-scale loss cannot wrap another two-scale loss; choose one "
+            f"of: {', '.join(sorted(bases))}"
+        )
+    # The wrapper validates, weights and reduces; the base only supplies per_sample.
+    return build(bases, base, "base loss", **base_kwargs, validate=False)
+
+
+class _ScaleOwner(ClassificationLoss):
+    """Shared parts of the three two-scale losses: eta, the base loss, positive scales."""
+
+    def __init__(
+        self,
+        eta: float,
+        base: str,
+        reduction: str,
+        weight: torch.Tensor | Sequence[float] | None,
+        validate: bool,
+        base_kwargs: dict[str, Any],
+    ) -> None:
+        super().__init__(reduction=reduction, weight=weight, validate=validate)
+        self.eta = check_number(eta, "eta (two-scale confidence threshold)", low=0.0,
+                                allow_inf=True)
+        self.base_name = base
+        self.base = _build_base(base, base_kwargs)
+
+    def _add_scale(self, name: str, value: float, trainable: bool) -> None:
+        raw = torch.tensor(float(value), dtype=torch.get_default_dtype())
+        if trainable:
+            self.register_parameter(f"{name}_raw", nn.Parameter(raw))
+        else:
+            self.register_buffer(f"{name}_raw", raw)
+        self.register_buffer(f"{name}_floor", raw * _FLOOR_FRACTION)
+
+    @torch.no_grad()
+    def _set_scale(self, name: str, value: torch.Tensor | float) -> None:
+        getattr(self, f"{name}_raw").fill_(float(value))
+        getattr(self, f"{name}_floor").fill_(float(value) * _FLOOR_FRACTION)
+
+    def _scale(self, name: str) -> torch.Tensor:
+        return _positive(getattr(self, f"{name}_raw"), getattr(self, f"{name}_floor"))
+
+    def _well_classified(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mask of samples with delta X >= eta on the raw logits, (N,) bool."""
+        return classification_confidence(logits, y.argmax(-1)) >= self.eta
+
+
+class TwoScaleLoss(_ScaleOwner):
+    r"""Two-scale loss with trainable scales R1, R2 (registry ``"two_scale"``).
+
+    .. math::
+        \ell(z, c) = \begin{cases}
+            L(R_1 z / R,\ c) & \delta X < \eta \\
+            L(R_2 z / R,\ c) & \delta X \ge \eta
+        \end{cases},
+        \qquad \delta X = z_c - \max_{i \ne c} z_i
+
+    with L the base loss (log loss by default, eq. 13; any other loss, section 2.3) and
+    R the model's parameter scale (eq. 9). R1, R2 are trained by the same optimizer
+    as the model (eq. 14); :math:`\partial\ell/\partial R_2 < 0` on every well-classified
+    sample (eq. 15), so R2 grows. See the module docstring for every choice the paper
+    leaves open (delta on raw logits, gradient through R, positivity, baselines).
+
+    Seed: Berlyand, Creese & Jabin 2021, section 2.3, eqs. 13-15; initial scales from
+    section 3.2.
+
+    Args:
+        eta: confidence threshold, eta >= 0, ``inf`` allowed (= single scale). Default 1.0
+            (the paper's experiments use 0.01 ... 100).
+        base: registry name of the base loss, any non-two-scale entry; default ``"log"``.
+        r1, r2: initial scales (> 0). Default: R1 = R of the attached model at attach
+            time, R2 = 10 R1.
+        trainable: R1, R2 are ``nn.Parameter`` s (default True; False gives
+            ``two_scale_fixed``, eq. 16).
+        baseline: tie R2 to R1 (the paper's single-scale baseline); R2 is then not created.
+        reduction, weight, validate: as :class:`~losslab.losses._base.ClassificationLoss`.
+        **base_kwargs: keyword arguments of the base loss (e.g. ``q=0.5`` for gce).
+
+    Shape:
+        logits (N, C); target (N,) int64 or (N, C) probabilities; scale () or (N,);
+        output () or (N,).
+
+    Example::
+
+        >>> model = nn.Linear(20, 4, bias=False)
+        >>> loss = get_loss("two_scale", eta=0.01).attach(model)   # R1 = R(model), R2 = 10 R1
+        >>> opt = torch.optim.SGD([*model.parameters(), *loss.parameters()], lr=0.1)
+        >>> x, t = torch.randn(8, 20), torch.randint(0, 4, (8,))
+        >>> loss(model(x), t).backward()           # R = parameter_scale(model), differentiable
+        >>> probs = loss.predict_logits(model(x)).softmax(-1)   # evaluation at scale R1
+    """
+
+    requires_scale = True
+    formula = "L(R₁·z/R) if δX < η else L(R₂·z/R);  δX = z_c − max_{i≠c} z_i"
+    seed = "Berlyand, Creese & Jabin 2021, §2.3 eqs. 13-15"
+
+    def __init__(
+        self,
+        eta: float = 1.0,
+        base: str = "log",
+        r1: float | None = None,
+        r2: float | None = None,
+        trainable: bool = True,
+        baseline: bool = False,
+        reduction: str = "mean",
+        weight: torch.Tensor | Sequence[float] | None = None,
+        validate: bool = True,
+        **base_kwargs: Any,
+    ) -> None:
+        super().__init__(eta, base, reduction, weight, validate, base_kwargs)
+        self.trainable = bool(trainable)
+        self.baseline = bool(baseline)
+        if r1 is not None:
+            r1 = check_number(r1, "r1 (two-scale loss)", low=0.0, low_open=True)
+        if r2 is not None:
+            if self.baseline:
+                raise LosslabError("r2 cannot be given with baseline=True (R2 is tied to R1)")
+            r2 = check_number(r2, "r2 (two-scale loss)", low=0.0, low_open=True)
+        self._r2_follows_r1 = r2 is None
+        self._add_scale("r1", 1.0 if r1 is None else r1, self.trainable)
+        if not self.baseline:
+            self._add_scale("r2", r2 if r2 is not None else 10.0 * (r1 or 1.0), self.trainable)
+        self.register_buffer("initialised", torch.tensor(r1 is not None))
+        self._ready = r1 is not None
+        self._model: nn.Module | None = None
+        self._fixed_scale: torch.Tensor | None = None
+        self.register_load_state_dict_post_hook(_sync_ready)
+
+    @property
+    def r1(self) -> torch.Tensor:
+        """The current scale R1 (0-dim, positive, differentiable when trainable)."""
+        return self._scale("r1")
+
+    @property
+    def r2(self) -> torch.Tensor:
+        """The current scale R2 (= R1 when ``baseline=True``)."""
+        return self.r1 if self.baseline else self._scale("r2")
+
+    def attach(self, model_or_scale: nn.Module | torch.Tensor | float) -> TwoScaleLoss:
+        """Give the loss the model's scale R; initialise R1 = R, R2 = 10 R1 if not set yet.
+
+        Args:
+            model_or_scale: an ``nn.Module`` (held by reference, not as a submodule; every
+                forward without ``scale=`` then uses ``parameter_scale(model)``, with
+                gradient), or a positive number / 0-dim tensor R used as a constant.
+
+        Returns:
+            ``self``, so that ``get_loss("two_scale").attach(model)`` chains. Scales that
+            were already initialised (given to the constructor, attached before, or loaded
+            from a state dict) are left unchanged.
+        """
+        if isinstance(model_or_scale, nn.Module):
+            object.__setattr__(self, "_model", model_or_scale)
+            self._fixed_scale = None
+            r = parameter_scale(model_or_scale).detach()
+        else:
+            r = torch.as_tensor(model_or_scale, dtype=torch.get_default_dtype()).detach()
+            if r.ndim != 0:
+                raise LosslabError(
+                    f"attach: a scale must be a number or a 0-dim tensor; got shape "
+                    f"{tuple(r.shape)}. For per-sample scales pass scale= to forward."
+                )
+            check_number(r, "attach: the model scale R", low=0.0, low_open=True)
+            object.__setattr__(self, "_model", None)
+            self._fixed_scale = r
+        if not self._ready:
+            check_number(r, "attach: the model scale R", low=0.0, low_open=True)
+            self._set_scale("r1", r)
+            if not self.baseline and self._r2_follows_r1:
+                self._set_scale("r2", 10.0 * r)
+            self.initialised.fill_(True)
+            self._ready = True
+        return self
+
+    def model_scale(self, logits: torch.Tensor, scale: torch.Tensor | float | None = None):
+        """R for this batch: ``scale`` if given, else the attached model's or number's R.
+
+        Returns a 0-dim or (N,) tensor on the logits' device and dtype.
+        """
+        name = type(self).__name__
+        if scale is None:
+            if self._model is not None:
+                scale = parameter_scale(self._model)
+            elif self._fixed_scale is not None:
+                scale = self._fixed_scale
+            else:
+                raise LosslabError(
+                    f"{name} needs the model's parameter scale R: call loss.attach(model) "
+                    "(or attach(R)) once, or pass scale=R to every call"
+                )
+        r = torch.as_tensor(scale).to(device=logits.device, dtype=logits.dtype)
+        if r.ndim not in (0, 1) or (r.ndim == 1 and r.shape[0] != logits.shape[0]):
+            raise LosslabError(
+                f"{name}: scale must be a number, a 0-dim tensor or one value per sample "
+                f"({logits.shape[0]},); got shape {tuple(r.shape)}"
+            )
+        if self.validate and not bool((torch.isfinite(r) & (r > 0)).all()):
+            raise LosslabError(f"{name}: the model scale R must be finite and > 0")
+        return r
+
+    def _check_ready(self) -> None:
+        if not self._ready:
+            raise LosslabError(
+                f"{type(self).__name__}: R1 is not initialised; call loss.attach(model) before "
+                "the first forward, or pass r1= to the constructor"
+            )
+
+    def forward(
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        scale: torch.Tensor | float | None = None,
+    ) -> torch.Tensor:
+        """Loss of a batch; ``scale`` is the model's current R (see :meth:`model_scale`)."""
+        y = self.prepare_target(logits, target)
+        self._check_ready()
+        r = self.model_scale(logits, scale)
+        if self.baseline:
+            factor = self.r1 / r
+        else:
+            well = self._well_classified(logits, y)
+            factor = torch.where(well, self.r2, self.r1) / r
+        if factor.ndim == 1:
+            factor = factor.unsqueeze(1)
+        return self.reduce(self.base.per_sample(logits * factor, y), y)
+
+    def predict_logits(
+        self, logits: torch.Tensor, scale: torch.Tensor | float | None = None
+    ) -> torch.Tensor:
+        """Evaluation logits :math:`R_1 z / R`, (N, C): softmax them for probabilities."""
+        self._check_ready()
+        r = self.model_scale(logits, scale)
+        factor = self.r1 / r
+        return logits * (factor.unsqueeze(1) if factor.ndim == 1 else factor)
+
+    def extra_repr(self) -> str:
+        scales = f"r1={float(self.r1):.4g}" if self._ready else "r1=<attach a model>"
+        if not self.baseline and self._ready:
+            scales += f", r2={float(self.r2):.4g}"
+        return (
+            f"eta={self.eta}, base={self.base_name!r}, {scales}, trainable={self.trainable}, "
+            f"baseline={self.baseline}, " + super().extra_repr()
+        )
+
+
+def _sync_ready(module: nn.Module, incompatible_keys: Any) -> None:
+    """After ``load_state_dict``, the scales are initialised iff the loaded flag says so."""
+    module._ready = bool(module.initialised)
+
+
+class TwoScaleFixedLoss(TwoScaleLoss):
+    r"""Fixed two-scale loss: eq. 13 with R1, R2 frozen buffers (registry ``"two_scale_fixed"``).
+
+    .. math::
+        \ell(z, c) = L(R_1 z / R, c) \text{ if } \delta X < \eta \text{ else } L(R_2 z / R, c)
+
+    Only the model is trained (eq. 16); the scales stay at their initial values
+    (R1 = R(alpha^0), R2 = 10 R1 unless given), so they remain well separated.
+
+    Seed: Berlyand, Creese & Jabin 2021, section 2.3, eq. 16.
+
+    Args:
+        eta, base, r1, r2, baseline, reduction, weight, validate, **base_kwargs: as
+            :class:`TwoScaleLoss` (``trainable`` is always False).
+
+    Shape:
+        logits (N, C); target (N,) int64 or (N, C) probabilities; scale () or (N,);
+        output () or (N,).
+    """
+
+    formula = "as two_scale with R₁, R₂ frozen"
+    seed = "Berlyand, Creese & Jabin 2021, §2.3 eq. 16"
+
+    def __init__(
+        self,
+        eta: float = 1.0,
+        base: str = "log",
+        r1: float | None = None,
+        r2: float | None = None,
+        baseline: bool = False,
+        reduction: str = "mean",
+        weight: torch.Tensor | Sequence[float] | None = None,
+        validate: bool = True,
+        **base_kwargs: Any,
+    ) -> None:
+        super().__init__(
+            eta=eta,
+            base=base,
+            r1=r1,
+            r2=r2,
+            trainable=False,
+            baseline=baseline,
+            reduction=reduction,
+            weight=weight,
+            validate=validate,
+            **base_kwargs,
+        )
+
+
+class TwoScaleSeparationLoss(_ScaleOwner):
+    r"""Scale-separation loss (registry ``"two_scale_separation"``).
+
+    .. math::
+        \ell(z, c) = \begin{cases}
+            L(z, c) & \delta X < \eta \\
+            L(R_s z, c) & \delta X \ge \eta
+        \end{cases}
+
+    Poorly classified samples use the ordinary logits (R1 is the model's own R), the
+    well-classified ones are scaled by the trainable separation :math:`R_s` (eq. 18).
+    :math:`\partial\ell/\partial R_s \le 0`, so the scales only move apart (the seed
+    says "non-negative" and "ever more separated": the sign is a slip, the derivative
+    is the negative one of eq. 15). Needs no model scale (``requires_scale = False``);
+    ``scale`` arguments are accepted and ignored so all three losses share a signature.
+
+    Seed: Berlyand, Creese & Jabin 2021, section 2.3, eqs. 17-18.
+
+    Args:
+        eta: confidence threshold, eta >= 0, ``inf`` allowed. Default 1.0.
+        base: registry name of the base loss; default ``"log"``.
+        rs: initial separation, > 0, default 10 (the paper's R2 / R1).
+        trainable: R_s is an ``nn.Parameter`` (default True) or a frozen buffer.
+        reduction, weight, validate: as :class:`~losslab.losses._base.ClassificationLoss`.
+        **base_kwargs: keyword arguments of the base loss.
+
+    Shape:
+        logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+    """
+
+    requires_scale = False
+    formula = "L(z) if δX < η else L(R_s·z)"
+    seed = "Berlyand, Creese & Jabin 2021, §2.3 eqs. 17-18"
+
+    def __init__(
+        self,
+        eta: float = 1.0,
+        base: str = "log",
+        rs: float = 10.0,
+        trainable: bool = True,
+        reduction: str = "mean",
+        weight: torch.Tensor | Sequence[float] | None = None,
+        validate: bool = True,
+        **base_kwargs: Any,
+    ) -> None:
+        super().__init__(eta, base, reduction, weight, validate, base_kwargs)
+        self.trainable = bool(trainable)
+        self._add_scale("rs", check_number(rs, "rs (two_scale_separation)", low=0.0,
+                                           low_open=True), self.trainable)
+
+    @property
+    def rs(self) -> torch.Tensor:
+        """The current separation R_s (0-dim, positive)."""
+        return self._scale("rs")
+
+    def attach(self, model_or_scale: nn.Module | torch.Tensor | float) -> TwoScaleSeparationLoss:
+        """Accepted for a uniform API; this loss does not use the model scale."""
+        return self
+
+    def forward(
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        scale: torch.Tensor | float | None = None,
+    ) -> torch.Tensor:
+        """Loss of a batch; ``scale`` is ignored."""
+        y = self.prepare_target(logits, target)
+        well = self._well_classified(logits, y)
+        factor = torch.where(well, self.rs, torch.ones_like(self.rs)).unsqueeze(1)
+        return self.reduce(self.base.per_sample(logits * factor.to(logits.dtype), y), y)
+
+    def predict_logits(
+        self, logits: torch.Tensor, scale: torch.Tensor | float | None = None
+    ) -> torch.Tensor:
+        """Evaluation logits: the ordinary logits z (scale 1, never R_s)."""
+        return logits
+
+    def extra_repr(self) -> str:
+        return (
+            f"eta={self.eta}, base={self.base_name!r}, rs={float(self.rs):.4g}, "
+            f"trainable={self.trainable}, " + super().extra_repr()
+        )
+
+
+TWO_SCALE_LOSSES: dict[str, type[ClassificationLoss]] = {
+    "two_scale": TwoScaleLoss,
+    "two_scale_fixed": TwoScaleFixedLoss,
+    "two_scale_separation": TwoScaleSeparationLoss,
+}

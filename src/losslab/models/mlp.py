@@ -1,0 +1,278 @@
+"""Fully connected networks: the MLPs of the seeds and the MNIST-1D residual MLP.
+
+Also holds the pieces every model factory shares: turning ``seed`` / ``generator``
+into one ``torch.Generator``, initialising the weights from it, and argument checks.
+Drawing weights ONLY from that generator is what makes two models built with the same
+seed identical whatever else differs (their loss, learning rate, ...): the common random
+numbers of paired comparisons between losses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from losslab.activations import get_activation, init_
+from losslab.errors import LosslabError
+
+_WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+def make_generator(seed: int | None = None, generator: torch.Generator | None = None):
+    """The generator a factory draws its weights from.
+
+    Args:
+        seed: an integer seed; ``None`` together with ``generator=None`` means seed 0, so
+            that models are reproducible by default (the global RNG is never used).
+        generator: a ``torch.Generator`` to draw from (advanced by the draws). Give at
+            most one of ``seed`` and ``generator``.
+    """
+    if seed is not None and generator is not None:
+        raise LosslabError("give either seed= or generator=, not both")
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise LosslabError(
+                f"generator must be a torch.Generator, got {type(generator).__name__}; "
+                "pass an integer as seed= instead"
+            )
+        return generator
+    if seed is None:
+        seed = 0
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise LosslabError(f"seed must be an integer, got {seed!r}")
+    return torch.Generator().manual_seed(seed)
+
+
+def initialise_(model: nn.Module, init: str, generator: torch.Generator) -> nn.Module:
+    """Draw every Linear/Conv weight of ``model`` with ``init``; biases to 0, BN to (1, 0).
+
+    The weights are visited in ``model.modules()`` order and drawn only from
+    ``generator``, so one seed always yields the same model. ``init="torch"`` keeps
+    PyTorch's default scheme for biases too (uniform in ``±1/sqrt(fan_in)``), drawn from
+    the same generator; every other scheme starts biases at zero as the lecture notes do.
+
+    Args:
+        model: the module to initialise in place.
+        init: a name of ``losslab.activations.INITIALIZERS`` ("he", "xavier", "lecun",
+            "normal", "torch").
+        generator: the source of randomness.
+
+    Returns:
+        ``model``.
+    """
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, _WEIGHTED):
+                init_(module.weight, init, generator=generator)
+                if module.bias is not None:
+                    if init == "torch":
+                        fan_in = module.weight[0].numel()
+                        bound = 1.0 / math.sqrt(fan_in)
+                        module.bias.uniform_(-bound, bound, generator=generator)
+                    else:
+                        module.bias.zero_()
+            elif isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
+                module.weight.fill_(1.0)
+                module.bias.zero_()
+    return model
+
+
+def check_size(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``, else a LosslabError naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise LosslabError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_dropout(value: Any) -> float:
+    """``value`` as a float in [0, 1), else a LosslabError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise LosslabError(f"dropout must be a probability in [0, 1), got {value!r}")
+    return float(value)
+
+
+def make_activation(name: str, kwargs: Mapping[str, Any] | None) -> nn.Module:
+    """A fresh activation module (each layer gets its own, so trainable slopes are per layer)."""
+    return get_activation(name, **dict(kwargs or {}))
+
+
+def flatten_input(x: torch.Tensor, in_features: int, model: str) -> torch.Tensor:
+    """(N, ...) -> (N, D); a LosslabError naming the expected shape when D is wrong."""
+    if not isinstance(x, torch.Tensor) or x.dim() < 2 or x[0].numel() != in_features:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise LosslabError(
+            f"{model} expects input of shape (N, {in_features}) (or (N, ...) with "
+            f"{in_features} values per sample), got {shape}"
+        )
+    return x.reshape(x.shape[0], in_features)
+
+
+class MLP(nn.Sequential):
+    """A multi-layer perceptron: ``Flatten`` then, per hidden layer,
+    ``Linear -> [BatchNorm1d] -> activation -> [Dropout]``, then an output ``Linear``.
+
+    .. math::
+        h_0 = \\mathrm{flatten}(x), \\quad
+        h_l = \\mathrm{drop}(\\sigma(\\mathrm{BN}(W_l h_{l-1} + b_l))), \\quad
+        o = W_{L} h_{L-1} + b_{L}
+
+    With no hidden layer it is multinomial logistic regression. Build it with
+    :func:`mlp`, which also initialises the weights. Being an ``nn.Sequential`` of
+    standard layers is what lets :func:`losslab.models.stack_models` run M of them as
+    batched matmuls.
+
+    Shape:
+        input (N, D) or (N, ...) with D values per sample; output (N, C).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: Sequence[int] = (),
+        classes: int = 10,
+        activation: str = "relu",
+        activation_kwargs: Mapping[str, Any] | None = None,
+        dropout: float = 0.0,
+        batchnorm: bool = False,
+        bias: bool = True,
+    ):
+        self.in_features = check_size("in_features", in_features)
+        if isinstance(hidden, int):
+            hidden = (hidden,)
+        widths = [check_size("each hidden width", h) for h in hidden]
+        check_size("classes", classes)
+        dropout = check_dropout(dropout)
+        layers: list[nn.Module] = [nn.Flatten()]
+        previous = in_features
+        for width in widths:
+            layers.append(nn.Linear(previous, width, bias=bias))
+            if batchnorm:
+                layers.append(nn.BatchNorm1d(width))
+            layers.append(make_activation(activation, activation_kwargs))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            previous = width
+        layers.append(nn.Linear(previous, classes, bias=bias))
+        super().__init__(*layers)
+        self.sample_shape = (in_features,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(flatten_input(x, self.in_features, "mlp"))
+
+
+def mlp(
+    in_features: int,
+    hidden: Sequence[int] = (),
+    classes: int = 10,
+    activation: str = "relu",
+    activation_kwargs: Mapping[str, Any] | None = None,
+    dropout: float = 0.0,
+    batchnorm: bool = False,
+    bias: bool = True,
+    init: str = "he",
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+) -> MLP:
+    """An initialised :class:`MLP` (seeds: Janocha & Czarnecki 2017 §3, toy 2-200xK-4 and
+    MNIST 784-512xK-10 nets; Daza assignment, PyTorch MLP; lecture notes, MLP + dropout).
+
+    Args:
+        in_features: D, values per sample (the input is flattened).
+        hidden: widths of the hidden layers, default ``()`` (logistic regression); e.g.
+            ``[200] * 5`` for Janocha's toy net.
+        classes: C, number of logits (default 10).
+        activation: a name of ``losslab.activations.ACTIVATIONS`` (default "relu").
+        activation_kwargs: keyword arguments of the activation (default none).
+        dropout: inverted-dropout probability after each hidden activation, in [0, 1)
+            (default 0).
+        batchnorm: ``BatchNorm1d`` between each hidden Linear and its activation
+            (default False).
+        bias: whether the Linear layers have biases (default True; False gives the
+            positively homogeneous net of the two-scale losses).
+        init: weight initialiser (default "he", N(0, 2/n_in), right for ReLU-like
+            activations; use "xavier" for tanh/sigmoid, "lecun" for SELU).
+        seed, generator: where the weights come from (see :func:`make_generator`).
+
+    Shape:
+        input (N, D) or (N, ...) with D values per sample; output (N, C).
+
+    Example:
+        >>> net = mlp(2, hidden=[200] * 5, classes=4, seed=0)
+        >>> net(torch.zeros(50, 2)).shape
+        torch.Size([50, 4])
+    """
+    model = MLP(
+        in_features, hidden, classes, activation, activation_kwargs, dropout, batchnorm, bias
+    )
+    return initialise_(model, init, make_generator(seed, generator))
+
+
+class MNIST1DMLP(nn.Module):
+    """The MNIST-1D MLP with a residual second layer (Greydanus & Kobak 2024).
+
+    .. math::
+        h = \\sigma(W_1 x + b_1), \\quad h \\leftarrow h + \\sigma(W_2 h + b_2), \\quad
+        o = W_3 h + b_3
+
+    Shape:
+        input (N, D) or (N, 1, D); output (N, C).
+    """
+
+    def __init__(
+        self,
+        in_features: int = 40,
+        hidden: int = 100,
+        classes: int = 10,
+        activation: str = "relu",
+        activation_kwargs: Mapping[str, Any] | None = None,
+        bias: bool = True,
+    ):
+        super().__init__()
+        self.in_features = check_size("in_features", in_features)
+        check_size("hidden", hidden)
+        check_size("classes", classes)
+        self.linear1 = nn.Linear(in_features, hidden, bias=bias)
+        self.act1 = make_activation(activation, activation_kwargs)
+        self.linear2 = nn.Linear(hidden, hidden, bias=bias)
+        self.act2 = make_activation(activation, activation_kwargs)
+        self.linear3 = nn.Linear(hidden, classes, bias=bias)
+        self.sample_shape = (in_features,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act1(self.linear1(flatten_input(x, self.in_features, "mnist1d_mlp")))
+        h = h + self.act2(self.linear2(h))
+        return self.linear3(h)
+
+
+def mnist1d_mlp(
+    in_features: int = 40,
+    hidden: int = 100,
+    classes: int = 10,
+    activation: str = "relu",
+    activation_kwargs: Mapping[str, Any] | None = None,
+    bias: bool = True,
+    init: str = "he",
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+) -> MNIST1DMLP:
+    """An initialised :class:`MNIST1DMLP`, 40-100-100-10 by default: 15,210 parameters
+    (SPEC.md "External reference experiments"; Greydanus & Kobak, ICML 2024).
+
+    Args:
+        in_features: D (default 40, the MNIST-1D length).
+        hidden: width of both hidden layers (default 100).
+        classes: C (default 10).
+        activation, activation_kwargs: as in :func:`mlp` (default "relu").
+        bias: Linear biases (default True).
+        init: weight initialiser (default "he"; the paper used PyTorch's default, "torch").
+        seed, generator: where the weights come from (see :func:`make_generator`).
+
+    Shape:
+        input (N, D) or (N, 1, D); output (N, C).
+    """
+    model = MNIST1DMLP(in_features, hidden, classes, activation, activation_kwargs, bias)
+    return initialise_(model, init, make_generator(seed, generator))

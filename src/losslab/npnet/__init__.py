@@ -1,0 +1,109 @@
+"""npnet: a from-scratch NumPy engine whose every backward pass is derived by hand.
+
+It never imports torch; its tests check every backward against numerical
+gradients and against PyTorch in float64.
+
+* :mod:`~losslab.npnet.functional` — ``*_forward`` / ``*_backward`` pairs (linear,
+  activations, softmax, cross-entropy, dropout, batch-norm, conv2d, pooling);
+* :mod:`~losslab.npnet.losses` — every loss of SPEC.md but the two-scale ones;
+* :mod:`~losslab.npnet.layers` — layers with ``params``/``grads``, ``Sequential``,
+  ``MLP``, initialisers, the Janocha convnet and a small VGG;
+* :mod:`~losslab.npnet.optim` — SGD, momentum, RMSprop, Adam, L2 weight decay,
+  learning-rate decay, early stopping;
+* :mod:`~losslab.npnet.gradcheck` — centred-difference gradient checks;
+* :func:`fit` — the training loop (Daza's NumPy MLP protocol by default).
+
+Example:
+    >>> from losslab import npnet
+    >>> net = npnet.MLP([64, 100, 10], rng=0)
+    >>> loss = npnet.get_loss("log")
+    >>> opt = npnet.get_optimizer("sgd", lr=0.1)
+    >>> value = loss.forward(net.forward(x), y)
+    >>> net.backward(loss.backward()); opt.step(net.params, net.grads)
+"""
+
+from losslab.npnet import functional
+from losslab.npnet.gradcheck import check_layer, numerical_gradient, relative_error
+from losslab.npnet.layers import (
+    ACTIVATIONS,
+    INITIALISERS,
+    MLP,
+    Activation,
+    AdaptiveReLU,
+    AvgPool2d,
+    BatchNorm,
+    Conv2d,
+    Dropout,
+    Flatten,
+    Layer,
+    Linear,
+    MaxPool2d,
+    PReLU,
+    Sequential,
+    Swish,
+    get_activation,
+    init_weight,
+    janocha_convnet,
+    vgg_small,
+)
+from losslab.npnet.losses import LOSSES, Loss, get_loss
+from losslab.npnet.optim import (
+    LR_DECAYS,
+    OPTIMIZERS,
+    SGD,
+    Adam,
+    EarlyStopping,
+    Momentum,
+    Optimizer,
+    RMSprop,
+    add_l2_gradient,
+    decayed_lr,
+    get_optimizer,
+    l2_penalty,
+)
+from losslab.npnet.train import FitResult, evaluate, fit
+
+__all__ = [
+    "ACTIVATIONS",
+    "INITIALISERS",
+    "LOSSES",
+    "LR_DECAYS",
+    "MLP",
+    "OPTIMIZERS",
+    "SGD",
+    "Activation",
+    "AdaptiveReLU",
+    "Adam",
+    "AvgPool2d",
+    "BatchNorm",
+    "Conv2d",
+    "Dropout",
+    "EarlyStopping",
+    "FitResult",
+    "Flatten",
+    "Layer",
+    "Linear",
+    "Loss",
+    "MaxPool2d",
+    "Momentum",
+    "Optimizer",
+    "PReLU",
+    "RMSprop",
+    "Sequential",
+    "Swish",
+    "add_l2_gradient",
+    "check_layer",
+    "decayed_lr",
+    "evaluate",
+    "fit",
+    "functional",
+    "get_activation",
+    "get_loss",
+    "get_optimizer",
+    "init_weight",
+    "janocha_convnet",
+    "l2_penalty",
+    "numerical_gradient",
+    "relative_error",
+    "vgg_small",
+]

@@ -1,0 +1,364 @@
+"""Tests of losslab.activations: every registered activation against a float64 NumPy
+formula written independently, against PyTorch's built-in where one exists, float64
+gradcheck (inputs and trainable parameters), hypothesis properties, and errors.
+
+The tables below are keyed by registry name and a test asserts they cover ACTIVATIONS,
+so a newly registered activation fails until it is given a reference.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import special
+from torch import nn
+
+from losslab import activations as act
+from losslab.activations import ACTIVATIONS, INITIALIZERS, get_activation, recommended_init
+from losslab.errors import LosslabError
+
+# Klambauer et al. 2017, eq. 14 constants, typed from the paper (not imported).
+_SELU_L = 1.0507009873554804934
+_SELU_A = 1.6732632423543772848
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+# name -> [(kwargs, float64 NumPy reference)], each written from the seed's formula.
+REFERENCES = {
+    "sigmoid": [
+        ({}, lambda x: special.expit(x)),
+        ({"a": 2.5}, lambda x: special.expit(2.5 * x)),
+    ],
+    "tanh": [({}, np.tanh)],
+    "relu": [({}, lambda x: np.maximum(x, 0.0))],
+    "softplus": [
+        ({}, lambda x: np.logaddexp(0.0, x)),
+        ({"k": 3.0}, lambda x: np.logaddexp(0.0, 3.0 * x) / 3.0),
+    ],
+    "piecewise_linear": [({}, lambda x: np.minimum(1.0, np.maximum(0.0, x + 0.5)))],
+    "leaky_relu": [
+        ({}, lambda x: np.maximum(0.0, x) + 0.01 * np.minimum(0.0, x)),
+        ({"alpha": 0.3}, lambda x: np.maximum(0.0, x) + 0.3 * np.minimum(0.0, x)),
+    ],
+    "prelu": [
+        ({}, lambda x: np.maximum(0.0, x) + 0.25 * np.minimum(0.0, x)),
+        ({"init": 0.1}, lambda x: np.maximum(0.0, x) + 0.1 * np.minimum(0.0, x)),
+    ],
+    "elu": [
+        ({}, lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))),
+        ({"alpha": 0.5}, lambda x: np.where(x > 0, x, 0.5 * np.expm1(np.minimum(x, 0.0)))),
+    ],
+    "selu": [
+        ({}, lambda x: _SELU_L * np.where(x > 0, x, _SELU_A * np.expm1(np.minimum(x, 0.0))))
+    ],
+    "swish": [
+        ({}, lambda x: x * special.expit(x)),
+        ({"beta": 2.0}, lambda x: x * special.expit(2.0 * x)),
+        ({"beta": 0.0}, lambda x: x / 2.0),
+        ({"beta": 1.5, "trainable": True}, lambda x: x * special.expit(1.5 * x)),
+    ],
+    "gelu": [
+        ({}, lambda x: 0.5 * x * special.erfc(-x / math.sqrt(2.0))),
+        (
+            {"approximate": "tanh"},
+            lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
+        ),
+    ],
+    "adaptive_relu": [
+        ({}, lambda x: np.maximum(0.25 * x, x)),
+        (
+            {"init_slope": 0.1, "init_weight": 0.7},
+            # parameters live in float32 (torch's default dtype) before .double()
+            lambda x: np.maximum(
+                special.expit(np.float32(0.7) * x + np.float32(_logit(0.1))) * x, x
+            ),
+        ),
+    ],
+}
+
+# name -> PyTorch built-in with the same kwargs mapped to torch's names.
+TORCH_BUILTINS = {
+    "sigmoid": [({}, nn.Sigmoid())],
+    "tanh": [({}, nn.Tanh())],
+    "relu": [({}, nn.ReLU())],
+    "softplus": [({}, nn.Softplus()), ({"k": 3.0}, nn.Softplus(beta=3.0))],
+    # clamp(x + 1/2, 0, 1) = hardsigmoid(6 x) = relu6(6x + 3) / 6
+    "piecewise_linear": [({}, lambda x: nn.Hardsigmoid()(6 * x))],
+    "leaky_relu": [({}, nn.LeakyReLU()), ({"alpha": 0.3}, nn.LeakyReLU(0.3))],
+    "prelu": [({}, nn.PReLU()), ({"init": 0.1}, nn.PReLU(init=0.1))],
+    "elu": [({}, nn.ELU()), ({"alpha": 0.5}, nn.ELU(0.5))],
+    "selu": [({}, nn.SELU())],
+    "swish": [({}, nn.SiLU())],
+    "gelu": [({}, nn.GELU()), ({"approximate": "tanh"}, nn.GELU(approximate="tanh"))],
+}
+
+# Every error a user can cause through kwargs.
+BAD_KWARGS = [
+    ("sigmoid", {"a": 0.0}),
+    ("sigmoid", {"a": float("nan")}),
+    ("softplus", {"k": -1.0}),
+    ("leaky_relu", {"alpha": -0.1}),
+    ("leaky_relu", {"alpha": "0.1"}),
+    ("prelu", {"num_parameters": 0}),
+    ("prelu", {"num_parameters": 2.0}),
+    ("prelu", {"init": float("inf")}),
+    ("elu", {"alpha": 0.0}),
+    ("elu", {"alpha": -1.0}),
+    ("swish", {"beta": -1.0}),
+    ("swish", {"trainable": "yes"}),
+    ("gelu", {"approximate": "erf"}),
+    ("adaptive_relu", {"init_slope": 1.0}),
+    ("adaptive_relu", {"init_slope": 0.0}),
+    ("adaptive_relu", {"num_parameters": -3}),
+    ("relu", {"alpha": 0.1}),
+    ("tanh", {"inplace": True}),
+]
+
+ALL_CASES = [(name, kw, ref) for name, cases in REFERENCES.items() for kw, ref in cases]
+CASE_IDS = [f"{name}-{kw}" for name, kw, _ in ALL_CASES]
+
+# A grid from the saturated tails through the kinks (0, +-1/2) to overflow territory.
+GRID = np.concatenate(
+    [np.linspace(-30, 30, 601), [-1e4, -700.0, -88.0, -1e-8, 0.0, 1e-8, 88.0, 700.0, 1e4]]
+)
+# Kinks of the piecewise-linear units, where gradcheck's finite differences are invalid.
+KINKS = np.array([-0.5, 0.0, 0.5])
+
+
+def _build(name, kwargs, dtype=torch.float64):
+    return get_activation(name, **kwargs).to(dtype)
+
+
+def test_tables_cover_the_registry():
+    assert set(REFERENCES) == set(ACTIVATIONS)
+    assert set(TORCH_BUILTINS) <= set(ACTIVATIONS)
+
+
+@pytest.mark.parametrize(("name", "kwargs", "ref"), ALL_CASES, ids=CASE_IDS)
+def test_values_against_float64_numpy(name, kwargs, ref):
+    module = _build(name, kwargs)
+    out = module(torch.from_numpy(GRID)).detach().numpy()
+    with np.errstate(over="ignore"):
+        expected = ref(GRID)
+    np.testing.assert_allclose(out, expected, rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "builtin"),
+    [(n, kw, b) for n, cases in TORCH_BUILTINS.items() for kw, b in cases],
+    ids=lambda v: str(v) if not callable(v) else "builtin",
+)
+def test_matches_pytorch_builtin(name, kwargs, builtin):
+    x = torch.linspace(-12, 12, 2401, dtype=torch.float32).reshape(-1, 1)
+    ours = get_activation(name, **kwargs)(x)
+    theirs = builtin(x)
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(("name", "kwargs", "ref"), ALL_CASES, ids=CASE_IDS)
+def test_module_and_function_share_one_signature(name, kwargs, ref):
+    module = _build(name, kwargs)
+    x = torch.linspace(-4, 4, 81, dtype=torch.float64)
+    function = getattr(act, name)
+    params = dict(module.named_parameters())
+    if params:
+        # trainable activations: the function takes the parameter tensors instead
+        out = function(x, *params.values())
+    else:
+        out = function(x, **{k: v for k, v in kwargs.items() if k != "trainable"})
+    torch.testing.assert_close(out, module(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("name", "kwargs", "ref"), ALL_CASES, ids=CASE_IDS)
+def test_gradcheck_float64_inputs_and_parameters(name, kwargs, ref):
+    module = _build(name, kwargs)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.empty(3, 5, dtype=torch.float64).uniform_(-4, 4, generator=gen)
+    # finite differences are invalid at a kink: push points at least 0.05 away
+    near = np.abs(x.numpy()[..., None] - KINKS).min(-1) < 0.05
+    x[torch.from_numpy(near)] += 0.1
+    x.requires_grad_(True)
+    names = [n for n, _ in module.named_parameters()]
+    params = [p.detach().clone().requires_grad_(True) for _, p in module.named_parameters()]
+
+    def f(x, *p):
+        return torch.func.functional_call(module, dict(zip(names, p, strict=True)), (x,))
+
+    assert torch.autograd.gradcheck(f, (x, *params), eps=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_extreme_float32_inputs_give_finite_values_and_gradients(name):
+    module = get_activation(name)
+    x = torch.tensor([-1e4, -1e3, -88.0, -20.0, 0.0, 20.0, 88.0, 1e3, 1e4], requires_grad=True)
+    out = module(x)
+    out.sum().backward()
+    assert torch.isfinite(out).all()
+    assert torch.isfinite(x.grad).all()
+    for p in module.parameters():
+        assert torch.isfinite(p.grad).all()
+
+
+finite_float32 = st.floats(-1e4, 1e4, width=32, allow_nan=False)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(finite_float32, min_size=1, max_size=40))
+def test_property_finite(name, values):
+    x = torch.tensor(values, dtype=torch.float32, requires_grad=True)
+    out = get_activation(name)(x)
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    assert torch.isfinite(out).all() and torch.isfinite(grad).all()
+
+
+MONOTONE = sorted(n for n, cls in ACTIVATIONS.items() if cls.monotone)
+
+
+@pytest.mark.parametrize("name", MONOTONE)
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(finite_float32, min_size=2, max_size=40))
+def test_property_monotone(name, values):
+    x = torch.tensor(sorted(values), dtype=torch.float64)
+    out = get_activation(name).double()(x).detach()
+    assert (out[1:] >= out[:-1]).all()
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [("swish", {}), ("gelu", {}), ("adaptive_relu", {"init_weight": 5.0})],
+)
+def test_non_monotone_flag_is_earned(name, kwargs):
+    """Units flagged non-monotone really have a decreasing stretch (a dip below 0)."""
+    assert not ACTIVATIONS[name].monotone
+    x = torch.linspace(-6, 0, 601, dtype=torch.float64)
+    out = get_activation(name, **kwargs).double()(x).detach()
+    assert (out[1:] < out[:-1]).any()
+
+
+def test_selu_constants():
+    assert act.SELU_LAMBDA == pytest.approx(_SELU_L, rel=1e-15)
+    assert act.SELU_ALPHA == pytest.approx(_SELU_A, rel=1e-15)
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(LosslabError) as err:
+        get_activation("relu6")
+    for name in ACTIVATIONS:
+        assert name in str(err.value)
+
+
+@pytest.mark.parametrize(("name", "kwargs"), BAD_KWARGS, ids=str)
+def test_bad_kwargs_raise_losslab_error(name, kwargs):
+    with pytest.raises(LosslabError, match=name):
+        get_activation(name, **kwargs)
+
+
+def test_bad_function_arguments_raise_losslab_error():
+    x = torch.zeros(3)
+    with pytest.raises(LosslabError):
+        act.leaky_relu(x, alpha=-1.0)
+    with pytest.raises(LosslabError):
+        act.gelu(x, approximate="fast")
+
+
+# --------------------------------------------------------------------------- parameters
+
+TRAINABLE = [
+    ("prelu", {}, 1),
+    ("prelu", {"num_parameters": 4}, 4),
+    ("swish", {"trainable": True}, 1),
+    ("adaptive_relu", {}, 2),
+    ("adaptive_relu", {"num_parameters": 4}, 8),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "count"), TRAINABLE, ids=str)
+def test_trainable_parameters_receive_gradients_and_train(name, kwargs, count):
+    module = get_activation(name, **kwargs)
+    assert sum(p.numel() for p in module.parameters()) == count
+    x = torch.linspace(-3, 3, 4 * 6).reshape(6, 4)
+    before = [p.detach().clone() for p in module.parameters()]
+    opt = torch.optim.SGD(module.parameters(), lr=0.1)
+    # a target below the current output on the negative side moves every parameter
+    loss = ((module(x) - (x - 1.0)) ** 2).mean()
+    loss.backward()
+    opt.step()
+    for old, new in zip(before, module.parameters(), strict=True):
+        assert not torch.equal(old, new.detach())
+
+
+@pytest.mark.parametrize("name", sorted(set(ACTIVATIONS) - {"prelu", "adaptive_relu"}))
+def test_fixed_activations_have_no_parameters(name):
+    assert list(get_activation(name).parameters()) == []
+
+
+@pytest.mark.parametrize("name", ["prelu", "adaptive_relu"])
+def test_per_channel_parameters_use_dimension_1(name):
+    module = get_activation(name, num_parameters=3).double()
+    with torch.no_grad():
+        module.weight.copy_(torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64))
+    x = -torch.ones(2, 3, 4, 4, dtype=torch.float64)
+    out = module(x)
+    for c in range(3):
+        single = get_activation(name).double()
+        with torch.no_grad():
+            single.weight.fill_(module.weight[c].item())
+            if name == "adaptive_relu":
+                single.bias.fill_(module.bias[c].item())
+        torch.testing.assert_close(out[:, c], single(x[:, c]))
+    with pytest.raises(LosslabError, match="per-channel"):
+        module(torch.zeros(2, 5))
+
+
+def test_prelu_per_channel_matches_torch():
+    ours, theirs = get_activation("prelu", num_parameters=3), nn.PReLU(3)
+    with torch.no_grad():
+        ours.weight.copy_(torch.tensor([0.1, 0.2, 0.3]))
+        theirs.weight.copy_(ours.weight)
+    x = torch.randn(4, 3, 5, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_adaptive_relu_slope_is_input_dependent_and_in_unit_interval():
+    module = get_activation("adaptive_relu", init_slope=0.3, init_weight=0.8).double()
+    x = torch.linspace(-8, -0.01, 200, dtype=torch.float64)
+    slope = (module(x) / x).detach()
+    assert ((slope > 0) & (slope < 1)).all()
+    assert slope.max() - slope.min() > 0.2
+    pos = torch.linspace(0.01, 8, 50, dtype=torch.float64)
+    torch.testing.assert_close(module(pos), pos)
+
+
+def test_swish_trainable_beta_is_a_parameter_and_fixed_beta_is_not():
+    trainable = get_activation("swish", beta=2.0, trainable=True)
+    assert [n for n, _ in trainable.named_parameters()] == ["beta"]
+    fixed = get_activation("swish", beta=2.0)
+    x = torch.linspace(-3, 3, 13)
+    torch.testing.assert_close(trainable(x), fixed(x))
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_docstrings_state_formula_seed_and_shape(name):
+    doc = ACTIVATIONS[name].__doc__
+    assert ".. math::" in doc and "Seed:" in doc and "Shape:" in doc
+    assert getattr(act, name).__doc__
+
+
+def test_recommended_init_names_an_initializer():
+    for name in ACTIVATIONS:
+        assert recommended_init(name) in INITIALIZERS
+    assert recommended_init("relu") == "he"
+    assert recommended_init("tanh") == "xavier"
+    assert recommended_init("sigmoid") == "xavier"
+    assert recommended_init("selu") == "lecun"
+    with pytest.raises(LosslabError):
+        recommended_init("nope")
