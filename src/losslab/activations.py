@@ -100,70 +100,116 @@ def _channel_view(param: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tens
 
 
 # --------------------------------------------------------------------------- functions
+# Every function works element-wise: ``x`` has any shape (N, *) and the result has the same
+# shape and dtype. The trainable units take their parameter tensors as arguments.
 
 
 def sigmoid(x: torch.Tensor, a: float = 1.0) -> torch.Tensor:
-    """Logistic sigmoid with slope ``a`` (slides eq. 2): ``1 / (1 + exp(-a x))``."""
+    """Logistic sigmoid with slope ``a``: ``1 / (1 + exp(-a x))``.
+
+    Seed: slides, "Sigmoid/Logistic function" eq. 2.
+
+    Args:
+        x: input, any shape (N, *).
+        a: slope, > 0 (default 1).
+    """
     return torch.sigmoid(_real("sigmoid", "a", a, low=0.0, strict=True) * x)
 
 
 def tanh(x: torch.Tensor) -> torch.Tensor:
-    """Hyperbolic tangent (lecture notes eq. 2)."""
+    """Hyperbolic tangent ``(e^x - e^-x) / (e^x + e^-x)``, any shape (N, *).
+
+    Seed: lecture notes 2018, section 2, eq. 2.
+    """
     return torch.tanh(x)
 
 
 def relu(x: torch.Tensor) -> torch.Tensor:
-    """Rectified linear unit ``max(0, x)``."""
+    """Rectified linear unit ``max(0, x)``, any shape (N, *).
+
+    Seed: slides, "Rectified Linear Unit"; lecture notes 2018, section 2.
+    """
     return torch.relu(x)
 
 
 def softplus(x: torch.Tensor, k: float = 1.0) -> torch.Tensor:
-    """Smooth ReLU ``ln(1 + exp(k x)) / k`` (slides, "smooth approximation").
+    """Smooth ReLU ``ln(1 + exp(k x)) / k``.
 
-    Computed by ``F.softplus(beta=k)``, which returns ``x`` once ``k x > 20`` (the
-    difference is below ``exp(-20) / k``) so large inputs never overflow.
+    Seed: slides, "With a smooth approximation (Softplus function)". Computed by
+    ``F.softplus(beta=k)``, which returns ``x`` once ``k x > 20`` (the difference is below
+    ``exp(-20) / k``) so large inputs never overflow.
+
+    Args:
+        x: input, any shape (N, *).
+        k: sharpness, > 0 (default 1); ``k -> inf`` gives the ReLU.
     """
     return F.softplus(x, beta=_real("softplus", "k", k, low=0.0, strict=True))
 
 
 def piecewise_linear(x: torch.Tensor) -> torch.Tensor:
-    """Saturating linear unit ``clamp(x + 1/2, 0, 1)`` (slides eq. 1, corrected).
+    """Saturating linear unit ``clamp(x + 1/2, 0, 1)``, any shape (N, *).
 
-    The slides' case formula gives ``v`` on ``(-1/2, 1/2)``, jumping at both ends; the
-    continuous function with unit slope and saturation at 0 and 1 is the shifted clamp.
+    Seed: slides, "Piecewise-Linear Function" eq. 1, corrected: the slides' cases give
+    ``x`` on ``(-1/2, 1/2)``, jumping at both ends; the continuous function with unit slope
+    and saturation at 0 and 1 is the shifted clamp.
     """
     return torch.clamp(x + 0.5, 0.0, 1.0)
 
 
 def leaky_relu(x: torch.Tensor, alpha: float = 0.01) -> torch.Tensor:
-    """Leaky ReLU ``max(0, x) + alpha min(0, x)`` (slides, "Leaky ReLU (2013)")."""
+    """Leaky ReLU ``max(0, x) + alpha min(0, x)``.
+
+    Seed: slides, "Leaky ReLU (2013)".
+
+    Args:
+        x: input, any shape (N, *).
+        alpha: negative slope, >= 0 (default 0.01).
+    """
     return F.leaky_relu(x, _real("leaky_relu", "alpha", alpha, low=0.0))
 
 
 def prelu(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Parametric ReLU: ``x`` if ``x > 0`` else ``a x`` with trainable ``a`` (slides, PReLU).
+    """Parametric ReLU ``x`` if ``x > 0`` else ``a x``, with trainable slopes ``a``.
+
+    Seed: slides, "Parametric ReLU (PReLU, 2014)".
 
     Args:
-        x: (N, C, ...) or any shape when ``weight`` has one element.
-        weight: the slopes ``a``, shape (1,) or (C,).
+        x: (N, C, *) or any shape when ``weight`` has one element.
+        weight: the slopes ``a``, shape (1,) or (C,) (channel dimension 1, as ``nn.PReLU``).
     """
     return torch.where(x > 0, x, _channel_view(weight, x, "prelu") * x)
 
 
 def elu(x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-    """Exponential linear unit: ``x`` if ``x > 0`` else ``alpha (exp(x) - 1)``, ``alpha > 0``."""
+    """Exponential linear unit ``x`` if ``x > 0`` else ``alpha (exp(x) - 1)``.
+
+    Seed: slides, "Exponential Linear Units (ELUs)".
+
+    Args:
+        x: input, any shape (N, *).
+        alpha: ``-alpha`` is the saturation value for ``x -> -inf``; > 0 (default 1).
+    """
     return F.elu(x, _real("elu", "alpha", alpha, low=0.0, strict=True))
 
 
 def selu(x: torch.Tensor) -> torch.Tensor:
-    """Scaled ELU ``lambda * elu(x, alpha)`` with the constants :data:`SELU_LAMBDA`,
-    :data:`SELU_ALPHA` (slides, "Scaled Exponential Linear Unit")."""
+    """Scaled ELU ``lambda * elu(x, alpha)``, any shape (N, *).
+
+    ``lambda`` = :data:`SELU_LAMBDA` ~ 1.0507 and ``alpha`` = :data:`SELU_ALPHA` ~ 1.6733.
+    Seed: slides, "Scaled Exponential Linear Unit (SELU, 2017)".
+    """
     return F.selu(x)
 
 
 def swish(x: torch.Tensor, beta: float | torch.Tensor = 1.0) -> torch.Tensor:
-    """Swish ``x * sigmoid(beta x)`` (slides, "Swish (2017)"; they print ``1 + exp(+beta x)``,
-    a sign typo). ``beta = 1`` is SiLU; ``beta`` may be a trainable tensor of shape (1,)."""
+    """Swish ``x * sigmoid(beta x)``; ``beta = 1`` is SiLU.
+
+    Seed: slides, "Swish (2017)" (they print ``1 + exp(+beta x)``, a sign typo).
+
+    Args:
+        x: input, any shape (N, *).
+        beta: >= 0 (default 1), or a trainable tensor of shape (1,).
+    """
     if isinstance(beta, torch.Tensor):
         beta = beta.reshape(())
     else:
@@ -172,9 +218,14 @@ def swish(x: torch.Tensor, beta: float | torch.Tensor = 1.0) -> torch.Tensor:
 
 
 def gelu(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
-    """Gaussian error linear unit ``x * Phi(x)`` (slides, "GELUs (2018)").
+    """Gaussian error linear unit ``x * Phi(x)`` (``Phi`` the standard normal CDF).
 
-    ``approximate="tanh"`` uses ``x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
+    Seed: slides, "Gaussian Error Linear Units (GELUs, 2018)".
+
+    Args:
+        x: input, any shape (N, *).
+        approximate: ``"none"`` (exact, default) or ``"tanh"`` for
+            ``x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
     """
     if approximate not in ("none", "tanh"):
         raise LosslabError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
@@ -186,9 +237,10 @@ def adaptive_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> 
 
     Because ``alpha(x)`` lies in (0, 1), the max is ``x`` for ``x > 0`` and
     ``alpha(x) x`` for ``x <= 0``: a leaky ReLU whose negative slope depends on the input.
+    Seed: slides, "Adaptive ReLU (2018)"; see :class:`AdaptiveReLU` for our reading.
 
     Args:
-        x: (N, C, ...) or any shape when the parameters have one element.
+        x: (N, C, *) or any shape when the parameters have one element.
         weight: ``w``, shape (1,) or (C,).
         bias: ``b``, shape (1,) or (C,).
     """
@@ -202,7 +254,12 @@ def adaptive_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> 
 
 
 class _Activation(nn.Module):
-    """Base class: ``monotone`` (non-decreasing on R) and ``recommended_init`` metadata."""
+    """Base class holding two metadata attributes.
+
+    Attributes:
+        monotone: True when the unit is non-decreasing on R for its default arguments.
+        recommended_init: the :data:`INITIALIZERS` name matched to the unit.
+    """
 
     monotone: bool = True
     recommended_init: str = "he"
@@ -600,6 +657,8 @@ class He:
 
     Args:
         mode: ``"fan_in"`` (default, preserves forward variance) or ``"fan_out"``.
+
+    Shape: weight (out, in) or (out, in, *kernel); fan_in = in * prod(kernel).
     """
 
     def __init__(self, mode: str = "fan_in") -> None:
@@ -607,7 +666,7 @@ class He:
             raise LosslabError(f"he: mode must be 'fan_in' or 'fan_out', got {mode!r}")
         self.mode = mode
 
-    def __call__(self, tensor: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def __call__(self, tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         fan_in, fan_out = fan_in_and_fan_out(tensor)
         fan = fan_in if self.mode == "fan_in" else fan_out
         return nn.init.normal_(tensor, 0.0, math.sqrt(2.0 / fan), generator=generator)
@@ -627,6 +686,8 @@ class Xavier:
     Args:
         distribution: ``"normal"`` (default) or ``"uniform"``.
         gain: scale factor ``g`` (default 1).
+
+    Shape: weight (out, in) or (out, in, *kernel); fan_in = in * prod(kernel).
     """
 
     def __init__(self, distribution: str = "normal", gain: float = 1.0) -> None:
@@ -637,7 +698,7 @@ class Xavier:
         self.distribution = distribution
         self.gain = _real("xavier", "gain", gain, low=0.0, strict=True)
 
-    def __call__(self, tensor: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def __call__(self, tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         fan_in_and_fan_out(tensor)
         if self.distribution == "normal":
             return nn.init.xavier_normal_(tensor, self.gain, generator=generator)
@@ -652,9 +713,11 @@ class LeCun:
     Seed: slides, "Initialization for SELU": ``N(0, (1/sqrt(in_channels k^2))^2)`` for
     Conv2d and ``N(0, (1/sqrt(in_features))^2)`` for Linear; the notes print the unit
     normal as ``N(1, 0)`` (mean 0, variance 1 is meant).
+
+    Shape: weight (out, in) or (out, in, *kernel); fan_in = in * prod(kernel).
     """
 
-    def __call__(self, tensor: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def __call__(self, tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         fan_in, _ = fan_in_and_fan_out(tensor)
         return nn.init.normal_(tensor, 0.0, 1.0 / math.sqrt(fan_in), generator=generator)
 
@@ -668,12 +731,14 @@ class Normal:
 
     Args:
         std: standard deviation, > 0 (default 1e-4, the assignment's).
+
+    Shape: weight (out, in) or (out, in, *kernel); fan_in = in * prod(kernel).
     """
 
     def __init__(self, std: float = 1e-4) -> None:
         self.std = _real("normal", "std", std, low=0.0, strict=True)
 
-    def __call__(self, tensor: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def __call__(self, tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         fan_in_and_fan_out(tensor)
         return nn.init.normal_(tensor, 0.0, self.std, generator=generator)
 
@@ -687,9 +752,11 @@ class TorchDefault:
 
     (``kaiming_uniform_(a=sqrt(5))``, variance ``1 / (3 fan_in)``), the baseline of
     code that never chooses an initialiser.
+
+    Shape: weight (out, in) or (out, in, *kernel); fan_in = in * prod(kernel).
     """
 
-    def __call__(self, tensor: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def __call__(self, tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         fan_in_and_fan_out(tensor)
         return nn.init.kaiming_uniform_(tensor, a=math.sqrt(5), generator=generator)
 
@@ -713,7 +780,7 @@ def get_initializer(name: str, **kwargs: Any) -> Callable[..., torch.Tensor]:
 def init_(
     tensor: torch.Tensor,
     scheme: str,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator,
     **kwargs: Any,
 ) -> torch.Tensor:
     """Fill a weight in place with the initialiser ``scheme`` of :data:`INITIALIZERS`.
@@ -722,8 +789,8 @@ def init_(
         tensor: a Linear weight (out, in) or a Conv weight (out, in, *kernel); fan_in is
             ``in * prod(kernel)``. May be an ``nn.Parameter`` (filled without autograd).
         scheme: "he", "xavier", "lecun", "normal" or "torch".
-        generator: the only source of randomness (default ``None``: PyTorch's global
-            generator). The same generator state gives the same weights.
+        generator: the only source of randomness (required: library code never draws from
+            PyTorch's global generator). The same generator state gives the same weights.
         **kwargs: the scheme's options (``mode``, ``distribution``, ``gain``, ``std``).
 
     Returns:
@@ -733,5 +800,11 @@ def init_(
         >>> w = torch.empty(200, 784)
         >>> _ = init_(w, "he", generator=torch.Generator().manual_seed(0))
     """
+    if not isinstance(generator, torch.Generator):
+        raise LosslabError(
+            f"init_: generator must be a torch.Generator, got {type(generator).__name__}; "
+            "pass e.g. torch.Generator().manual_seed(0)"
+        )
+    initializer = get_initializer(scheme, **kwargs)
     with torch.no_grad():
-        return get_initializer(scheme, **kwargs)(tensor, generator)
+        return initializer(tensor, generator)
