@@ -240,7 +240,7 @@ class ClassificationLoss(nn.Module):
             if self.reduction == "none":
                 return values
             return values.sum() if self.reduction == "sum" else values.mean()
-        w = y @ self.weight.to(y.dtype)
+        w = y @ self.weight.to(device=y.device, dtype=y.dtype)
         weighted = w * values
         if self.reduction == "none":
             return weighted
@@ -287,8 +287,7 @@ def _as_weight(weight: torch.Tensor | Sequence[float] | None) -> torch.Tensor | 
         raise LosslabError(f"weight must be a sequence of C numbers; got {weight!r}") from None
     if w.ndim != 1 or w.numel() < 2:
         raise LosslabError(
-            f"weight must be a 1-d tensor with one entry per class (C,); got shape "
-            f"{tuple(w.shape)}"
+            f"weight must be a 1-d tensor with one entry per class (C,); got shape {tuple(w.shape)}"
         )
     if not torch.isfinite(w).all() or (w < 0).any() or not (w > 0).any():
         raise LosslabError(

@@ -149,8 +149,12 @@ class L1Loss(ClassificationLoss):
 
     Example::
 
+        >>> import torch
+        >>> from losslab.losses import get_loss
         >>> loss = get_loss("l1")
-        >>> loss(torch.randn(8, 4), torch.randint(0, 4, (8,)))
+        >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        >>> round(float(loss(logits, torch.tensor([0, 2]))), 4)
+        2.0
     """
 
     formula = "Σ_j |y_j − o_j|"
@@ -172,6 +176,15 @@ class L2Loss(ClassificationLoss):
 
     Shape:
         logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+
+    Example::
+
+        >>> import torch
+        >>> from losslab.losses import get_loss
+        >>> loss = get_loss("l2")
+        >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        >>> round(float(loss(logits, torch.tensor([0, 2]))), 4)
+        2.0
     """
 
     formula = "Σ_j (y_j − o_j)²"
@@ -199,6 +212,15 @@ class ExpectationLoss(ProbabilityLoss):
 
     Shape:
         logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+
+    Example::
+
+        >>> import torch
+        >>> from losslab.losses import get_loss
+        >>> loss = get_loss("expectation")
+        >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        >>> round(float(loss(logits, torch.tensor([0, 2]))), 4)
+        0.9443
     """
 
     formula = "Σ_j |y_j − p_j|  (= 2 − 2 p_c)"
@@ -226,6 +248,15 @@ class RegularisedExpectationLoss(ProbabilityLoss):
 
     Shape:
         logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+
+    Example::
+
+        >>> import torch
+        >>> from losslab.losses import get_loss
+        >>> loss = get_loss("regularised_expectation")
+        >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        >>> round(float(loss(logits, torch.tensor([0, 2]))), 4)
+        0.5185
     """
 
     formula = "Σ_j (y_j − p_j)²"
@@ -252,6 +283,15 @@ class ChebyshevLoss(ProbabilityLoss):
 
     Shape:
         logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+
+    Example::
+
+        >>> import torch
+        >>> from losslab.losses import get_loss
+        >>> loss = get_loss("chebyshev")
+        >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        >>> round(float(loss(logits, torch.tensor([0, 2]))), 4)
+        0.4721
     """
 
     formula = "max_j |p_j − y_j|"
@@ -276,6 +316,15 @@ class HingeLoss(ClassificationLoss):
 
     Shape:
         logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+
+    Example::
+
+        >>> import torch
+        >>> from losslab.losses import get_loss
+        >>> loss = get_loss("hinge")
+        >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        >>> round(float(loss(logits, torch.tensor([0, 2]))), 4)
+        1.5
     """
 
     formula = "Σ_j max(0, ½ − ŷ_j o_j)"
@@ -300,6 +349,15 @@ class SquaredHingeLoss(HingeLoss):
 
     Shape:
         logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+
+    Example::
+
+        >>> import torch
+        >>> from losslab.losses import get_loss
+        >>> loss = get_loss("squared_hinge")
+        >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        >>> round(float(loss(logits, torch.tensor([0, 2]))), 4)
+        1.5
     """
 
     formula = "Σ_j max(0, ½ − ŷ_j o_j)²"
@@ -319,6 +377,15 @@ class CubedHingeLoss(HingeLoss):
 
     Shape:
         logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+
+    Example::
+
+        >>> import torch
+        >>> from losslab.losses import get_loss
+        >>> loss = get_loss("cubed_hinge")
+        >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        >>> round(float(loss(logits, torch.tensor([0, 2]))), 4)
+        1.875
     """
 
     formula = "Σ_j max(0, ½ − ŷ_j o_j)³"
@@ -344,6 +411,15 @@ class LogLoss(ProbabilityLoss):
 
     Shape:
         logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+
+    Example::
+
+        >>> import torch
+        >>> from losslab.losses import get_loss
+        >>> loss = get_loss("log", weight=[1.0, 1.0, 2.0])
+        >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        >>> round(float(loss(logits, torch.tensor([0, 2]))), 4)
+        1.0909
     """
 
     formula = "−Σ_j y_j log p_j"
@@ -370,6 +446,15 @@ class SquaredLogLoss(ProbabilityLoss):
 
     Shape:
         logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+
+    Example::
+
+        >>> import torch
+        >>> from losslab.losses import get_loss
+        >>> loss = get_loss("squared_log")
+        >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        >>> round(float(loss(logits, torch.tensor([0, 2]))), 4)
+        1.2179
     """
 
     formula = "Σ_j (y_j log p_j)²"
@@ -392,6 +477,15 @@ class TanimotoLoss(ProbabilityLoss):
 
     Shape:
         logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+
+    Example::
+
+        >>> import torch
+        >>> from losslab.losses import get_loss
+        >>> loss = get_loss("tanimoto")
+        >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        >>> round(float(loss(logits, torch.tensor([0, 2]))), 4)
+        -0.5654
     """
 
     formula = "−p·y / (‖p‖² + ‖y‖² − p·y)"
@@ -419,6 +513,15 @@ class CauchySchwarzLoss(ProbabilityLoss):
 
     Shape:
         logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+
+    Example::
+
+        >>> import torch
+        >>> from losslab.losses import get_loss
+        >>> loss = get_loss("cauchy_schwarz", probability="sigmoid")
+        >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        >>> round(float(loss(logits, torch.tensor([0, 2]))), 4)
+        0.4419
     """
 
     formula = "−log(p·y / (‖p‖ ‖y‖))"

@@ -82,8 +82,12 @@ class AlphaLoss(ClassificationLoss):
 
     Example::
 
+        >>> import torch
+        >>> from losslab.losses import get_loss
         >>> loss = get_loss("alpha", alpha=3.0)
-        >>> loss(torch.randn(8, 4), torch.randint(0, 4, (8,)))
+        >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        >>> round(float(loss(logits, torch.tensor([0, 2]))), 4)
+        0.5637
     """
 
     formula = "α/(α−1) (1 − p_c^(1−1/α)); α=1: −log p_c; α=∞: 1 − p_c"
@@ -97,8 +101,9 @@ class AlphaLoss(ClassificationLoss):
         validate: bool = True,
     ) -> None:
         super().__init__(reduction=reduction, weight=weight, validate=validate)
-        self.alpha = check_number(alpha, "alpha (alpha loss)", low=0.0, low_open=True,
-                                  allow_inf=True)
+        self.alpha = check_number(
+            alpha, "alpha (alpha loss)", low=0.0, low_open=True, allow_inf=True
+        )
 
     def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return alpha_loss(logits, y, self.alpha)
@@ -124,6 +129,15 @@ class GCELoss(ClassificationLoss):
 
     Shape:
         logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+
+    Example::
+
+        >>> import torch
+        >>> from losslab.losses import get_loss
+        >>> loss = get_loss("gce", q=0.5)
+        >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        >>> round(float(loss(logits, torch.tensor([0, 2]))), 4)
+        0.621
     """
 
     formula = "(1 − p_c^q) / q"
@@ -165,6 +179,15 @@ class TruncatedLogLoss(ClassificationLoss):
 
     Shape:
         logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+
+    Example::
+
+        >>> import torch
+        >>> from losslab.losses import get_loss
+        >>> loss = get_loss("truncated_log", k=0.3)
+        >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        >>> round(float(loss(logits, torch.tensor([0, 2]))), 4)
+        0.6869
     """
 
     formula = "−log max(p_c, k)"

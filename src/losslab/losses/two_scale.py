@@ -20,11 +20,19 @@ Choices the paper leaves open, and ours:
   their direction :math:`\hat\alpha` (eqs. 13-14) — and has no radial component for a
   homogeneous network. Pass ``scale=R.detach()`` to get the other choice.
 * **Positivity.** A trainable scale is stored as a raw value :math:`\theta` and used as
-  :math:`R = \theta` for :math:`\theta \ge f` and :math:`R = f e^{\theta/f - 1}` below,
+  :math:`R = \theta` for :math:`\theta \ge f` and :math:`R = f^2 / (2f - \theta)` below,
   with the floor :math:`f` = 1% of its initial value: a C^1 map onto (0, inf) that
   is the identity in the working range, so the value starts exactly at its initial
   value and gradient steps on :math:`\theta` are the paper's raw steps on R (eq. 14),
-  yet R can never reach 0 or change sign.
+  yet R can never reach 0 or change sign. The tail decays like :math:`f^2/|\theta|`
+  rather than exponentially, so an overshooting step cannot underflow R to 0 and
+  leave it stuck with a zero gradient.
+* **Per-sample scales.** ``forward(logits, target, scale=R)`` takes R as a number, a
+  0-dim tensor or one value per sample (N,): a batch that concatenates the samples of M
+  stacked models gives each sample of model m its own :math:`R_m`. R1, R2 (R_s) belong
+  to the loss module and are shared by every sample it sees, so M independently trained
+  models need M loss modules. The scales are parameters / buffers of the module: move
+  it with the model (``loss.to(device, dtype)``).
 * **Initial scales.** ``attach(model)`` sets :math:`R_1 = R(\alpha^0)` (detached) and
   :math:`R_2 = 10 R_1`, as in the paper's section 3.2, unless given explicitly.
 * **Baselines.** The paper's single-scale baseline is the base loss on
@@ -74,8 +82,8 @@ def classification_confidence(logits: torch.Tensor, labels: torch.Tensor) -> tor
 
 
 def _positive(raw: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
-    """theta above the floor, floor * exp(theta / floor - 1) below (C^1, always > 0)."""
-    below = floor * torch.exp(torch.minimum(raw, floor) / floor - 1.0)
+    """theta above the floor, floor^2 / (2 floor - theta) below (C^1, always > 0)."""
+    below = floor * floor / (2.0 * floor - torch.minimum(raw, floor))
     return torch.where(raw >= floor, raw, below)
 
 
@@ -117,8 +125,9 @@ class _ScaleOwner(ClassificationLoss):
         base_kwargs: dict[str, Any],
     ) -> None:
         super().__init__(reduction=reduction, weight=weight, validate=validate)
-        self.eta = check_number(eta, "eta (two-scale confidence threshold)", low=0.0,
-                                allow_inf=True)
+        self.eta = check_number(
+            eta, "eta (two-scale confidence threshold)", low=0.0, allow_inf=True
+        )
         self.base_name = base
         self.base = _build_base(base, base_kwargs)
 
@@ -180,12 +189,19 @@ class TwoScaleLoss(_ScaleOwner):
 
     Example::
 
-        >>> model = nn.Linear(20, 4, bias=False)
-        >>> loss = get_loss("two_scale", eta=0.01).attach(model)   # R1 = R(model), R2 = 10 R1
+        >>> import torch
+        >>> from torch import nn
+        >>> from losslab.losses import get_loss
+        >>> model = nn.Linear(3, 4, bias=False)
+        >>> loss = get_loss("two_scale", eta=0.01).attach(model)  # R1 = R(model), R2 = 10 R1
+        >>> bool(torch.isclose(loss.r2, 10 * loss.r1))
+        True
         >>> opt = torch.optim.SGD([*model.parameters(), *loss.parameters()], lr=0.1)
-        >>> x, t = torch.randn(8, 20), torch.randint(0, 4, (8,))
-        >>> loss(model(x), t).backward()           # R = parameter_scale(model), differentiable
-        >>> probs = loss.predict_logits(model(x)).softmax(-1)   # evaluation at scale R1
+        >>> x, t = torch.ones(2, 3), torch.tensor([0, 2])
+        >>> loss(model(x), t).backward()  # R = parameter_scale(model), differentiable
+        >>> opt.step()
+        >>> loss.predict_logits(model(x)).softmax(-1).shape  # evaluation at scale R1
+        torch.Size([2, 4])
     """
 
     requires_scale = True
@@ -332,9 +348,9 @@ class TwoScaleLoss(_ScaleOwner):
         return logits * (factor.unsqueeze(1) if factor.ndim == 1 else factor)
 
     def extra_repr(self) -> str:
-        scales = f"r1={float(self.r1):.4g}" if self._ready else "r1=<attach a model>"
+        scales = f"r1={float(self.r1.detach()):.4g}" if self._ready else "r1=<attach a model>"
         if not self.baseline and self._ready:
-            scales += f", r2={float(self.r2):.4g}"
+            scales += f", r2={float(self.r2.detach()):.4g}"
         return (
             f"eta={self.eta}, base={self.base_name!r}, {scales}, trainable={self.trainable}, "
             f"baseline={self.baseline}, " + super().extra_repr()
@@ -364,6 +380,15 @@ class TwoScaleFixedLoss(TwoScaleLoss):
     Shape:
         logits (N, C); target (N,) int64 or (N, C) probabilities; scale () or (N,);
         output () or (N,).
+
+    Example::
+
+        >>> import torch
+        >>> from losslab.losses import get_loss
+        >>> loss = get_loss("two_scale_fixed", eta=0.5).attach(2.0)
+        >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        >>> round(float(loss(logits, torch.tensor([0, 2]))), 4)
+        0.7757
     """
 
     formula = "as two_scale with R₁, R₂ frozen"
@@ -381,6 +406,11 @@ class TwoScaleFixedLoss(TwoScaleLoss):
         validate: bool = True,
         **base_kwargs: Any,
     ) -> None:
+        if "trainable" in base_kwargs:
+            raise LosslabError(
+                "two_scale_fixed keeps R1, R2 frozen and takes no 'trainable' argument; use "
+                "two_scale for trainable scales"
+            )
         super().__init__(
             eta=eta,
             base=base,
@@ -423,6 +453,15 @@ class TwoScaleSeparationLoss(_ScaleOwner):
 
     Shape:
         logits (N, C); target (N,) int64 or (N, C) probabilities; output () or (N,).
+
+    Example::
+
+        >>> import torch
+        >>> from losslab.losses import get_loss
+        >>> loss = get_loss("two_scale_separation", eta=0.5, rs=10.0, reduction="none")
+        >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        >>> loss(logits, torch.tensor([0, 2])).detach().round(decimals=4).tolist()
+        [-0.0, 1.5513999462127686]
     """
 
     requires_scale = False
@@ -442,8 +481,11 @@ class TwoScaleSeparationLoss(_ScaleOwner):
     ) -> None:
         super().__init__(eta, base, reduction, weight, validate, base_kwargs)
         self.trainable = bool(trainable)
-        self._add_scale("rs", check_number(rs, "rs (two_scale_separation)", low=0.0,
-                                           low_open=True), self.trainable)
+        self._add_scale(
+            "rs",
+            check_number(rs, "rs (two_scale_separation)", low=0.0, low_open=True),
+            self.trainable,
+        )
 
     @property
     def rs(self) -> torch.Tensor:
@@ -474,7 +516,7 @@ class TwoScaleSeparationLoss(_ScaleOwner):
 
     def extra_repr(self) -> str:
         return (
-            f"eta={self.eta}, base={self.base_name!r}, rs={float(self.rs):.4g}, "
+            f"eta={self.eta}, base={self.base_name!r}, rs={float(self.rs.detach()):.4g}, "
             f"trainable={self.trainable}, " + super().extra_repr()
         )
 
