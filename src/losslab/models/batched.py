@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from losslab.activations import ReLU as LosslabReLU
 from losslab.errors import LosslabError
 from losslab.models.mlp import MLP
 from losslab.models.scale import _SCALED_LAYERS
@@ -97,7 +98,8 @@ def _mlp_plan(template: nn.Module) -> list[tuple] | None:
         elif type(module) is nn.Dropout:
             plan.append(("dropout", module.p))
         elif _is_elementwise(module):
-            plan.append(("relu_",) if type(module) is nn.ReLU else ("activation", module))
+            relu = type(module) in (nn.ReLU, LosslabReLU)
+            plan.append(("relu_",) if relu else ("activation", module))
         else:
             return None
     linears = [step for step in plan if step[0] == "linear"]
@@ -117,8 +119,7 @@ class ModelStack(nn.Module):
         num_models: M.
         path: ``"mlp"`` (batched matmuls) or ``"vmap"`` (``torch.func``), see the module
             docstring.
-        generator: optional ``torch.Generator`` for the dropout masks; ``None`` uses
-            PyTorch's global generator, as ``nn.Dropout`` does.
+        generator: the ``torch.Generator`` the dropout masks are drawn from.
 
     Shape:
         input: (N, ...) one batch read by all M models, or (M, N, ...) one batch per
@@ -134,6 +135,8 @@ class ModelStack(nn.Module):
         generator: torch.Generator | None = None,
     ):
         super().__init__()
+        if path not in ("auto", "mlp", "vmap"):
+            raise LosslabError(f"path must be 'auto', 'mlp' or 'vmap', got {path!r}")
         models = _check_same_architecture(models)
         template = copy.deepcopy(models[0])
         plan = _mlp_plan(template) if path in ("auto", "mlp") else None
@@ -143,11 +146,15 @@ class ModelStack(nn.Module):
                 f"(momentum not None), parameter-free element-wise activations and Dropout; "
                 f"{type(template).__name__} is not one: use path='vmap' or 'auto'"
             )
-        if path not in ("auto", "mlp", "vmap"):
-            raise LosslabError(f"path must be 'auto', 'mlp' or 'vmap', got {path!r}")
         self.num_models = len(models)
         self.path = "mlp" if plan is not None else "vmap"
-        self.generator = generator
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise LosslabError(
+                f"generator must be a torch.Generator, got {type(generator).__name__}"
+            )
+        # A private generator by default: the global RNG is never read, and two stacks
+        # built alike draw the same dropout masks (common random numbers).
+        self.generator = torch.Generator().manual_seed(0) if generator is None else generator
         self._plan = plan
         # The template is deliberately not a registered submodule: its own parameters
         # must not appear in .parameters(); it only provides the structure.
@@ -207,6 +214,12 @@ class ModelStack(nn.Module):
     def _read_input(self, x: torch.Tensor, per_model: bool | None) -> bool:
         if not isinstance(x, torch.Tensor):
             raise LosslabError(f"the stack's input must be a tensor, got {type(x).__name__}")
+        reference = next(iter(self.parameters()), None)
+        if reference is not None and x.dtype != reference.dtype:
+            raise LosslabError(
+                f"the stack's input is {x.dtype} but its parameters are {reference.dtype}: "
+                f"convert the data with x.to({reference.dtype})"
+            )
         size = None if self.sample_shape is None else math.prod(self.sample_shape)
         shape = "(N, ...)" if self.sample_shape is None else f"(N, {size})"
         if per_model is None:
@@ -306,13 +319,21 @@ class ModelStack(nn.Module):
         batched = torch.vmap(
             one_model, in_dims=(0, 0, 0 if per_model else None), randomness="different"
         )
-        if self.generator is None or not self.training:
+        if not self.training:
             return batched(params, buffers, x)
-        # vmap's random ops draw from the global generator: seed a private copy of it
-        # from our generator so the masks are reproducible and global state untouched.
-        seed = int(torch.randint(2**62, (1,), generator=self.generator))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        # vmap's random ops draw from the global generator of x's device: seed a private
+        # copy of it from our generator so the masks are reproducible and global state
+        # untouched.
+        seed = int(
+            torch.randint(2**62, (1,), generator=self.generator, device=self.generator.device)
+        )
+        cuda = x.device.type == "cuda"
+        with torch.random.fork_rng(devices=[x.device] if cuda else []):
+            if cuda:
+                with torch.cuda.device(x.device):
+                    torch.cuda.manual_seed(seed)
+            else:
+                torch.default_generator.manual_seed(seed)
             return batched(params, buffers, x)
 
     def parameter_scale(self) -> torch.Tensor:
@@ -408,7 +429,8 @@ def stack_models(
             activation, ...).
         path: "auto" (default: the batched-matmul path for MLPs, vmap otherwise), "mlp"
             or "vmap".
-        generator: draws the dropout masks (default ``None``: PyTorch's global generator).
+        generator: draws the dropout masks (default ``None``: a new generator seeded 0;
+            the global RNG is never used).
 
     Example:
         >>> from losslab.models import mlp

@@ -18,13 +18,7 @@ import torch
 from torch import nn
 
 from losslab.errors import LosslabError
-from losslab.models.mlp import (
-    check_dropout,
-    check_size,
-    initialise_,
-    make_activation,
-    make_generator,
-)
+from losslab.models.mlp import build_initialised, check_dropout, check_size, make_activation
 
 
 def _pooled(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -145,11 +139,11 @@ def janocha_convnet(
     Shape:
         input (N, C_in, S, S), or (N, S, S) when C_in = 1; output (N, C).
     """
-    model = JanochaConvNet(
-        in_channels, classes, image_size, channels, kernel_size, hidden, activation,
-        activation_kwargs, batchnorm, dropout,
+    return build_initialised(
+        JanochaConvNet, in_channels, classes, image_size, channels, kernel_size, hidden,
+        activation, activation_kwargs, batchnorm, dropout,
+        init=init, seed=seed, generator=generator,
     )  # fmt: skip
-    return initialise_(model, init, make_generator(seed, generator))
 
 
 class LeNet5(nn.Module):
@@ -227,8 +221,10 @@ def lenet5(
     Shape:
         input (N, C_in, S, S), or (N, S, S) when C_in = 1; output (N, C).
     """
-    model = LeNet5(in_channels, classes, image_size, activation, activation_kwargs, bias)
-    return initialise_(model, init, make_generator(seed, generator))
+    return build_initialised(
+        LeNet5, in_channels, classes, image_size, activation, activation_kwargs, bias,
+        init=init, seed=seed, generator=generator,
+    )  # fmt: skip
 
 
 # Channel multipliers of the VGG-like net; "M" is a 3x3 stride-2 max-pool.
@@ -314,10 +310,10 @@ def vgg_small(
     Shape:
         input (N, C_in, S, S), or (N, S, S) when C_in = 1; output (N, C).
     """
-    model = VGGSmall(
-        in_channels, classes, image_size, batchnorm, width, activation, activation_kwargs
-    )
-    return initialise_(model, init, make_generator(seed, generator))
+    return build_initialised(
+        VGGSmall, in_channels, classes, image_size, batchnorm, width, activation,
+        activation_kwargs, init=init, seed=seed, generator=generator,
+    )  # fmt: skip
 
 
 class MNIST1DCNN(nn.Module):
@@ -397,5 +393,7 @@ def mnist1d_cnn(
     Shape:
         input (N, L) or (N, 1, L); output (N, C).
     """
-    model = MNIST1DCNN(length, channels, classes, activation, activation_kwargs, bias)
-    return initialise_(model, init, make_generator(seed, generator))
+    return build_initialised(
+        MNIST1DCNN, length, channels, classes, activation, activation_kwargs, bias,
+        init=init, seed=seed, generator=generator,
+    )  # fmt: skip

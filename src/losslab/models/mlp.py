@@ -81,6 +81,30 @@ def initialise_(model: nn.Module, init: str, generator: torch.Generator) -> nn.M
     return model
 
 
+def build_initialised(
+    cls: type[nn.Module],
+    *args: Any,
+    init: str,
+    seed: int | None,
+    generator: torch.Generator | None,
+) -> nn.Module:
+    """``cls(*args)`` with its weights drawn by :func:`initialise_` from ``seed`` / ``generator``.
+
+    PyTorch's layer constructors draw their default weights from the global RNG; building
+    under ``fork_rng`` restores it afterwards, so making a model never changes the random
+    numbers the rest of a program sees.
+
+    Args:
+        cls: the model class; ``args`` its positional arguments.
+        init: a name of ``losslab.activations.INITIALIZERS``.
+        seed, generator: see :func:`make_generator` (at most one; neither means seed 0).
+    """
+    generator = make_generator(seed, generator)
+    with torch.random.fork_rng(devices=[]):
+        model = cls(*args)
+    return initialise_(model, init, generator)
+
+
 def check_size(name: str, value: Any, minimum: int = 1) -> int:
     """``value`` as an int >= ``minimum``, else a LosslabError naming the argument."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -146,6 +170,8 @@ class MLP(nn.Sequential):
         widths = [check_size("each hidden width", h) for h in hidden]
         check_size("classes", classes)
         dropout = check_dropout(dropout)
+        # built once up front so that a bad name is reported even with no hidden layer
+        make_activation(activation, activation_kwargs)
         layers: list[nn.Module] = [nn.Flatten()]
         previous = in_features
         for width in widths:
@@ -205,10 +231,10 @@ def mlp(
         >>> net(torch.zeros(50, 2)).shape
         torch.Size([50, 4])
     """
-    model = MLP(
-        in_features, hidden, classes, activation, activation_kwargs, dropout, batchnorm, bias
-    )
-    return initialise_(model, init, make_generator(seed, generator))
+    return build_initialised(
+        MLP, in_features, hidden, classes, activation, activation_kwargs, dropout, batchnorm,
+        bias, init=init, seed=seed, generator=generator,
+    )  # fmt: skip
 
 
 class MNIST1DMLP(nn.Module):
@@ -274,5 +300,7 @@ def mnist1d_mlp(
     Shape:
         input (N, D) or (N, 1, D); output (N, C).
     """
-    model = MNIST1DMLP(in_features, hidden, classes, activation, activation_kwargs, bias)
-    return initialise_(model, init, make_generator(seed, generator))
+    return build_initialised(
+        MNIST1DMLP, in_features, hidden, classes, activation, activation_kwargs, bias,
+        init=init, seed=seed, generator=generator,
+    )  # fmt: skip
