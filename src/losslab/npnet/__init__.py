@@ -13,13 +13,20 @@ gradients and against PyTorch in float64.
 * :mod:`~losslab.npnet.gradcheck` — centred-difference gradient checks;
 * :func:`fit` — the training loop (Daza's NumPy MLP protocol by default).
 
-Example:
-    >>> from losslab import npnet
-    >>> net = npnet.MLP([64, 100, 10], rng=0)
-    >>> loss = npnet.get_loss("log")
-    >>> opt = npnet.get_optimizer("sgd", lr=0.1)
-    >>> value = loss.forward(net.forward(x), y)
-    >>> net.backward(loss.backward()); opt.step(net.params, net.grads)
+Example (one training step by hand, then the whole Daza protocol)::
+
+    import numpy as np
+    from losslab import npnet
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((200, 64)), rng.integers(0, 10, 200)
+    net = npnet.MLP([64, 100, 10], rng=0)
+    loss = npnet.get_loss("log")
+    opt = npnet.get_optimizer("sgd", lr=0.1)
+    value = loss.forward(net.forward(x), y)
+    net.backward(loss.backward())
+    opt.step(net.params, net.grads)
+    result = npnet.fit(x, y, steps=100)
 """
 
 from losslab.npnet import functional
@@ -40,6 +47,7 @@ from losslab.npnet.layers import (
     MaxPool2d,
     PReLU,
     Sequential,
+    Softmax,
     Swish,
     get_activation,
     init_weight,
@@ -90,6 +98,7 @@ __all__ = [
     "PReLU",
     "RMSprop",
     "Sequential",
+    "Softmax",
     "Swish",
     "add_l2_gradient",
     "check_layer",

@@ -68,9 +68,7 @@ def relative_error(a: Array, b: Array) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-300))
 
 
-def check_layer(
-    layer, x: Array, rng: np.random.Generator, h: float = 1e-6
-) -> dict[str, float]:
+def check_layer(layer, x: Array, rng: np.random.Generator, h: float = 1e-6) -> dict[str, float]:
     """Relative errors of a layer's backward against numerical gradients.
 
     Runs ``layer.forward(x)``, draws ``dout ~ N(0, 1)``, calls ``layer.backward(dout)``

@@ -127,6 +127,10 @@ class Layer:
     def __call__(self, x: Array) -> Array:
         return self.forward(x)
 
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}={v.shape}" for k, v in self.params.items())
+        return f"{type(self).__name__}({shapes})"
+
     def _check_cache(self) -> None:
         if self._cache is None:
             raise LosslabError(f"{type(self).__name__}: call forward before backward")
@@ -330,9 +334,10 @@ class Linear(Layer):
         out, self._cache = F.linear_forward(x, self.params["W"], self.params.get("b"))
         return out
 
-    def backward(self, dout: Array) -> Array:
+    def backward(self, dout: Array, input_grad: bool = True) -> Array | None:
+        """Fill ``grads``; return dx, or None with ``input_grad=False`` (first layer)."""
         self._check_cache()
-        dx, self.grads["W"], db = F.linear_backward(dout, self._cache)
+        dx, self.grads["W"], db = F.linear_backward(dout, self._cache, input_grad)
         if db is not None:
             self.grads["b"] = db
         return dx
@@ -383,9 +388,10 @@ class Conv2d(Layer):
         )
         return out
 
-    def backward(self, dout: Array) -> Array:
+    def backward(self, dout: Array, input_grad: bool = True) -> Array | None:
+        """Fill ``grads``; return dx, or None with ``input_grad=False`` (first layer)."""
         self._check_cache()
-        dx, self.grads["W"], db = F.conv2d_backward(dout, self._cache)
+        dx, self.grads["W"], db = F.conv2d_backward(dout, self._cache, input_grad)
         if db is not None:
             self.grads["b"] = db
         return dx
@@ -448,6 +454,9 @@ class Dropout(Layer):
             raise LosslabError(f"dropout probability must be in [0, 1), got {p}")
         self.p, self.rng = p, as_generator(rng)
 
+    def __repr__(self) -> str:
+        return f"Dropout(p={self.p})"
+
     def forward(self, x: Array) -> Array:
         out, mask = F.dropout_forward(x, self.p, self.rng, self.training)
         # Wrapped so that "no mask" (evaluation mode) differs from "forward not run".
@@ -485,6 +494,21 @@ class AvgPool2d(MaxPool2d):
     def backward(self, dout: Array) -> Array:
         self._check_cache()
         return F.avg_pool2d_backward(dout, self._cache)
+
+
+class Softmax(Layer):
+    """Row-wise softmax of (N, C) scores (Daza eqs. 5 and 29); for probability outputs.
+
+    Training uses a loss on the logits instead (``get_loss("log")`` fuses the softmax).
+    """
+
+    def forward(self, x: Array) -> Array:
+        out, self._cache = F.softmax_forward(x)
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        self._check_cache()
+        return F.softmax_backward(dout, self._cache)
 
 
 class Flatten(Layer):
@@ -533,10 +557,18 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
-    def backward(self, dout: Array) -> Array:
-        for layer in reversed(self.layers):
+    def backward(self, dout: Array, input_grad: bool = True) -> Array | None:
+        """Backpropagate through every layer, filling their ``grads``; return dx.
+
+        ``input_grad=False`` (training, where the data need no gradient) lets a first
+        :class:`Linear` or :class:`Conv2d` skip dx, and returns None.
+        """
+        *rest, first = reversed(self.layers)
+        for layer in rest:
             dout = layer.backward(dout)
-        return dout
+        if not input_grad and isinstance(first, (Linear, Conv2d)):
+            return first.backward(dout, input_grad=False)
+        return first.backward(dout)
 
     def train(self) -> Sequential:
         self.training = True

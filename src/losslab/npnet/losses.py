@@ -92,12 +92,12 @@ class Loss:
         Python float, or (N,) for ``reduction="none"``.
     """
 
-    params: dict[str, Array] = {}
-    grads: dict[str, Array] = {}
-
     def __init__(self, reduction: str = "mean") -> None:
         if reduction not in REDUCTIONS:
             raise LosslabError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        # Empty: no npnet loss has parameters, but it speaks the module protocol.
+        self.params: dict[str, Array] = {}
+        self.grads: dict[str, Array] = {}
         self.reduction = reduction
         self._cache = None
         self._n = 0
@@ -231,9 +231,7 @@ class ProbabilityLoss(Loss):
     def __init__(self, reduction: str = "mean", probability: str = "softmax") -> None:
         super().__init__(reduction)
         if probability not in PROBABILITIES:
-            raise LosslabError(
-                f"probability must be one of {PROBABILITIES}, got {probability!r}"
-            )
+            raise LosslabError(f"probability must be one of {PROBABILITIES}, got {probability!r}")
         self.probability = probability
 
     def _forward(self, o, y):
@@ -401,7 +399,9 @@ class CauchySchwarzLoss(ProbabilityLoss):
 
     def _grads(self, cache):
         logp, y, log_s, log_a = cache
-        return None, -y * np.exp(logp - log_s) + np.exp(2 * logp - log_a), None
+        # Classes with y_j = 0 are masked before the exp: log p_j - log S can be huge there.
+        log_py = np.where(y > 0, logp + np.log(np.where(y > 0, y, 1)), -np.inf)
+        return None, -np.exp(log_py - log_s) + np.exp(2 * logp - log_a), None
 
 
 class _SoftmaxLoss(ProbabilityLoss):

@@ -180,14 +180,23 @@ class Adam(Optimizer):
     def _update(self, key, p, g):
         m = self._buffer(key, "m", p)
         v = self._buffer(key, "v", p)
+        # One scratch array per parameter, reused, so a step allocates no temporaries.
+        tmp = self._buffer(key, "scratch", p)
         m *= self.beta1
-        m += (1 - self.beta1) * g
+        np.multiply(g, 1 - self.beta1, out=tmp)
+        m += tmp
         v *= self.beta2
-        v += (1 - self.beta2) * g * g
-        # Same order of operations as torch.optim.Adam, so float64 runs agree to rounding.
-        step_size = self.lr / (1 - self.beta1**self.t)
-        denom = np.sqrt(v) / math.sqrt(1 - self.beta2**self.t) + self.eps
-        p -= step_size * (m / denom)
+        np.multiply(g, g, out=tmp)
+        tmp *= 1 - self.beta2
+        v += tmp
+        # Same order of operations as torch.optim.Adam, so float64 runs agree to rounding:
+        # p -= (lr / (1 - beta1^k)) * m / (sqrt(v) / sqrt(1 - beta2^k) + eps).
+        np.sqrt(v, out=tmp)
+        tmp /= math.sqrt(1 - self.beta2**self.t)
+        tmp += self.eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= self.lr / (1 - self.beta1**self.t)
+        p -= tmp
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from losslab.errors import LosslabError
-from losslab.npnet.layers import MLP, Layer, as_generator
+from losslab.npnet.layers import MLP, Layer, Sequential, as_generator
 from losslab.npnet.losses import Loss, get_loss
 from losslab.npnet.optim import EarlyStopping, add_l2_gradient, decayed_lr, get_optimizer
 
@@ -73,17 +73,13 @@ def _split(data, name: str) -> Array | None:
     return None if value is None else np.asarray(value)
 
 
-def _load(data, options: dict):
-    if isinstance(data, str):
-        # Imported here: losslab.data is optional for plain-array users.
-        from losslab.data import load_dataset
-
-        return load_dataset(data, **options)
-    return data
-
-
 def fit(
-    data,
+    x_train,
+    y_train: Array | None = None,
+    x_dev: Array | None = None,
+    y_dev: Array | None = None,
+    x_test: Array | None = None,
+    y_test: Array | None = None,
     *,
     model: Layer | None = None,
     hidden: Sequence[int] = (100,),
@@ -105,15 +101,17 @@ def fit(
     patience: int | None = None,
     rng: np.random.Generator | int = 0,
     dtype=np.float32,
-    dataset_options: dict | None = None,
 ) -> FitResult:
     """Train an npnet model with mini-batch gradient descent; Daza §1.2's protocol by default.
 
     Args:
-        data: a ``losslab.data`` dataset name (loaded with ``dataset_options``), a
-            dataset object, or a mapping, with arrays ``x_train``, ``y_train`` and
-            optionally ``x_dev``, ``y_dev``, ``x_test``, ``y_test`` (labels are
-            integers in [0, C)) and ``num_classes``.
+        x_train: training inputs (N, ...) — or, with ``y_train`` left out, a dataset
+            object or mapping with arrays ``x_train``, ``y_train`` and optionally
+            ``x_dev``, ``y_dev``, ``x_test``, ``y_test`` and ``num_classes`` (duck
+            typing: any ``losslab.data`` dataset works).
+        y_train: integer labels (N,) in [0, C).
+        x_dev, y_dev: development set for evaluation and early stopping (optional).
+        x_test, y_test: test set, evaluated once at the end (optional).
         model: a network mapping x to logits; default an :class:`MLP` of sizes
             (D, *hidden, C) on the flattened inputs.
         hidden, activation, init, dropout, batchnorm: of the default MLP
@@ -126,34 +124,53 @@ def fit(
         lr_decay, lr_decay_kwargs: a schedule of ``optim.LR_DECAYS`` applied per epoch.
         eval_every: steps between evaluations (100).
         patience: early stopping after this many evaluations without a better
-            development loss (None: no early stopping; needs a development set).
+            development loss (None: no early stopping; needs a development set). The
+            best weights are restored; batch-norm running statistics are not.
         rng: generator or seed for the initial weights, batch order and dropout (0).
         dtype: compute dtype (float32).
-        dataset_options: keyword arguments of ``load_dataset`` when data is a name.
 
     Returns:
         A :class:`FitResult`.
 
     Example:
-        >>> result = fit({"x_train": x, "y_train": y}, steps=300)
-        >>> result.history["train_loss"][-1]
+        >>> result = fit(x, y, x_dev, y_dev, steps=300)
+        >>> result.history["dev_accuracy"][-1]
     """
-    data = _load(data, dataset_options or {})
-    x_train, y_train = _split(data, "x_train"), _split(data, "y_train")
+    if y_train is None:
+        data = x_train
+        x_train, y_train = _split(data, "x_train"), _split(data, "y_train")
+        x_dev, y_dev = _split(data, "x_dev"), _split(data, "y_dev")
+        x_test, y_test = _split(data, "x_test"), _split(data, "y_test")
+        num_classes = _split(data, "num_classes")
+    else:
+        num_classes = None
     if x_train is None or y_train is None:
-        raise LosslabError("fit needs data with x_train and y_train arrays")
+        raise LosslabError(
+            "fit needs x_train and y_train: pass two arrays, or one dataset with both attributes"
+        )
+    x_train, y_train = np.asarray(x_train), np.asarray(y_train)
     if len(x_train) != len(y_train) or len(x_train) == 0:
         raise LosslabError(
             f"x_train has {len(x_train)} rows but y_train has {len(y_train)}; they must match"
         )
-    if not np.issubdtype(y_train.dtype, np.integer):
-        raise LosslabError(f"labels must be integers, got dtype {y_train.dtype}")
-    num_classes = int(getattr(data, "num_classes", 0) or 0) or int(y_train.max()) + 1
-    splits = {}
-    for part in ("dev", "test"):
-        x, y = _split(data, f"x_{part}"), _split(data, f"y_{part}")
-        if x is not None and y is not None and len(x):
+    splits = {"train": (x_train, y_train)}
+    for part, x, y in (("dev", x_dev, y_dev), ("test", x_test, y_test)):
+        if (x is None) != (y is None):
+            raise LosslabError(f"give both x_{part} and y_{part}, or neither")
+        if x is not None and len(x):
+            x, y = np.asarray(x), np.asarray(y)
+            if len(x) != len(y):
+                raise LosslabError(f"x_{part} has {len(x)} rows but y_{part} has {len(y)}")
             splits[part] = (x, y)
+    for part, (_, y) in splits.items():
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
+            raise LosslabError(
+                f"y_{part} must be non-negative integer labels of shape (N,), "
+                f"got shape {y.shape} and dtype {y.dtype}"
+            )
+    if num_classes is None:
+        num_classes = max(int(y.max()) for _, y in splits.values()) + 1
+    num_classes = int(num_classes)
     if patience is not None and "dev" not in splits:
         raise LosslabError("early stopping (patience) needs a development set (x_dev, y_dev)")
     if batch_size < 1 or steps < 1 or eval_every < 1:
@@ -161,9 +178,8 @@ def fit(
 
     rng = as_generator(rng)
     if model is None:
-        flat = x_train.reshape(len(x_train), -1)
         model = MLP(
-            [flat.shape[1], *hidden, num_classes],
+            [int(np.prod(x_train.shape[1:])), *hidden, num_classes],
             activation=activation,
             dropout=dropout,
             batchnorm=batchnorm,
@@ -174,8 +190,8 @@ def fit(
         reshape = lambda x: x.reshape(len(x), -1)  # noqa: E731
     else:
         reshape = lambda x: x  # noqa: E731
-    x_train = reshape(x_train).astype(dtype, copy=False)
     splits = {k: (reshape(x).astype(dtype, copy=False), y) for k, (x, y) in splits.items()}
+    x_train, y_train = splits.pop("train")
 
     criterion = get_loss(loss, **(loss_kwargs or {}))
     opt = get_optimizer(optimizer, lr=lr, **(optimizer_kwargs or {}))
@@ -186,7 +202,6 @@ def fit(
     n = len(x_train)
     batch_size = min(batch_size, n)
     batches_per_epoch = n // batch_size
-    order = rng.permutation(n)
     window: list[float] = []
     model.train()
     for step in range(1, steps + 1):
@@ -198,7 +213,10 @@ def fit(
         idx = order[b * batch_size : (b + 1) * batch_size]
         logits = model.forward(x_train[idx])
         window.append(criterion.forward(logits, y_train[idx]))
-        model.backward(criterion.backward())
+        if isinstance(model, Sequential):
+            model.backward(criterion.backward(), input_grad=False)
+        else:
+            model.backward(criterion.backward())
         params, grads = model.params, model.grads
         add_l2_gradient(params, grads, weight_decay, len(idx))
         opt.step(params, grads)
