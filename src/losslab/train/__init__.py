@@ -1,0 +1,32 @@
+"""Training: one model, or M models of one architecture at once (the batched engine).
+
+::
+
+    from losslab.train import ModelSpec, TrainConfig, train, train_many
+
+    result = train(net, dataset, "log", TrainConfig(steps=2000))        # one model, in place
+    results = train_many(lambda seed: mlp(2, [200] * 5, 4, seed=seed),   # a loss x seed grid
+                         [ModelSpec(loss, seed) for loss in losses for seed in range(5)],
+                         dataset, TrainConfig(lr=3e-5, batch_size=50))
+
+Modules: :mod:`~losslab.train.config` (TrainConfig, ModelSpec, lr decays),
+:mod:`~losslab.train.data` (device-resident data, seeded batch order),
+:mod:`~losslab.train.backends` (stack vs loop), :mod:`~losslab.train.losses` (per-model
+losses in few calls), :mod:`~losslab.train.engine` (the loop, checkpoints, results).
+"""
+
+from losslab.train.config import ModelSpec, TrainConfig, resolve_device
+from losslab.train.data import TrainData, as_train_data
+from losslab.train.engine import CURVE_KEYS, TrainResult, train, train_many
+
+__all__ = [
+    "CURVE_KEYS",
+    "ModelSpec",
+    "TrainConfig",
+    "TrainData",
+    "TrainResult",
+    "as_train_data",
+    "resolve_device",
+    "train",
+    "train_many",
+]

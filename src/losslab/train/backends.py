@@ -1,0 +1,188 @@
+"""How the M models of one run are evaluated: one stacked computation, or a plain loop.
+
+Both backends expose the same small interface to the training loop: logits (M, N, C),
+the parameter scales R (M,), the optimizer's parameters, gradient masking of inactive
+models, snapshots of the best weights, and state dicts for checkpoints.
+
+* :class:`StackBackend` runs the models as one :class:`~losslab.models.ModelStack`
+  (batched matmuls for MLPs, ``torch.vmap`` otherwise). Its dropout masks come from one
+  generator for the whole (M, N, H) tensor, so they are reproducible but not shared
+  between models of the same seed.
+* :class:`LoopBackend` runs plain ``nn.Module`` s one after another: the reference the
+  stack is tested against, and the engine of :func:`losslab.train.train`. Each model's
+  dropout masks come from its own seed (drawn into a forked global RNG, which is restored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from losslab.models import parameter_scale, stack_models
+
+
+def _has_dropout(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules())
+
+
+class StackBackend:
+    """M models of one architecture as one :class:`~losslab.models.ModelStack`.
+
+    Args:
+        models: M models (copied into the stack).
+        device, dtype: where and in which precision the stack lives.
+        dropout_seed: seed of the stack's dropout-mask generator.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[nn.Module],
+        device: torch.device,
+        dtype: torch.dtype,
+        dropout_seed: int,
+    ):
+        self.generator = torch.Generator(device=device).manual_seed(dropout_seed)
+        self.stack = stack_models(models, generator=self.generator).to(device=device, dtype=dtype)
+        self.stack.train()
+        self.num_models = len(models)
+        self._views = [(1,) * (p.dim() - 1) for p in self.stack.parameters()]
+
+    def forward(self, x: torch.Tensor, shared: bool) -> torch.Tensor:
+        """Logits (M, N, C) of a shared batch (N, ...) or per-model batches (M, N, ...)."""
+        return self.stack(x, per_model=not shared)
+
+    def scales(self) -> torch.Tensor:
+        """R of every model, (M,), differentiable."""
+        return self.stack.parameter_scale()
+
+    def parameters(self) -> list[torch.Tensor]:
+        """The stacked parameters (leading dimension M) the optimizer updates."""
+        return [p for p in self.stack.parameters() if p.requires_grad]
+
+    def mask_grads(self, inactive: torch.Tensor) -> None:
+        """Zero the gradients of the models flagged in ``inactive`` (M,) bool, no host sync.
+
+        ``masked_fill_`` (not a multiply) so that NaN gradients of a diverged model are
+        cleared too.
+        """
+        for p, view in zip(self.stack.parameters(), self._views, strict=True):
+            if p.grad is not None:
+                p.grad.masked_fill_(inactive.view(-1, *view), 0.0)
+
+    def train(self, mode: bool = True) -> None:
+        """Training (dropout on, batch statistics) or evaluation mode."""
+        self.stack.train(mode)
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Every stacked parameter and buffer (leading dimension M), for snapshots."""
+        return [*self.stack.parameters(), *self.stack.buffers()]
+
+    def set_tensors(self, values: Sequence[torch.Tensor]) -> None:
+        """Write (M, ...) values back into the stack (inverse of :meth:`tensors`)."""
+        with torch.no_grad():
+            for target, value in zip(self.tensors(), values, strict=True):
+                target.copy_(value)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Weights, buffers and the dropout generator."""
+        return {"stack": self.stack.state_dict(), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` in place (the optimizer keeps its parameters)."""
+        self.stack.load_state_dict(state["stack"])
+        self.generator.set_state(state["generator"])
+
+    def models(self) -> list[nn.Module]:
+        """M independent modules holding the trained weights, in evaluation mode."""
+        return [m.eval() for m in self.stack.unstack()]
+
+
+class LoopBackend:
+    """M plain modules run one after another (the per-model reference; ``train()``).
+
+    The modules are trained in place. ``dropout_seeds`` gives each model its own stream
+    of dropout masks: before every training forward the global RNG is forked and seeded
+    from that model's generator, so the caller's global RNG is left untouched.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[nn.Module],
+        device: torch.device,
+        dtype: torch.dtype,
+        dropout_seeds: Sequence[int],
+    ):
+        self._models = [m.to(device=device, dtype=dtype).train() for m in models]
+        self.num_models = len(self._models)
+        self.device = device
+        self.generators = [torch.Generator().manual_seed(s) for s in dropout_seeds]
+        self._random = [_has_dropout(m) for m in self._models]
+        self._training = True
+
+    def _run(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        model = self._models[i]
+        if not (self._training and self._random[i]):
+            return model(x)
+        seed = int(torch.randint(2**62, (1,), generator=self.generators[i]))
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            return model(x)
+
+    def forward(self, x: torch.Tensor, shared: bool) -> torch.Tensor:
+        """Logits (M, N, C) of a shared batch (N, ...) or per-model batches (M, N, ...)."""
+        return torch.stack([self._run(i, x if shared else x[i]) for i in range(self.num_models)])
+
+    def scales(self) -> torch.Tensor:
+        """R of every model, (M,), differentiable."""
+        return torch.stack([parameter_scale(m) for m in self._models])
+
+    def parameters(self) -> list[torch.Tensor]:
+        """Every trainable parameter of every model."""
+        return [p for m in self._models for p in m.parameters() if p.requires_grad]
+
+    def mask_grads(self, inactive: torch.Tensor) -> None:
+        """Zero the gradients of the models flagged in ``inactive`` (M,) bool."""
+        for i, model in enumerate(self._models):
+            for p in model.parameters():
+                if p.grad is not None:
+                    p.grad.masked_fill_(inactive[i], 0.0)
+
+    def train(self, mode: bool = True) -> None:
+        """Training or evaluation mode of every model."""
+        self._training = mode
+        for m in self._models:
+            m.train(mode)
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Every parameter and buffer, each stacked as (M, ...) copies (for snapshots)."""
+        per_model = [[*m.parameters(), *m.buffers()] for m in self._models]
+        return [torch.stack(group) for group in zip(*per_model, strict=True)]
+
+    def set_tensors(self, values: Sequence[torch.Tensor]) -> None:
+        """Write (M, ...) stacked values back into the models (inverse of :meth:`tensors`)."""
+        with torch.no_grad():
+            for i, m in enumerate(self._models):
+                for target, value in zip([*m.parameters(), *m.buffers()], values, strict=True):
+                    target.copy_(value[i])
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every model's state dict and dropout generator."""
+        return {
+            "models": [m.state_dict() for m in self._models],
+            "generators": [g.get_state() for g in self.generators],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` in place."""
+        for m, s in zip(self._models, state["models"], strict=True):
+            m.load_state_dict(s)
+        for g, s in zip(self.generators, state["generators"], strict=True):
+            g.set_state(s)
+
+    def models(self) -> list[nn.Module]:
+        """The trained modules themselves, in evaluation mode."""
+        return [m.eval() for m in self._models]

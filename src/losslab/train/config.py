@@ -1,0 +1,266 @@
+"""Training configuration, per-model specs and learning-rate schedules.
+
+:class:`TrainConfig` holds everything the models of one training call share (optimizer,
+batch size, steps, evaluation, early stopping, device); :class:`ModelSpec` what may differ
+between the models trained together (loss, seed, learning rate, weight decay). Both check
+their values on construction and raise :class:`~losslab.errors.LosslabError` with a message
+that says how to fix a bad one.
+
+Seed: lecture notes 2018, section 7 (GD, momentum, RMSprop, Adam, mini-batches,
+learning-rate decay) and section 5 (L2 weight decay, early stopping).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from losslab.errors import LosslabError
+from losslab.npnet.optim import LR_DECAYS
+
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+LR_DECAY_NAMES = ("constant", *LR_DECAYS)
+MONITORS = ("dev_accuracy", "dev_loss")
+ENGINES = ("stack", "loop")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+# Default d of each decay when decay_rate is not given (the notes' 0.95 for exponential).
+_DEFAULT_DECAY_RATE = {"inverse_time": 1.0, "exponential": 0.95, "inverse_sqrt": 1.0}
+
+
+def _int(name: str, value: Any, minimum: int, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        extra = " (or None)" if allow_none else ""
+        raise LosslabError(f"{name} must be an integer >= {minimum}{extra}, got {value!r}")
+    return value
+
+
+def _float(name: str, value: Any, low: float, low_open: bool, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise LosslabError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if value < low or (low_open and value == low) or value > high or math.isinf(value):
+        bound = f"> {low:g}" if low_open else f">= {low:g}"
+        top = f" and <= {high:g}" if math.isfinite(high) else ""
+        raise LosslabError(f"{name} must be finite, {bound}{top}; got {value!r}")
+    return value
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value.strip().lower().replace("-", "_") not in choices:
+        raise LosslabError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value.strip().lower().replace("-", "_")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; an unavailable CUDA is a LosslabError."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise LosslabError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise LosslabError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise LosslabError("device 'cuda' was asked for but CUDA is not available; use 'auto'")
+    if resolved.type not in ("cpu", "cuda"):
+        raise LosslabError(f"device {device!r} is not supported; use 'auto', 'cpu' or 'cuda'")
+    return resolved
+
+
+@dataclass
+class TrainConfig:
+    """What every model of one training call shares.
+
+    Args:
+        optimizer: ``"sgd"``, ``"momentum"`` (SGD with PyTorch's heavy-ball momentum
+            ``v = mu v + g``, i.e. the notes' EMA with the learning rate scaled by
+            1/(1-beta)), ``"rmsprop"`` or ``"adam"`` (default, with bias correction).
+        lr: initial learning rate alpha_0 > 0 (default 1e-3).
+        batch_size: mini-batch size N (default 100); capped at the training-set size.
+        steps: optimizer steps (default 1000).
+        eval_every: evaluate every k steps (default 100); the last step is always
+            evaluated.
+        weight_decay: L2 coefficient added to every model parameter's gradient
+            (``torch.optim``'s coupled weight decay; the notes' lambda/(2m) sum ||W||^2
+            penalty is ``weight_decay = lambda / m``). Loss-owned scales are not decayed.
+        lr_decay: ``"constant"`` (default), ``"inverse_time"`` alpha_0 / (1 + d e),
+            ``"exponential"`` alpha_0 d^e (d = 0.95 by default, the notes' formula) or
+            ``"inverse_sqrt"`` alpha_0 d / sqrt(max(e, 1)), with e the epoch count 0, 1, ...
+        decay_rate: d of the decay (default 1.0, or 0.95 for exponential).
+        momentum: mu of ``"momentum"`` (default 0.9).
+        betas: Adam's (beta1, beta2) (default (0.9, 0.999)).
+        rmsprop_alpha: RMSprop's squared-gradient EMA factor (default 0.99).
+        eps: Adam / RMSprop epsilon (default 1e-8).
+        seed: seed of the batch order of :func:`~losslab.train.train` and of the dropout
+            masks (default 0); :func:`~losslab.train.train_many` takes each model's seed
+            from its :class:`ModelSpec`.
+        shuffle: draw a fresh permutation of the training set every epoch (default
+            True); False takes batches in order (``bix = step * N mod n``, the MNIST-1D
+            paper's protocol).
+        patience: early stopping: stop a model after this many evaluations without a dev
+            improvement and restore its best weights (default None: no early stopping;
+            needs a dev set).
+        monitor: what early stopping watches, ``"dev_accuracy"`` (default) or
+            ``"dev_loss"``.
+        eval_train: evaluate on the full training set as well (default True).
+        eval_batch_size: chunk size of the evaluation passes (default 2000).
+        device: ``"auto"`` (default: CUDA if available, else CPU), ``"cpu"``, ``"cuda"``.
+        dtype: ``"float32"`` (default) or ``"float64"``.
+        engine: ``"stack"`` (default: the M models as one :class:`~losslab.models.ModelStack`)
+            or ``"loop"`` (plain modules, one after another; the reference).
+        checkpoint_path: file to save checkpoints to (default None: no checkpoints).
+        checkpoint_every: save every k steps (default: at every evaluation).
+        resume: continue from ``checkpoint_path`` if it exists (default True).
+    """
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    batch_size: int = 100
+    steps: int = 1000
+    eval_every: int = 100
+    weight_decay: float = 0.0
+    lr_decay: str = "constant"
+    decay_rate: float | None = None
+    momentum: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.999)
+    rmsprop_alpha: float = 0.99
+    eps: float = 1e-8
+    seed: int = 0
+    shuffle: bool = True
+    patience: int | None = None
+    monitor: str = "dev_accuracy"
+    eval_train: bool = True
+    eval_batch_size: int = 2000
+    device: str = "auto"
+    dtype: str = "float32"
+    engine: str = "stack"
+    checkpoint_path: str | None = None
+    checkpoint_every: int | None = None
+    resume: bool = True
+
+    def __post_init__(self) -> None:
+        self.optimizer = _choice("optimizer", self.optimizer, OPTIMIZERS)
+        self.lr = _float("lr", self.lr, 0.0, low_open=True)
+        _int("batch_size", self.batch_size, 1)
+        _int("steps", self.steps, 1)
+        _int("eval_every", self.eval_every, 1)
+        self.weight_decay = _float("weight_decay", self.weight_decay, 0.0, low_open=False)
+        self.lr_decay = _choice("lr_decay", self.lr_decay, LR_DECAY_NAMES)
+        if self.decay_rate is not None:
+            self.decay_rate = _float("decay_rate", self.decay_rate, 0.0, low_open=True)
+        self.momentum = _float("momentum", self.momentum, 0.0, low_open=False, high=1.0)
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
+            raise LosslabError(f"betas must be a pair (beta1, beta2), got {self.betas!r}")
+        self.betas = tuple(
+            _float("betas", b, 0.0, low_open=False, high=0.999999) for b in self.betas
+        )
+        self.rmsprop_alpha = _float("rmsprop_alpha", self.rmsprop_alpha, 0.0, False, 1.0)
+        self.eps = _float("eps", self.eps, 0.0, low_open=True)
+        _int("seed", self.seed, 0)
+        _int("patience", self.patience, 1, allow_none=True)
+        self.monitor = _choice("monitor", self.monitor, MONITORS)
+        _int("eval_batch_size", self.eval_batch_size, 1)
+        resolve_device(self.device)
+        self.dtype = _choice("dtype", self.dtype, tuple(DTYPES))
+        self.engine = _choice("engine", self.engine, ENGINES)
+        _int("checkpoint_every", self.checkpoint_every, 1, allow_none=True)
+        if self.checkpoint_path is not None and not isinstance(self.checkpoint_path, str):
+            self.checkpoint_path = str(self.checkpoint_path)
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        """The ``torch.dtype`` of ``dtype``."""
+        return DTYPES[self.dtype]
+
+    def learning_rate(self, epoch: int, lr0: float | None = None) -> float:
+        """The decayed learning rate at epoch ``epoch`` (0, 1, ...), lecture notes §7.
+
+        Args:
+            epoch: completed epochs e.
+            lr0: initial rate (default ``self.lr``; per-model rates pass their own).
+        """
+        lr0 = self.lr if lr0 is None else lr0
+        if self.lr_decay == "constant":
+            return lr0
+        rate = _DEFAULT_DECAY_RATE[self.lr_decay] if self.decay_rate is None else self.decay_rate
+        if self.lr_decay == "exponential":
+            return LR_DECAYS["exponential"](lr0, epoch, base=rate)
+        return LR_DECAYS[self.lr_decay](lr0, epoch, decay_rate=rate)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain (JSON-able) dict."""
+        out = asdict(self)
+        out["betas"] = list(self.betas)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a dict; unknown keys raise a LosslabError listing the valid ones."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise LosslabError(
+                f"unknown TrainConfig field(s) {', '.join(unknown)}; "
+                f"valid: {', '.join(sorted(names))}"
+            )
+        values = dict(values)
+        if "betas" in values and isinstance(values["betas"], list):
+            values["betas"] = tuple(values["betas"])
+        return cls(**values)
+
+
+@dataclass
+class ModelSpec:
+    """One model of :func:`~losslab.train.train_many`: what may differ between models.
+
+    Args:
+        loss: a registry name of ``losslab.losses`` (default ``"log"``) or a loss module.
+        seed: initial weights and batch order (default 0): models with the same seed start
+            from the same weights and see the same batches, whatever their loss (common
+            random numbers).
+        loss_kwargs: keyword arguments of the loss (with a name only).
+        lr: this model's initial learning rate (default None: the config's).
+        weight_decay: this model's weight decay (default None: the config's).
+        label: a name for reports (default: the loss name and seed).
+    """
+
+    loss: str | nn.Module = "log"
+    seed: int = 0
+    loss_kwargs: dict[str, Any] = field(default_factory=dict)
+    lr: float | None = None
+    weight_decay: float | None = None
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.loss, (str, nn.Module)):
+            raise LosslabError(
+                "ModelSpec.loss must be a loss name or an nn.Module, got "
+                f"{type(self.loss).__name__}"
+            )
+        if isinstance(self.loss, nn.Module) and self.loss_kwargs:
+            raise LosslabError("loss_kwargs only apply to a loss given by name")
+        _int("seed", self.seed, 0)
+        if not isinstance(self.loss_kwargs, dict):
+            raise LosslabError(f"loss_kwargs must be a dict, got {self.loss_kwargs!r}")
+        if self.lr is not None:
+            self.lr = _float("lr", self.lr, 0.0, low_open=True)
+        if self.weight_decay is not None:
+            self.weight_decay = _float("weight_decay", self.weight_decay, 0.0, low_open=False)
+        if self.label is None:
+            name = self.loss if isinstance(self.loss, str) else type(self.loss).__name__
+            self.label = f"{name}/seed={self.seed}"
+
+    @property
+    def loss_name(self) -> str:
+        """The loss's registry name, or its class name for a module."""
+        return self.loss if isinstance(self.loss, str) else type(self.loss).__name__

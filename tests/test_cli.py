@@ -1,0 +1,95 @@
+"""The ``losslab`` command line: ``train`` (few steps) and error reporting."""
+
+import json
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from losslab import cli
+from losslab.errors import LosslabError
+
+runner = CliRunner()
+
+
+def _last_json(output: str) -> dict:
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def test_train_json_last_line():
+    result = runner.invoke(
+        cli.app, ["train", "--dataset", "digits", "--steps", "60", "--seed", "1", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = _last_json(result.stdout)
+    for key in ("dataset", "model", "loss", "steps", "seconds", "train_accuracy", "test_accuracy"):
+        assert key in summary
+    assert summary["dataset"] == "digits" and summary["model"] == "mlp"
+    assert summary["loss"] == "log" and summary["steps"] == 60
+    assert 0.5 < summary["test_accuracy"] <= 1.0 and 0.5 < summary["train_accuracy"] <= 1.0
+
+
+def test_train_options_reach_the_trainer():
+    args = [
+        "train",
+        "--dataset",
+        "checkerboard",
+        "--loss",
+        "squared_hinge",
+        "--activation",
+        "tanh",
+        "--optimizer",
+        "momentum",
+        "--lr",
+        "0.01",
+        "--batch-size",
+        "40",
+        "--steps",
+        "30",
+        "--hidden",
+        "16,8",
+        "--eval-every",
+        "10",
+        "--device",
+        "cpu",
+        "--json",
+    ]
+    result = runner.invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    summary = _last_json(result.stdout)
+    assert summary["optimizer"] == "momentum" and summary["lr"] == 0.01
+    assert summary["batch_size"] == 40 and summary["activation"] == "tanh"
+    assert 0.0 <= summary["test_accuracy"] <= 1.0
+    assert "train accuracy" in result.stdout
+
+
+def test_train_without_json_prints_metrics_only():
+    result = runner.invoke(cli.app, ["train", "--dataset", "digits", "--steps", "5"])
+    assert result.exit_code == 0, result.output
+    assert "test  accuracy" in result.stdout and "{" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "digits", "--loss", "log_loss"], "unknown loss"),
+        (["--dataset", "digitz"], "unknown dataset"),
+        (["--dataset", "digits", "--hidden", "a,b"], "--hidden"),
+        (["--dataset", "digits", "--lr", "-1"], "lr must be"),
+        (["--dataset", "digits", "--optimizer", "lbfgs"], "optimizer must be"),
+    ],
+)
+def test_user_errors_print_one_line_and_exit_2(monkeypatch, capsys, args, message):
+    monkeypatch.setattr(sys, "argv", ["losslab", "train", "--steps", "2", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    invoked = runner.invoke(cli.app, ["train", "--steps", "2", *args])
+    assert isinstance(invoked.exception, LosslabError)
+
+
+def test_list_still_works():
+    result = runner.invoke(cli.app, ["list", "losses"])
+    assert result.exit_code == 0 and "cauchy_schwarz" in result.stdout.split()

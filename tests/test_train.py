@@ -1,0 +1,380 @@
+"""The training engine: batched == one by one, plain-PyTorch parity, determinism,
+divergence, early stopping, checkpoints."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from torch import nn
+
+from losslab.errors import LosslabError
+from losslab.models import mlp, mnist1d_cnn
+from losslab.train import ModelSpec, TrainConfig, train, train_many
+from losslab.train.data import STREAM_ORDER, derive_seed
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype(np.float64)
+    return {
+        "x_train": x[:400],
+        "y_train": y[:400],
+        "x_dev": x[400:500],
+        "y_dev": y[400:500],
+        "x_test": x[500:600],
+        "y_test": y[500:600],
+    }
+
+
+def _state(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _assert_same(a, b, rtol=1e-7, atol=1e-9):
+    """Same curves and weights to float64 round-off, which adaptive optimizers amplify:
+    RMSprop's first step is ~lr * g / |g|, whatever the size of g."""
+    for key in ("train_loss", "dev_loss", "test_loss", "train_batch_loss"):
+        np.testing.assert_allclose(a.curves[key], b.curves[key], rtol=rtol, atol=atol)
+    # Hinge losses pin wrong-class logits at the kink -1/2: a round-off tie may flip
+    # the argmax of one sample, so accuracies agree to one sample of the 100-400.
+    for key in ("train_accuracy", "dev_accuracy", "test_accuracy"):
+        np.testing.assert_allclose(a.curves[key], b.curves[key], atol=1 / 399)
+    sa, sb = _state(a.model), _state(b.model)
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        torch.testing.assert_close(sa[k].double(), sb[k].double(), rtol=rtol, atol=atol)
+
+
+F64 = {"dtype": "float64", "device": "cpu", "batch_size": 50, "steps": 24, "eval_every": 8}
+
+
+@pytest.mark.parametrize(
+    "batchnorm, seeds, optimizer",
+    [
+        (False, (0, 1), "adam"),
+        (True, (0, 1), "adam"),
+        (True, (2,), "momentum"),
+        (False, (0, 3), "rmsprop"),
+        (False, (1,), "sgd"),
+    ],
+)
+def test_batched_equals_one_by_one(digits, batchnorm, seeds, optimizer):
+    """The stack (shared batch with one seed, per-model batches with two) trains every model
+    exactly as training it alone with the plain per-model loop, two-scale losses included."""
+    losses = [("log", {}), ("hinge", {}), ("two_scale", {"eta": 0.1})]
+    specs = [ModelSpec(name, seed, kwargs) for name, kwargs in losses for seed in seeds]
+    config = TrainConfig(optimizer=optimizer, lr=0.01, weight_decay=1e-3, **F64)
+
+    def net(seed):
+        # A bias feeding batch-norm has an analytically zero gradient; Adam would turn its
+        # round-off noise into lr-sized steps of random sign, so those nets have no bias.
+        return mlp(64, [32, 16], 10, batchnorm=batchnorm, bias=not batchnorm, seed=seed)
+
+    batched = train_many(net, specs, digits, config)
+    for spec, result in zip(specs, batched, strict=True):
+        cfg = TrainConfig.from_dict({**config.to_dict(), "seed": spec.seed})
+        alone = train(net(spec.seed), digits, spec.loss, cfg, **spec.loss_kwargs)
+        _assert_same(result, alone)
+        if spec.loss == "two_scale":
+            for name in ("r1", "r2"):
+                mine, theirs = getattr(result.loss, name), getattr(alone.loss, name)
+                assert float(mine.detach()) == pytest.approx(float(theirs.detach()), rel=1e-9)
+
+
+def test_batched_convnet_vmap_path_equals_one_by_one():
+    gen = torch.Generator().manual_seed(0)
+    data = {
+        "x_train": torch.randn(60, 40, generator=gen, dtype=torch.float64),
+        "y_train": torch.randint(0, 10, (60,), generator=gen),
+    }
+    config = TrainConfig(
+        lr=1e-2, dtype="float64", device="cpu", batch_size=20, steps=6, eval_every=3
+    )
+    specs = [ModelSpec("log", 0), ModelSpec("squared_hinge", 1)]
+    batched = train_many(lambda s: mnist1d_cnn(seed=s), specs, data, config)
+    for spec, result in zip(specs, batched, strict=True):
+        cfg = TrainConfig.from_dict({**config.to_dict(), "seed": spec.seed})
+        _assert_same(result, train(mnist1d_cnn(seed=spec.seed), data, spec.loss, cfg))
+
+
+def test_train_matches_a_plain_pytorch_loop(digits):
+    """Independent reference: nn.Sequential + F.cross_entropy + torch.optim.Adam (foreach),
+    batches taken in order (shuffle=False), no losslab code in the loop."""
+    config = TrainConfig(
+        lr=0.01,
+        shuffle=False,
+        dtype="float64",
+        device="cpu",
+        batch_size=64,
+        steps=15,
+        eval_every=5,
+        weight_decay=1e-4,
+    )
+    model = mlp(64, [20], 10, seed=4).double()
+    reference = mlp(64, [20], 10, seed=4).double()
+    result = train(model, digits, "log", config)
+    x = torch.as_tensor(digits["x_train"])
+    y = torch.as_tensor(digits["y_train"])
+    opt = torch.optim.Adam(reference.parameters(), lr=0.01, weight_decay=1e-4, foreach=True)
+    for step in range(15):
+        start = (step % (400 // 64)) * 64
+        loss = F.cross_entropy(reference(x[start : start + 64]), y[start : start + 64])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for p, q in zip(result.model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-11)
+    with torch.no_grad():
+        xt, yt = torch.as_tensor(digits["x_test"]), torch.as_tensor(digits["y_test"])
+        acc = (reference(xt).argmax(1) == yt).double().mean().item()
+    assert result.final["test_accuracy"] == pytest.approx(acc)
+    assert result.curves["step"] == [5.0, 10.0, 15.0]
+
+
+def test_same_seed_is_bit_identical_and_common_random_numbers(digits):
+    """Same seed -> identical runs on CPU; the same loss and seed twice in one stack train
+    identically (same initial weights, same batches) while other models differ."""
+    config = TrainConfig(lr=0.01, device="cpu", batch_size=50, steps=20, eval_every=10)
+    specs = [("log", 0), ("cauchy_schwarz", 0), ("log", 0, {"label": "again"}), ("log", 1)]
+
+    def net(s):
+        return mlp(64, [32], 10, dropout=0.2, seed=s)
+
+    first = train_many(net, specs, digits, config)
+    second = train_many(net, specs, digits, config)
+    for a, b in zip(first, second, strict=True):
+        assert a.curves == b.curves
+        for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+            assert torch.equal(p, q)
+    loop = TrainConfig.from_dict({**config.to_dict(), "engine": "loop"})
+    same = train_many(net, specs, digits, loop)
+    assert same[0].curves == same[2].curves  # loop: each seed owns its dropout masks too
+    assert same[0].curves != same[3].curves and same[0].curves != same[1].curves
+    nodrop = train_many(lambda s: mlp(64, [32], 10, seed=s), specs, digits, config)
+    assert nodrop[0].curves == nodrop[2].curves
+
+
+class _BlowsUp(nn.Module):
+    """Cross-entropy that turns inf after ``after`` training steps (a diverging model)."""
+
+    def __init__(self, after: int):
+        super().__init__()
+        self.after, self.calls = after, 0
+
+    def forward(self, logits, target):
+        self.calls += torch.is_grad_enabled()  # evaluations run under no_grad
+        value = F.cross_entropy(logits, target)
+        return value * math.inf if self.calls > self.after else value
+
+
+@pytest.mark.parametrize("engine", ["stack", "loop"])
+def test_divergence_is_reported_and_spares_siblings(digits, engine):
+    config = TrainConfig(
+        lr=0.01, device="cpu", dtype="float64", batch_size=50, steps=20, eval_every=5, engine=engine
+    )
+
+    def net(s):
+        return mlp(64, [16], 10, seed=s)
+
+    healthy = [("log", 0), ("hinge", 1)]
+    results = train_many(net, [*healthy, (_BlowsUp(after=7), 0)], digits, config)
+    reference = train_many(net, healthy, digits, config)
+    bad = results[2]
+    assert bad.diverged and bad.diverged_at == 8 and bad.steps_run == 8
+    assert bad.curves["step"] == [5.0] and bad.final["step"] == 5.0
+    for r, ref in zip(results[:2], reference, strict=True):
+        assert not r.diverged and r.steps_run == 20
+        _assert_same(r, ref, rtol=1e-12, atol=1e-13)
+
+
+def test_all_models_diverging_stops_the_run(digits):
+    config = TrainConfig(lr=0.01, device="cpu", batch_size=50, steps=100, eval_every=5)
+    [bad] = train_many(lambda s: mlp(64, [], 10, seed=s), [(_BlowsUp(after=0), 0)], digits, config)
+    assert bad.diverged and bad.diverged_at == 1 and bad.curves["step"] == []
+    assert math.isnan(bad.final["test_accuracy"])
+
+
+def test_early_stopping_restores_the_best_weights(digits):
+    config = TrainConfig(
+        lr=0.05,
+        device="cpu",
+        dtype="float64",
+        batch_size=50,
+        steps=400,
+        eval_every=4,
+        patience=2,
+        monitor="dev_loss",
+    )
+    results = train_many(
+        lambda s: mlp(64, [64], 10, seed=s), [("log", 0), ("l2", 1)], digits, config
+    )
+    for r in results:
+        dev = r.curves["dev_loss"]
+        best = int(np.argmin(dev))
+        assert r.best_step == r.curves["step"][best]
+        assert r.final == {k: v[best] for k, v in r.curves.items()}
+        if r.stopped_early:
+            assert r.steps_run == r.curves["step"][-1] < 400
+            assert len(dev) - 1 - best == 2
+        with torch.no_grad():
+            x = torch.as_tensor(digits["x_dev"])
+            acc = (r.model(x).argmax(1) == torch.as_tensor(digits["y_dev"])).double().mean()
+        assert float(acc) == pytest.approx(r.final["dev_accuracy"])
+    assert any(r.stopped_early for r in results)
+
+
+@pytest.mark.parametrize("engine", ["stack", "loop"])
+def test_checkpoint_resume_is_exact(digits, tmp_path, engine):
+    """10 steps, checkpoint, a fresh process-like resume to 20 == 20 steps straight
+    (dropout, Adam state, batch order mid-epoch and the curves all carry over)."""
+    base = {"lr": 0.01, "device": "cpu", "batch_size": 30, "eval_every": 5, "engine": engine}
+    specs = [("log", 0), ("two_scale", 1, {"loss_kwargs": {"eta": 0.5}})]
+
+    def net(s):
+        return mlp(64, [16], 10, dropout=0.3, seed=s)
+
+    straight = train_many(net, specs, digits, TrainConfig(steps=20, **base))
+    path = str(tmp_path / "run.pt")
+    train_many(net, specs, digits, TrainConfig(steps=10, checkpoint_path=path, **base))
+    resumed = train_many(net, specs, digits, TrainConfig(steps=20, checkpoint_path=path, **base))
+    for a, b in zip(straight, resumed, strict=True):
+        assert a.curves == b.curves
+        for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+            assert torch.equal(p, q)
+    assert torch.equal(straight[1].loss.r2, resumed[1].loss.r2)
+    other = TrainConfig(steps=20, checkpoint_path=path, **{**base, "batch_size": 10})
+    with pytest.raises(LosslabError, match="other models or settings"):
+        train_many(net, specs, digits, other)
+
+
+def test_lr_decay_and_per_model_learning_rates(digits):
+    config = TrainConfig(
+        lr=0.1,
+        lr_decay="inverse_time",
+        decay_rate=1.0,
+        optimizer="sgd",
+        device="cpu",
+        batch_size=100,
+        steps=12,
+        eval_every=4,
+    )
+    results = train_many(
+        lambda s: mlp(64, [], 10, seed=s), [("log", 0), ("log", 0, {"lr": 0.01})], digits, config
+    )
+    # 4 steps per epoch: steps 4, 8, 12 are evaluated after epochs 0, 1, 2 ran.
+    assert results[0].curves["lr"] == pytest.approx([0.1, 0.05, 0.1 / 3])
+    assert results[1].curves["lr"] == pytest.approx([0.01, 0.005, 0.01 / 3])
+    assert results[0].curves["train_loss"] != results[1].curves["train_loss"]
+
+
+def test_trainable_scales_are_trained_and_attached(digits):
+    config = TrainConfig(
+        lr=0.05, device="cpu", batch_size=50, steps=30, eval_every=30, weight_decay=0.5
+    )
+    [r] = train_many(
+        lambda s: mlp(64, [32], 10, bias=False, seed=s),
+        [("two_scale", 0, {"loss_kwargs": {"eta": 0.01}})],
+        digits,
+        config,
+    )
+    from losslab.models import parameter_scale
+
+    r0 = float(parameter_scale(mlp(64, [32], 10, bias=False, seed=0)).detach())
+    assert float(r.loss.r2.detach()) > 10 * r0  # dL/dR2 < 0 on well-classified samples (eq. 15)
+    assert r.loss._model is r.model
+
+
+def test_user_errors_are_losslab_errors(digits):
+    def net(s):
+        return mlp(64, [], 10, seed=s)
+
+    with pytest.raises(LosslabError, match="reduction='none'"):
+        train_many(net, [ModelSpec("log", 0, {"reduction": "none"})], digits)
+    with pytest.raises(LosslabError, match="dev set"):
+        train_many(
+            net,
+            ["log"],
+            {"x_train": digits["x_train"], "y_train": digits["y_train"]},
+            TrainConfig(patience=3),
+        )
+    with pytest.raises(LosslabError, match="unknown loss"):
+        train_many(net, ["log_loss"], digits)
+    with pytest.raises(LosslabError, match="same architecture|share one"):
+        train_many(lambda s: mlp(64, [s + 1], 10), [("log", 0), ("log", 1)], digits)
+    with pytest.raises(LosslabError):
+        train_many(net, [], digits)
+    with pytest.raises(LosslabError):
+        train_many(net, [("log", 0, 3)], digits)
+
+
+def test_order_stream_is_independent_of_weight_stream():
+    assert derive_seed(0, STREAM_ORDER) != 0
+    assert derive_seed(0, STREAM_ORDER) != derive_seed(1, STREAM_ORDER)
+
+
+def test_result_to_dict_is_json_clean(digits):
+    import json
+
+    config = TrainConfig(device="cpu", batch_size=50, steps=4, eval_every=2)
+    [r] = train_many(
+        lambda s: mlp(64, [], 10, seed=s),
+        ["log"],
+        {"x_train": digits["x_train"], "y_train": digits["y_train"]},
+        config,
+    )
+    text = json.dumps(r.to_dict(), allow_nan=False)
+    assert json.loads(text)["final"]["dev_accuracy"] is None
+
+
+def test_loss_scales_sit_in_a_group_without_weight_decay():
+    from losslab.train.engine import _make_optimizer
+
+    weight, scale = nn.Parameter(torch.ones(3)), nn.Parameter(torch.ones(()))
+    for name in ("sgd", "momentum", "rmsprop", "adam"):
+        opt = _make_optimizer(
+            TrainConfig(optimizer=name, weight_decay=0.1),
+            [weight],
+            [scale],
+            0.01,
+            0.1,
+            torch.device("cpu"),
+        )
+        assert [g["weight_decay"] for g in opt.param_groups] == [0.1, 0.0]
+        assert opt.param_groups[1]["params"] == [scale]
+
+
+def test_stacked_dropout_has_the_distribution_of_torch_dropout():
+    """Dropout masks of a stack cannot equal those of separate nn.Dropout modules (one
+    generator draws the whole (M, N, H) mask), so the stack is tested statistically: K
+    same-seed models take one full-batch SGD step (lr 1, update = -gradient) with their
+    own masks; the mean update must match the mean gradient of K draws of PyTorch's own
+    nn.Dropout within sampling error. A missing 1/(1-p) or shared masks would fail it."""
+    k, p = 300, 0.5
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(32, 8, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (32,), generator=gen)
+    config = TrainConfig(
+        optimizer="sgd", lr=1.0, batch_size=32, steps=1, eval_every=1, dtype="float64", device="cpu"
+    )
+
+    def net(s):
+        return mlp(8, [16], 3, dropout=p, seed=s)
+
+    results = train_many(net, [("log", 0)] * k, {"x_train": x, "y_train": y}, config)
+    start = net(0).double()
+    updates = torch.stack([r.model[1].weight.detach() - start[1].weight for r in results])
+    reference = []
+    for draw in range(k):
+        model = net(0).double().train()
+        torch.manual_seed(draw)
+        F.cross_entropy(model(x), y).backward()
+        reference.append(-model[1].weight.grad)
+    reference = torch.stack(reference)
+    assert updates.std(0).mean() > 0  # every model drew its own masks
+    se = (updates.var(0) / k + reference.var(0) / k).sqrt() + 1e-12
+    z = (updates.mean(0) - reference.mean(0)) / se
+    assert z.abs().max() < 5.5
