@@ -49,6 +49,14 @@ def list_(what: str = typer.Argument(..., help=f"one of: {', '.join(_CATALOGUES)
 # Per-dataset defaults of ``losslab train`` (SPEC "External reference experiments").
 # steps ~ 5 epochs for the 60k-image sets; mnist1d follows the paper: Adam 1e-2, batch 100,
 # 6000 steps, batches in order, PyTorch's default init.
+_IMAGE_MLP: dict[str, Any] = {
+    "model": "mlp",
+    "hidden": [256],
+    "lr": 1e-3,
+    "batch_size": 100,
+    "steps": 3000,
+    "standardize": True,
+}
 _TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
     "digits": {"model": "mlp", "hidden": [100], "lr": 1e-3, "batch_size": 100, "steps": 2000},
     "mnist1d": {
@@ -60,22 +68,8 @@ _TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
         "init": "torch",
         "eval_every": 250,
     },
-    "fashion_mnist": {
-        "model": "mlp",
-        "hidden": [256],
-        "lr": 1e-3,
-        "batch_size": 100,
-        "steps": 3000,
-        "standardize": True,
-    },
-    "mnist": {
-        "model": "mlp",
-        "hidden": [256],
-        "lr": 1e-3,
-        "batch_size": 100,
-        "steps": 3000,
-        "standardize": True,
-    },
+    "fashion_mnist": _IMAGE_MLP,
+    "mnist": _IMAGE_MLP,
     "cifar10": {
         "model": "janocha_convnet",
         "lr": 1e-3,
