@@ -93,3 +93,57 @@ def test_user_errors_print_one_line_and_exit_2(monkeypatch, capsys, args, messag
 def test_list_still_works():
     result = runner.invoke(cli.app, ["list", "losses"])
     assert result.exit_code == 0 and "cauchy_schwarz" in result.stdout.split()
+
+
+@pytest.fixture
+def trained_models(monkeypatch):
+    """The models `losslab train` builds, recorded on their way to the trainer."""
+    import losslab.train
+
+    seen = []
+    real = losslab.train.train
+
+    def spy(model, *args, **kwargs):
+        seen.append(model)
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(losslab.train, "train", spy)
+    return seen
+
+
+def _linear_widths(model):
+    import torch
+
+    return [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def test_model_name_is_case_insensitive_and_keeps_the_dataset_defaults(trained_models):
+    result = runner.invoke(
+        cli.app, ["train", "--dataset", "digits", "--model", "MLP", "--steps", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert _linear_widths(trained_models[0]) == [100, 10]  # digits' default hidden [100]
+
+
+def test_hidden_reaches_models_taking_a_single_width(trained_models):
+    args = ["train", "--dataset", "digits", "--model", "mnist1d_mlp", "--steps", "2"]
+    result = runner.invoke(cli.app, [*args, "--hidden", "7"])
+    assert result.exit_code == 0, result.output
+    assert _linear_widths(trained_models[0]) == [7, 7, 10]
+    result = runner.invoke(cli.app, [*args, "--hidden", "7,5"])
+    assert isinstance(result.exception, LosslabError) and "single width" in str(result.exception)
+
+
+def test_arrays_dataset_is_read_from_the_root_file(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 3)).astype(np.float32)
+    file = tmp_path / "mine.npz"
+    np.savez(file, x=x, y=(x[:, 0] > 0).astype(np.int64))
+    args = ["train", "--dataset", "arrays", "--steps", "3", "--json"]
+    result = runner.invoke(cli.app, [*args, "--root", str(file)])
+    assert result.exit_code == 0, result.output
+    assert _last_json(result.stdout)["dataset"] == "arrays"
+    missing = runner.invoke(cli.app, args)
+    assert isinstance(missing.exception, LosslabError) and "--root" in str(missing.exception)

@@ -378,3 +378,51 @@ def test_stacked_dropout_has_the_distribution_of_torch_dropout():
     se = (updates.var(0) / k + reference.var(0) / k).sqrt() + 1e-12
     z = (updates.mean(0) - reference.mean(0)) / se
     assert z.abs().max() < 5.5
+
+
+def test_early_stopping_restores_the_loss_scales_with_the_weights(digits):
+    """R1, R2 are trained with the weights: the returned (model, loss) pair must be the best
+    state, so its dev loss is the reported one (not R1, R2 of the last step)."""
+    config = TrainConfig(
+        lr=0.05,
+        optimizer="sgd",
+        device="cpu",
+        dtype="float64",
+        batch_size=50,
+        steps=200,
+        eval_every=5,
+        patience=2,
+        monitor="dev_loss",
+    )
+    [r] = train_many(
+        lambda s: mlp(64, [16], 10, bias=False, seed=s),
+        [("two_scale", 0, {"loss_kwargs": {"eta": 0.1}})],
+        digits,
+        config,
+    )
+    assert r.stopped_early and r.best_step < r.steps_run
+    with torch.no_grad():
+        x, y = torch.as_tensor(digits["x_dev"]), torch.as_tensor(digits["y_dev"])
+        dev_loss = float(r.loss(r.model(x), y))
+    assert dev_loss == pytest.approx(r.final["dev_loss"], rel=1e-12)
+
+
+def test_checkpoint_of_another_architecture_is_a_losslab_error(digits, tmp_path):
+    path = str(tmp_path / "run.pt")
+    config = TrainConfig(device="cpu", batch_size=50, steps=2, eval_every=2, checkpoint_path=path)
+    train_many(lambda s: mlp(64, [8], 10, seed=s), ["log"], digits, config)
+    with pytest.raises(LosslabError, match="other models or settings.*size mismatch"):
+        train_many(lambda s: mlp(64, [16], 10, seed=s), ["log"], digits, config)
+    loop = TrainConfig.from_dict({**config.to_dict(), "engine": "loop"})
+    with pytest.raises(LosslabError, match="other models or settings"):
+        train_many(lambda s: mlp(64, [8], 10, seed=s), ["log"], digits, loop)
+
+
+def test_missing_cuda_device_index_is_a_losslab_error(monkeypatch):
+    from losslab.train import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(LosslabError, match="1 CUDA device"):
+        resolve_device("cuda:3")

@@ -131,7 +131,9 @@ def train_(
     eval_every: int = typer.Option(None, "--eval-every", help="evaluate every k steps"),
     seed: int = typer.Option(0, "--seed", help="seed of weights, batch order and data split"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
-    root: str = typer.Option(None, "--root", help="directory holding the data files"),
+    root: str = typer.Option(
+        None, "--root", help="directory holding the data files (arrays: the .npz/.csv file)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="last stdout line: a JSON summary"),
 ) -> None:
     """Train one model on one dataset and print its final metrics."""
@@ -143,7 +145,7 @@ def train_(
     lookup(DATASETS, dataset, "dataset")
     key = dataset.strip().lower().replace("-", "_")
     defaults = _TRAIN_DEFAULTS.get(key, _FALLBACK)
-    model = model or defaults["model"]
+    model = (model or defaults["model"]).strip().lower().replace("-", "_")
     config = TrainConfig(
         optimizer=optimizer,
         lr=defaults["lr"] if lr is None else lr,
@@ -156,11 +158,31 @@ def train_(
     )
     config.eval_every = min(config.eval_every, config.steps)
     started = time.perf_counter()
-    data = load_dataset(key, root, seed=seed, standardize=defaults.get("standardize", False))
+    source: dict[str, Any] = {}
+    if key == "arrays":
+        if root is None:
+            raise LosslabError(
+                "--dataset arrays trains on your own data: pass --root FILE, an .npz file "
+                "with x, y (optionally x_test, y_test) or a .csv file (label in the last "
+                "column or a column named 'label')"
+            )
+        source["path"], root = root, None
+    data = load_dataset(
+        key, root, seed=seed, standardize=defaults.get("standardize", False), **source
+    )
     model_kwargs: dict[str, Any] = {"seed": seed}
     widths = _parse_hidden(hidden)
     if widths is not None or (model == defaults["model"] and "hidden" in defaults):
-        model_kwargs["hidden"] = widths if widths is not None else defaults["hidden"]
+        widths = widths if widths is not None else defaults["hidden"]
+        if model != "mlp":
+            # Only mlp takes a list of widths; the other models take one width or none.
+            if len(widths) != 1:
+                raise LosslabError(
+                    f"--hidden: model {model!r} takes a single width (e.g. --hidden 128), "
+                    f"got {hidden!r}; several widths need --model mlp"
+                )
+            widths = widths[0]
+        model_kwargs["hidden"] = widths
     if activation is not None:
         model_kwargs["activation"] = activation
     if "init" in defaults:

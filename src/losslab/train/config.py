@@ -72,6 +72,11 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise LosslabError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise LosslabError("device 'cuda' was asked for but CUDA is not available; use 'auto'")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise LosslabError(
+            f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+            "numbered from 0; use 'cuda' or 'auto'"
+        )
     if resolved.type not in ("cpu", "cuda"):
         raise LosslabError(f"device {device!r} is not supported; use 'auto', 'cpu' or 'cuda'")
     return resolved

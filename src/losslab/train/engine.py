@@ -224,6 +224,8 @@ class _Run:
         self.best_step: list[int | None] = [None] * self.m
         self.waits = [0] * self.m
         self.best_tensors: list[torch.Tensor] | None = None
+        # Trainable loss scales (R1, R2, R_s) belong to the best state as much as weights.
+        self.best_losses: list[dict[str, torch.Tensor] | None] = [None] * self.m
         self.step = 0
         self.seconds = 0.0
         self.always_mask = device.type != "cpu"
@@ -358,6 +360,10 @@ class _Run:
         return False
 
     def _snapshot(self, improved: list[bool]) -> None:
+        for i, better in enumerate(improved):
+            if better:
+                state = self.losses[i].state_dict()
+                self.best_losses[i] = {k: v.detach().clone() for k, v in state.items()}
         live = self.backend.tensors()
         mask = torch.tensor(improved, device=self.device)
         if self.best_tensors is None:
@@ -392,6 +398,9 @@ class _Run:
             "best_tensors": None
             if self.best_tensors is None
             else [t.cpu() for t in self.best_tensors],
+            "best_losses": [
+                None if b is None else {k: v.cpu() for k, v in b.items()} for b in self.best_losses
+            ],
         }
 
     def save(self, path: str) -> None:
@@ -417,10 +426,19 @@ class _Run:
                 f"(labels, batch size, optimizer = {theirs}); delete it or use another "
                 "checkpoint_path"
             )
-        self.backend.load_state_dict(state["backend"])
-        for loss, s in zip(self.losses, state["losses"], strict=True):
-            loss.load_state_dict(s)
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.backend.load_state_dict(state["backend"])
+            for loss, s in zip(self.losses, state["losses"], strict=True):
+                loss.load_state_dict(s)
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as err:
+            # Same labels, other architecture, engine or loss: the tensors do not fit.
+            reason = " ".join(str(err).split())[:240]
+            raise LosslabError(
+                f"checkpoint {path!r} was written for other models or settings (another "
+                f"architecture, engine or loss: {reason}); delete it or use another "
+                "checkpoint_path"
+            ) from None
         self.order.load_state(state["order"])
         self.alive = state["alive"].to(self.device)
         self.running = state["running"].to(self.device)
@@ -432,6 +450,7 @@ class _Run:
         self.waits = state["waits"]
         best = state["best_tensors"]
         self.best_tensors = None if best is None else [t.to(self.device) for t in best]
+        self.best_losses = state.get("best_losses", [None] * self.m)
 
     # ----------------------------------------------------------------- results
     def results(self) -> list[TrainResult]:
@@ -441,6 +460,8 @@ class _Run:
         out: list[TrainResult] = []
         for i, spec in enumerate(self.specs):
             loss = self.losses[i]
+            if self.best_losses[i] is not None:
+                loss.load_state_dict(self.best_losses[i])
             if self._validate[i] is not None:
                 loss.validate = self._validate[i]
             if hasattr(loss, "attach"):
