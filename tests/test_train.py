@@ -249,6 +249,13 @@ def test_checkpoint_resume_is_exact(digits, tmp_path, engine):
     other = TrainConfig(steps=20, checkpoint_path=path, **{**base, "batch_size": 10})
     with pytest.raises(LosslabError, match="other models or settings"):
         train_many(net, specs, digits, other)
+    # Another learning rate or loss argument under the same path must not silently resume.
+    other_lr = TrainConfig(steps=20, checkpoint_path=path, **{**base, "lr": 0.02})
+    with pytest.raises(LosslabError, match="other models or settings.*lr"):
+        train_many(net, specs, digits, other_lr)
+    other_eta = [("log", 0), ("two_scale", 1, {"loss_kwargs": {"eta": 0.1}})]
+    with pytest.raises(LosslabError, match="model 1"):
+        train_many(net, other_eta, digits, TrainConfig(steps=20, checkpoint_path=path, **base))
 
 
 def test_lr_decay_and_per_model_learning_rates(digits):

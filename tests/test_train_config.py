@@ -113,3 +113,14 @@ def test_as_train_data_checks_inputs():
         as_train_data({"x_train": x, "y_train": y, "num_classes": 1}, cpu, f32)
     with pytest.raises(LosslabError, match="n = len"):
         as_train_data({"x_train": x[:3], "y_train": y}, cpu, f32)
+
+
+def test_numpy_numbers_are_accepted():
+    """Grids built with NumPy give np.int64 / np.float32 values: they are plain numbers."""
+    import numpy as np
+
+    config = TrainConfig(steps=np.int64(7), batch_size=np.int32(5), lr=np.float32(0.5))
+    assert config.steps == 7 and type(config.steps) is int
+    assert config.batch_size == 5 and config.lr == 0.5
+    with pytest.raises(LosslabError, match="steps"):
+        TrainConfig(steps=np.float64(7.5))

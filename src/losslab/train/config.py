@@ -13,6 +13,7 @@ learning-rate decay) and section 5 (L2 weight decay, early stopping).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -35,14 +36,15 @@ _DEFAULT_DECAY_RATE = {"inverse_time": 1.0, "exponential": 0.95, "inverse_sqrt":
 def _int(name: str, value: Any, minimum: int, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    # numbers.Integral admits NumPy integers, which grids built with NumPy produce.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         extra = " (or None)" if allow_none else ""
         raise LosslabError(f"{name} must be an integer >= {minimum}{extra}, got {value!r}")
-    return value
+    return int(value)
 
 
 def _float(name: str, value: Any, low: float, low_open: bool, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
         raise LosslabError(f"{name} must be a real number, got {value!r}")
     value = float(value)
     if value < low or (low_open and value == low) or value > high or math.isinf(value):
@@ -156,9 +158,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.optimizer = _choice("optimizer", self.optimizer, OPTIMIZERS)
         self.lr = _float("lr", self.lr, 0.0, low_open=True)
-        _int("batch_size", self.batch_size, 1)
-        _int("steps", self.steps, 1)
-        _int("eval_every", self.eval_every, 1)
+        self.batch_size = _int("batch_size", self.batch_size, 1)
+        self.steps = _int("steps", self.steps, 1)
+        self.eval_every = _int("eval_every", self.eval_every, 1)
         self.weight_decay = _float("weight_decay", self.weight_decay, 0.0, low_open=False)
         self.lr_decay = _choice("lr_decay", self.lr_decay, LR_DECAY_NAMES)
         if self.decay_rate is not None:
@@ -171,14 +173,14 @@ class TrainConfig:
         )
         self.rmsprop_alpha = _float("rmsprop_alpha", self.rmsprop_alpha, 0.0, False, 1.0)
         self.eps = _float("eps", self.eps, 0.0, low_open=True)
-        _int("seed", self.seed, 0)
-        _int("patience", self.patience, 1, allow_none=True)
+        self.seed = _int("seed", self.seed, 0)
+        self.patience = _int("patience", self.patience, 1, allow_none=True)
         self.monitor = _choice("monitor", self.monitor, MONITORS)
-        _int("eval_batch_size", self.eval_batch_size, 1)
+        self.eval_batch_size = _int("eval_batch_size", self.eval_batch_size, 1)
         resolve_device(self.device)
         self.dtype = _choice("dtype", self.dtype, tuple(DTYPES))
         self.engine = _choice("engine", self.engine, ENGINES)
-        _int("checkpoint_every", self.checkpoint_every, 1, allow_none=True)
+        self.checkpoint_every = _int("checkpoint_every", self.checkpoint_every, 1, allow_none=True)
         if self.checkpoint_path is not None and not isinstance(self.checkpoint_path, str):
             self.checkpoint_path = str(self.checkpoint_path)
 
@@ -254,7 +256,7 @@ class ModelSpec:
             )
         if isinstance(self.loss, nn.Module) and self.loss_kwargs:
             raise LosslabError("loss_kwargs only apply to a loss given by name")
-        _int("seed", self.seed, 0)
+        self.seed = _int("seed", self.seed, 0)
         if not isinstance(self.loss_kwargs, dict):
             raise LosslabError(f"loss_kwargs must be a dict, got {self.loss_kwargs!r}")
         if self.lr is not None:

@@ -380,6 +380,7 @@ class _Run:
             "labels": [s.label for s in self.specs],
             "batch_size": self.config.batch_size,
             "optimizer_name": self.config.optimizer,
+            "settings": self.settings(),
             "step": self.step,
             "seconds": self.seconds,
             "backend": self.backend.state_dict(),
@@ -403,6 +404,20 @@ class _Run:
             ],
         }
 
+    def settings(self) -> dict[str, str]:
+        """What a resumed run must share with the run that wrote the checkpoint.
+
+        ``steps`` (a resume usually extends the run), evaluation cadence, patience, device and
+        the checkpoint path itself may change; anything else would silently mix two runs.
+        """
+        free = {"steps", "eval_every", "patience", "device", "checkpoint_path"}
+        out = {k: repr(v) for k, v in self.config.to_dict().items() if k not in free}
+        for i, spec in enumerate(self.specs):
+            out[f"model {i}"] = repr(
+                (spec.loss, spec.seed, spec.loss_kwargs, spec.lr, spec.weight_decay)
+            )
+        return out
+
     def save(self, path: str) -> None:
         """Write the run's complete state atomically (a crash never leaves half a file)."""
         tmp = f"{path}.tmp"
@@ -425,6 +440,20 @@ class _Run:
                 f"checkpoint {path!r} was written for other models or settings "
                 f"(labels, batch size, optimizer = {theirs}); delete it or use another "
                 "checkpoint_path"
+            )
+        theirs_settings = state.get("settings", {})
+        changed = sorted(
+            k
+            for k, v in self.settings().items()
+            if k in theirs_settings and theirs_settings[k] != v
+        )
+        if changed:
+            detail = "; ".join(
+                f"{k}: {theirs_settings[k]} -> {self.settings()[k]}" for k in changed
+            )
+            raise LosslabError(
+                f"checkpoint {path!r} was written for other models or settings ({detail}); resume "
+                "with the same settings, or delete it / use another checkpoint_path for a new run"
             )
         try:
             self.backend.load_state_dict(state["backend"])
