@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from losslab.checks import check_real
 from losslab.errors import LosslabError
 from losslab.registry import build, lookup
 
@@ -76,16 +77,6 @@ SELU_LAMBDA = 1.0507009873554804934193349852946
 SELU_ALPHA = 1.6732632423543772848170429916717
 
 
-def _real(kind: str, name: str, value: Any, *, low: float | None = None, strict: bool = False):
-    """``value`` as a finite float, optionally ``> low`` (strict) or ``>= low``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise LosslabError(f"{kind}: {name} must be a finite real number, got {value!r}")
-    if low is not None and (value <= low if strict else value < low):
-        bound = f"> {low}" if strict else f">= {low}"
-        raise LosslabError(f"{kind}: {name} must be {bound}, got {value!r}")
-    return float(value)
-
-
 def _channel_view(param: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
     """Broadcast a shared (1,) or per-channel (C,) parameter against x of shape (N, C, ...)."""
     if param.numel() == 1:
@@ -113,7 +104,7 @@ def sigmoid(x: torch.Tensor, a: float = 1.0) -> torch.Tensor:
         x: input, any shape (N, *).
         a: slope, > 0 (default 1).
     """
-    return torch.sigmoid(_real("sigmoid", "a", a, low=0.0, strict=True) * x)
+    return torch.sigmoid(check_real("sigmoid: a", a, 0.0, low_open=True) * x)
 
 
 def tanh(x: torch.Tensor) -> torch.Tensor:
@@ -143,7 +134,7 @@ def softplus(x: torch.Tensor, k: float = 1.0) -> torch.Tensor:
         x: input, any shape (N, *).
         k: sharpness, > 0 (default 1); ``k -> inf`` gives the ReLU.
     """
-    return F.softplus(x, beta=_real("softplus", "k", k, low=0.0, strict=True))
+    return F.softplus(x, beta=check_real("softplus: k", k, 0.0, low_open=True))
 
 
 def piecewise_linear(x: torch.Tensor) -> torch.Tensor:
@@ -165,7 +156,7 @@ def leaky_relu(x: torch.Tensor, alpha: float = 0.01) -> torch.Tensor:
         x: input, any shape (N, *).
         alpha: negative slope, >= 0 (default 0.01).
     """
-    return F.leaky_relu(x, _real("leaky_relu", "alpha", alpha, low=0.0))
+    return F.leaky_relu(x, check_real("leaky_relu: alpha", alpha, 0.0))
 
 
 def prelu(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -189,7 +180,7 @@ def elu(x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
         x: input, any shape (N, *).
         alpha: ``-alpha`` is the saturation value for ``x -> -inf``; > 0 (default 1).
     """
-    return F.elu(x, _real("elu", "alpha", alpha, low=0.0, strict=True))
+    return F.elu(x, check_real("elu: alpha", alpha, 0.0, low_open=True))
 
 
 def selu(x: torch.Tensor) -> torch.Tensor:
@@ -213,7 +204,7 @@ def swish(x: torch.Tensor, beta: float | torch.Tensor = 1.0) -> torch.Tensor:
     if isinstance(beta, torch.Tensor):
         beta = beta.reshape(())
     else:
-        beta = _real("swish", "beta", beta, low=0.0)
+        beta = check_real("swish: beta", beta, 0.0)
     return x * torch.sigmoid(beta * x)
 
 
@@ -287,7 +278,7 @@ class Sigmoid(_Activation):
 
     def __init__(self, a: float = 1.0) -> None:
         super().__init__()
-        self.a = _real("sigmoid", "a", a, low=0.0, strict=True)
+        self.a = check_real("sigmoid: a", a, 0.0, low_open=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return sigmoid(x, self.a)
@@ -342,7 +333,7 @@ class Softplus(_Activation):
 
     def __init__(self, k: float = 1.0) -> None:
         super().__init__()
-        self.k = _real("softplus", "k", k, low=0.0, strict=True)
+        self.k = check_real("softplus: k", k, 0.0, low_open=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return softplus(x, self.k)
@@ -384,7 +375,7 @@ class LeakyReLU(_Activation):
 
     def __init__(self, alpha: float = 0.01) -> None:
         super().__init__()
-        self.alpha = _real("leaky_relu", "alpha", alpha, low=0.0)
+        self.alpha = check_real("leaky_relu: alpha", alpha, 0.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return leaky_relu(x, self.alpha)
@@ -417,7 +408,7 @@ class PReLU(_Activation):
             raise LosslabError(f"prelu: num_parameters must be an integer, got {num_parameters!r}")
         if num_parameters < 1:
             raise LosslabError(f"prelu: num_parameters must be >= 1, got {num_parameters}")
-        init = _real("prelu", "init", init)
+        init = check_real("prelu: init", init)
         self.weight = nn.Parameter(torch.full((num_parameters,), init))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -443,7 +434,7 @@ class ELU(_Activation):
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
-        self.alpha = _real("elu", "alpha", alpha, low=0.0, strict=True)
+        self.alpha = check_real("elu: alpha", alpha, 0.0, low_open=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return elu(x, self.alpha)
@@ -490,7 +481,7 @@ class Swish(_Activation):
 
     def __init__(self, beta: float = 1.0, trainable: bool = False) -> None:
         super().__init__()
-        beta = _real("swish", "beta", beta, low=0.0)
+        beta = check_real("swish: beta", beta, 0.0)
         if not isinstance(trainable, bool):
             raise LosslabError(f"swish: trainable must be True or False, got {trainable!r}")
         self.trainable = trainable
@@ -581,10 +572,10 @@ class AdaptiveReLU(_Activation):
             )
         if num_parameters < 1:
             raise LosslabError(f"adaptive_relu: num_parameters must be >= 1, got {num_parameters}")
-        init_slope = _real("adaptive_relu", "init_slope", init_slope, low=0.0, strict=True)
+        init_slope = check_real("adaptive_relu: init_slope", init_slope, 0.0, low_open=True)
         if init_slope >= 1.0:
             raise LosslabError(f"adaptive_relu: init_slope must be in (0, 1), got {init_slope}")
-        init_weight = _real("adaptive_relu", "init_weight", init_weight)
+        init_weight = check_real("adaptive_relu: init_weight", init_weight)
         logit = math.log(init_slope) - math.log1p(-init_slope)
         self.weight = nn.Parameter(torch.full((num_parameters,), init_weight))
         self.bias = nn.Parameter(torch.full((num_parameters,), logit))
@@ -696,7 +687,7 @@ class Xavier:
                 f"xavier: distribution must be 'normal' or 'uniform', got {distribution!r}"
             )
         self.distribution = distribution
-        self.gain = _real("xavier", "gain", gain, low=0.0, strict=True)
+        self.gain = check_real("xavier: gain", gain, 0.0, low_open=True)
 
     def __call__(self, tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         fan_in_and_fan_out(tensor)
@@ -736,7 +727,7 @@ class Normal:
     """
 
     def __init__(self, std: float = 1e-4) -> None:
-        self.std = _real("normal", "std", std, low=0.0, strict=True)
+        self.std = check_real("normal: std", std, 0.0, low_open=True)
 
     def __call__(self, tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         fan_in_and_fan_out(tensor)

@@ -22,17 +22,17 @@ from typing import Any
 
 import numpy as np
 
+from losslab.checks import check_real
 from losslab.data.arrays import load_arrays
 from losslab.data.cifar import load_cifar10, load_cifar100
 from losslab.data.dataset import Dataset, validate
 from losslab.data.digits import load_digits
 from losslab.data.idx import load_fashion_mnist, load_mnist
 from losslab.data.mnist1d import load_mnist1d
-from losslab.data.noise import LABEL_NOISE_KINDS, check_eps, input_noise, label_noise
+from losslab.data.noise import LABEL_NOISE_KINDS, input_noise, label_noise
 from losslab.data.splits import (
     STREAMS,
     apply_standardizer,
-    check_fraction,
     fit_standardizer,
     standardizer_metadata,
     stratified_split,
@@ -121,14 +121,14 @@ def load_dataset(
     """
     lookup(DATASETS, name, "dataset")
     key = name.strip().lower().replace("-", "_")
-    dev_fraction = check_fraction(dev_fraction, "dev_fraction")
-    check_fraction(label_noise_rate, "label_noise_rate")
+    dev_fraction = check_real("dev_fraction", dev_fraction, 0.0, 1.0, high_open=True)
+    check_real("label_noise_rate", label_noise_rate, 0.0, 1.0, high_open=True)
     if label_noise_kind not in LABEL_NOISE_KINDS:
         raise LosslabError(
             f"unknown label_noise_kind {label_noise_kind!r}; "
             f"choose one of {', '.join(LABEL_NOISE_KINDS)}"
         )
-    check_eps(input_noise_eps)
+    check_real("input noise eps", input_noise_eps, 0.0)
     ds = build(
         DATASETS, key, "dataset", root=root, rng=stream_rng(seed, "source"), **source_options
     )

@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from losslab.checks import check_real
 from losslab.data.dataset import Dataset, as_features, as_labels
 from losslab.data.download import sha256_bytes
-from losslab.data.splits import check_fraction, stratified_split
+from losslab.data.splits import stratified_split
 from losslab.errors import LosslabError
 
 
@@ -168,7 +169,7 @@ def load_arrays(
         )
     split: dict[str, Any] = {"test": "given"}
     if x_test is None:
-        fraction = check_fraction(test_fraction, "test_fraction")
+        fraction = check_real("test_fraction", test_fraction, 0.0, 1.0, high_open=True)
         if fraction == 0:
             raise LosslabError(f"{file} has no test set: give test_path= or test_fraction > 0")
         keep, held = stratified_split(y, fraction, rng)

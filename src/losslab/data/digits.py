@@ -6,8 +6,9 @@ import os
 
 import numpy as np
 
+from losslab.checks import check_real
 from losslab.data.dataset import Dataset
-from losslab.data.splits import check_fraction, stratified_split
+from losslab.data.splits import stratified_split
 
 
 def load_digits(
@@ -25,7 +26,7 @@ def load_digits(
     """
     from sklearn.datasets import load_digits as sklearn_digits
 
-    fraction = check_fraction(test_fraction, "test_fraction")
+    fraction = check_real("test_fraction", test_fraction, 0.0, 1.0, high_open=True)
     bunch = sklearn_digits()
     images = bunch.images.astype(np.float32) / 16.0
     labels = bunch.target.astype(np.int64)

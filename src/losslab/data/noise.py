@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from losslab.checks import check_real
 from losslab.data.dataset import as_labels
-from losslab.data.splits import as_rng, check_fraction
+from losslab.data.splits import as_rng
 from losslab.errors import LosslabError
 
 LABEL_NOISE_KINDS = ("symmetric", "pairflip")
@@ -48,7 +49,7 @@ def label_noise(
         raise LosslabError(
             f"unknown label noise kind {kind!r}; choose one of {', '.join(LABEL_NOISE_KINDS)}"
         )
-    rate = check_fraction(rate, "label noise rate")
+    rate = check_real("label noise rate", rate, 0.0, 1.0, high_open=True)
     labels = as_labels(y, num_classes, "label_noise")
     c = int(num_classes) if num_classes is not None else int(labels.max(initial=0)) + 1
     if c < 2 and rate > 0:
@@ -69,17 +70,6 @@ def label_noise(
     return noisy, matrix
 
 
-def check_eps(eps: float) -> float:
-    """Refuse an input-noise variance that is not a finite number >= 0."""
-    try:
-        value = float(eps)
-    except (TypeError, ValueError):
-        raise LosslabError(f"input noise eps must be a number >= 0, got {eps!r}") from None
-    if not np.isfinite(value) or value < 0:
-        raise LosslabError(f"input noise eps is a variance and must be finite and >= 0, got {eps}")
-    return value
-
-
 def input_noise(x: np.ndarray, eps: float, rng: np.random.Generator | int = 0) -> np.ndarray:
     """Add Gaussian noise N(0, eps I) to every sample: ``x + sqrt(eps) * z``, z ~ N(0, I).
 
@@ -95,7 +85,7 @@ def input_noise(x: np.ndarray, eps: float, rng: np.random.Generator | int = 0) -
     Returns:
         float32 array of the shape of ``x``; ``x`` itself is not modified.
     """
-    eps = check_eps(eps)
+    eps = check_real("input noise eps", eps, 0.0)
     x = np.asarray(x, dtype=np.float32)
     if eps == 0:
         return x.copy()

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from losslab.checks import check_real
 from losslab.errors import LosslabError
 
 #: The independent random streams of the data layer; the numbers are part of the
@@ -45,17 +46,6 @@ def as_rng(rng: np.random.Generator | int) -> np.random.Generator:
     return np.random.default_rng(int(rng))
 
 
-def check_fraction(fraction: float, what: str) -> float:
-    """Refuse a fraction outside ``[0, 1)``."""
-    try:
-        value = float(fraction)
-    except (TypeError, ValueError):
-        raise LosslabError(f"{what} must be a number in [0, 1), got {fraction!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise LosslabError(f"{what} must lie in [0, 1), got {fraction!r}")
-    return value
-
-
 def stratified_split(
     y: np.ndarray, fraction: float, rng: np.random.Generator | int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +66,7 @@ def stratified_split(
     Returns:
         ``kept (N - K,)`` and ``held (K,)`` int64 index arrays, ``K = round(fraction * N)``.
     """
-    fraction = check_fraction(fraction, "split fraction")
+    fraction = check_real("split fraction", fraction, 0.0, 1.0, high_open=True)
     gen = as_rng(rng)
     y = np.asarray(y)
     n = len(y)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from losslab.checks import check_choice, check_real
 from losslab.errors import LosslabError
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -25,13 +26,6 @@ PROBABILITIES = ("softmax", "sigmoid")
 # A probability target row may miss a sum of 1 by this much (float32 label smoothing
 # and mixup rows are off by a few ulps, never by 1e-3).
 _ROW_SUM_TOLERANCE = 1e-3
-
-
-def check_choice(value: object, choices: Sequence[str], what: str) -> str:
-    """Return ``value`` if it is one of ``choices``; otherwise raise a LosslabError naming them."""
-    if value not in choices:
-        raise LosslabError(f"{what} must be one of {', '.join(map(repr, choices))}; got {value!r}")
-    return value  # type: ignore[return-value]
 
 
 def check_number(
@@ -44,32 +38,26 @@ def check_number(
     high_open: bool = False,
     allow_inf: bool = False,
 ) -> float:
-    """Return ``value`` as a float after checking it lies in the stated interval.
+    """:func:`losslab.checks.check_real` that also accepts a one-element tensor.
 
     Args:
-        value: a real number (Python or 0-dim tensor).
+        value: a real number (Python, NumPy or a one-element tensor).
         what: how the message names it, e.g. ``"alpha (alpha loss)"``.
-        low, high: interval bounds; ``low_open`` / ``high_open`` exclude them.
-        allow_inf: accept ``+inf`` (e.g. alpha = inf, eta = inf).
+        low, high, low_open, high_open, allow_inf: see :func:`~losslab.checks.check_real`.
     """
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise LosslabError(f"{what} must be a real number; got {value!r}") from None
-    left = "(" if low_open else "["
-    right = ")" if high_open else "]"
-    interval = f"{left}{low:g}, {high:g}{right}"
-    bad = (
-        math.isnan(x)
-        or (math.isinf(x) and not (allow_inf and x > 0))
-        or x < low
-        or x > high
-        or (low_open and x == low)
-        or (high_open and x == high)
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or value.dtype == torch.bool or value.is_complex():
+            raise LosslabError(f"{what} must be a real number; got {value!r}")
+        value = value.item()
+    return check_real(
+        what,
+        value,
+        low,
+        high,
+        low_open=low_open,
+        high_open=high_open,
+        allow_inf=allow_inf,
     )
-    if bad:
-        raise LosslabError(f"{what} must lie in {interval}; got {value!r}")
-    return x
 
 
 def log_probabilities(logits: torch.Tensor, probability: str) -> torch.Tensor:
@@ -128,7 +116,7 @@ class ClassificationLoss(nn.Module):
         validate: bool = True,
     ) -> None:
         super().__init__()
-        self.reduction = check_choice(reduction, REDUCTIONS, "reduction")
+        self.reduction = check_choice("reduction", reduction, REDUCTIONS)
         self.validate = bool(validate)
         self.register_buffer("weight", _as_weight(weight))
 
@@ -272,7 +260,7 @@ class ProbabilityLoss(ClassificationLoss):
         validate: bool = True,
     ) -> None:
         super().__init__(reduction=reduction, weight=weight, validate=validate)
-        self.probability = check_choice(probability, PROBABILITIES, "probability")
+        self.probability = check_choice("probability", probability, PROBABILITIES)
 
     def extra_repr(self) -> str:
         return f"probability={self.probability!r}, " + super().extra_repr()

@@ -17,8 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from losslab.checks import check_int, check_real
 from losslab.errors import LosslabError
-from losslab.models.mlp import build_initialised, check_dropout, check_size, make_activation
+from losslab.models.mlp import build_initialised, make_activation
 
 
 def _pooled(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -67,14 +68,14 @@ class JanochaConvNet(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        self.in_channels = check_size("in_channels", in_channels)
-        self.image_size = check_size("image_size", image_size, 4)
-        check_size("classes", classes)
-        check_size("channels", channels)
-        check_size("hidden", hidden)
-        if check_size("kernel_size", kernel_size) % 2 == 0:
+        self.in_channels = check_int("in_channels", in_channels, 1)
+        self.image_size = check_int("image_size", image_size, 4)
+        check_int("classes", classes, 1)
+        check_int("channels", channels, 1)
+        check_int("hidden", hidden, 1)
+        if check_int("kernel_size", kernel_size, 1) % 2 == 0:
             raise LosslabError(f"kernel_size must be odd for 'same' padding, got {kernel_size}")
-        dropout = check_dropout(dropout)
+        dropout = check_real("dropout", dropout, 0.0, 1.0, high_open=True)
         layers: list[nn.Module] = []
         size, previous = image_size, in_channels
         pools = [
@@ -170,9 +171,9 @@ class LeNet5(nn.Module):
         bias: bool = True,
     ):
         super().__init__()
-        self.in_channels = check_size("in_channels", in_channels)
-        self.image_size = check_size("image_size", image_size, 16)
-        check_size("classes", classes)
+        self.in_channels = check_int("in_channels", in_channels, 1)
+        self.image_size = check_int("image_size", image_size, 16)
+        check_int("classes", classes, 1)
         size = ((image_size - 4) // 2 - 4) // 2
 
         def act() -> nn.Module:
@@ -256,10 +257,10 @@ class VGGSmall(nn.Module):
         activation_kwargs: Mapping[str, Any] | None = None,
     ):
         super().__init__()
-        self.in_channels = check_size("in_channels", in_channels)
-        self.image_size = check_size("image_size", image_size)
-        check_size("classes", classes)
-        check_size("width", width)
+        self.in_channels = check_int("in_channels", in_channels, 1)
+        self.image_size = check_int("image_size", image_size, 1)
+        check_int("classes", classes, 1)
+        check_int("width", width, 1)
         layers: list[nn.Module] = []
         size, previous = image_size, in_channels
         for item in _VGG_LAYOUT:
@@ -337,9 +338,9 @@ class MNIST1DCNN(nn.Module):
         bias: bool = True,
     ):
         super().__init__()
-        self.length = check_size("length", length, 8)
-        check_size("channels", channels)
-        check_size("classes", classes)
+        self.length = check_int("length", length, 8)
+        check_int("channels", channels, 1)
+        check_int("classes", classes, 1)
 
         def act() -> nn.Module:
             return make_activation(activation, activation_kwargs)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from losslab.activations import get_activation, init_
+from losslab.checks import check_int, check_real
 from losslab.errors import LosslabError
 
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -105,20 +106,6 @@ def build_initialised(
     return initialise_(model, init, generator)
 
 
-def check_size(name: str, value: Any, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``, else a LosslabError naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise LosslabError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def check_dropout(value: Any) -> float:
-    """``value`` as a float in [0, 1), else a LosslabError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise LosslabError(f"dropout must be a probability in [0, 1), got {value!r}")
-    return float(value)
-
-
 def make_activation(name: str, kwargs: Mapping[str, Any] | None) -> nn.Module:
     """A fresh activation module (each layer gets its own, so trainable slopes are per layer)."""
     return get_activation(name, **dict(kwargs or {}))
@@ -164,12 +151,12 @@ class MLP(nn.Sequential):
         batchnorm: bool = False,
         bias: bool = True,
     ):
-        self.in_features = check_size("in_features", in_features)
+        self.in_features = check_int("in_features", in_features, 1)
         if isinstance(hidden, int):
             hidden = (hidden,)
-        widths = [check_size("each hidden width", h) for h in hidden]
-        check_size("classes", classes)
-        dropout = check_dropout(dropout)
+        widths = [check_int("each hidden width", h, 1) for h in hidden]
+        check_int("classes", classes, 1)
+        dropout = check_real("dropout", dropout, 0.0, 1.0, high_open=True)
         # built once up front so that a bad name is reported even with no hidden layer
         make_activation(activation, activation_kwargs)
         layers: list[nn.Module] = [nn.Flatten()]
@@ -258,9 +245,9 @@ class MNIST1DMLP(nn.Module):
         bias: bool = True,
     ):
         super().__init__()
-        self.in_features = check_size("in_features", in_features)
-        check_size("hidden", hidden)
-        check_size("classes", classes)
+        self.in_features = check_int("in_features", in_features, 1)
+        check_int("hidden", hidden, 1)
+        check_int("classes", classes, 1)
         self.linear1 = nn.Linear(in_features, hidden, bias=bias)
         self.act1 = make_activation(activation, activation_kwargs)
         self.linear2 = nn.Linear(hidden, hidden, bias=bias)

@@ -12,14 +12,13 @@ learning-rate decay) and section 5 (L2 weight decay, early stopping).
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
 from torch import nn
 
+from losslab.checks import check_choice, check_int, check_real
 from losslab.errors import LosslabError
 from losslab.npnet.optim import LR_DECAYS
 
@@ -31,33 +30,6 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 # Default d of each decay when decay_rate is not given (the notes' 0.95 for exponential).
 _DEFAULT_DECAY_RATE = {"inverse_time": 1.0, "exponential": 0.95, "inverse_sqrt": 1.0}
-
-
-def _int(name: str, value: Any, minimum: int, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    # numbers.Integral admits NumPy integers, which grids built with NumPy produce.
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        extra = " (or None)" if allow_none else ""
-        raise LosslabError(f"{name} must be an integer >= {minimum}{extra}, got {value!r}")
-    return int(value)
-
-
-def _float(name: str, value: Any, low: float, low_open: bool, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
-        raise LosslabError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if value < low or (low_open and value == low) or value > high or math.isinf(value):
-        bound = f"> {low:g}" if low_open else f">= {low:g}"
-        top = f" and <= {high:g}" if math.isfinite(high) else ""
-        raise LosslabError(f"{name} must be finite, {bound}{top}; got {value!r}")
-    return value
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value.strip().lower().replace("-", "_") not in choices:
-        raise LosslabError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-    return value.strip().lower().replace("-", "_")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -156,31 +128,31 @@ class TrainConfig:
     resume: bool = True
 
     def __post_init__(self) -> None:
-        self.optimizer = _choice("optimizer", self.optimizer, OPTIMIZERS)
-        self.lr = _float("lr", self.lr, 0.0, low_open=True)
-        self.batch_size = _int("batch_size", self.batch_size, 1)
-        self.steps = _int("steps", self.steps, 1)
-        self.eval_every = _int("eval_every", self.eval_every, 1)
-        self.weight_decay = _float("weight_decay", self.weight_decay, 0.0, low_open=False)
-        self.lr_decay = _choice("lr_decay", self.lr_decay, LR_DECAY_NAMES)
+        self.optimizer = check_choice("optimizer", self.optimizer, OPTIMIZERS, normalise=True)
+        self.lr = check_real("lr", self.lr, 0.0, low_open=True)
+        self.batch_size = check_int("batch_size", self.batch_size, 1)
+        self.steps = check_int("steps", self.steps, 1)
+        self.eval_every = check_int("eval_every", self.eval_every, 1)
+        self.weight_decay = check_real("weight_decay", self.weight_decay, 0.0)
+        self.lr_decay = check_choice("lr_decay", self.lr_decay, LR_DECAY_NAMES, normalise=True)
         if self.decay_rate is not None:
-            self.decay_rate = _float("decay_rate", self.decay_rate, 0.0, low_open=True)
-        self.momentum = _float("momentum", self.momentum, 0.0, low_open=False, high=1.0)
+            self.decay_rate = check_real("decay_rate", self.decay_rate, 0.0, low_open=True)
+        self.momentum = check_real("momentum", self.momentum, 0.0, 1.0)
         if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
             raise LosslabError(f"betas must be a pair (beta1, beta2), got {self.betas!r}")
-        self.betas = tuple(
-            _float("betas", b, 0.0, low_open=False, high=0.999999) for b in self.betas
-        )
-        self.rmsprop_alpha = _float("rmsprop_alpha", self.rmsprop_alpha, 0.0, False, 1.0)
-        self.eps = _float("eps", self.eps, 0.0, low_open=True)
-        self.seed = _int("seed", self.seed, 0)
-        self.patience = _int("patience", self.patience, 1, allow_none=True)
-        self.monitor = _choice("monitor", self.monitor, MONITORS)
-        self.eval_batch_size = _int("eval_batch_size", self.eval_batch_size, 1)
+        self.betas = tuple(check_real("betas", b, 0.0, 0.999999) for b in self.betas)
+        self.rmsprop_alpha = check_real("rmsprop_alpha", self.rmsprop_alpha, 0.0, 1.0)
+        self.eps = check_real("eps", self.eps, 0.0, low_open=True)
+        self.seed = check_int("seed", self.seed, 0)
+        self.patience = check_int("patience", self.patience, 1, allow_none=True)
+        self.monitor = check_choice("monitor", self.monitor, MONITORS, normalise=True)
+        self.eval_batch_size = check_int("eval_batch_size", self.eval_batch_size, 1)
         resolve_device(self.device)
-        self.dtype = _choice("dtype", self.dtype, tuple(DTYPES))
-        self.engine = _choice("engine", self.engine, ENGINES)
-        self.checkpoint_every = _int("checkpoint_every", self.checkpoint_every, 1, allow_none=True)
+        self.dtype = check_choice("dtype", self.dtype, tuple(DTYPES), normalise=True)
+        self.engine = check_choice("engine", self.engine, ENGINES, normalise=True)
+        self.checkpoint_every = check_int(
+            "checkpoint_every", self.checkpoint_every, 1, allow_none=True
+        )
         if self.checkpoint_path is not None and not isinstance(self.checkpoint_path, str):
             self.checkpoint_path = str(self.checkpoint_path)
 
@@ -256,13 +228,13 @@ class ModelSpec:
             )
         if isinstance(self.loss, nn.Module) and self.loss_kwargs:
             raise LosslabError("loss_kwargs only apply to a loss given by name")
-        self.seed = _int("seed", self.seed, 0)
+        self.seed = check_int("seed", self.seed, 0)
         if not isinstance(self.loss_kwargs, dict):
             raise LosslabError(f"loss_kwargs must be a dict, got {self.loss_kwargs!r}")
         if self.lr is not None:
-            self.lr = _float("lr", self.lr, 0.0, low_open=True)
+            self.lr = check_real("lr", self.lr, 0.0, low_open=True)
         if self.weight_decay is not None:
-            self.weight_decay = _float("weight_decay", self.weight_decay, 0.0, low_open=False)
+            self.weight_decay = check_real("weight_decay", self.weight_decay, 0.0)
         if self.label is None:
             name = self.loss if isinstance(self.loss, str) else type(self.loss).__name__
             self.label = f"{name}/seed={self.seed}"
