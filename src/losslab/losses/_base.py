@@ -9,9 +9,8 @@ same code path and give bit-identical results.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -28,36 +27,20 @@ PROBABILITIES = ("softmax", "sigmoid")
 _ROW_SUM_TOLERANCE = 1e-3
 
 
-def check_number(
-    value: object,
-    what: str,
-    *,
-    low: float = -math.inf,
-    high: float = math.inf,
-    low_open: bool = False,
-    high_open: bool = False,
-    allow_inf: bool = False,
-) -> float:
+def check_number(value: object, what: str, **bounds: Any) -> float:
     """:func:`losslab.checks.check_real` that also accepts a one-element tensor.
 
     Args:
         value: a real number (Python, NumPy or a one-element tensor).
         what: how the message names it, e.g. ``"alpha (alpha loss)"``.
-        low, high, low_open, high_open, allow_inf: see :func:`~losslab.checks.check_real`.
+        **bounds: ``low``, ``high``, ``low_open``, ``high_open``, ``allow_inf`` of
+            :func:`~losslab.checks.check_real`.
     """
     if isinstance(value, torch.Tensor):
         if value.numel() != 1 or value.dtype == torch.bool or value.is_complex():
             raise LosslabError(f"{what} must be a real number; got {value!r}")
         value = value.item()
-    return check_real(
-        what,
-        value,
-        low,
-        high,
-        low_open=low_open,
-        high_open=high_open,
-        allow_inf=allow_inf,
-    )
+    return check_real(what, value, **bounds)
 
 
 def log_probabilities(logits: torch.Tensor, probability: str) -> torch.Tensor:
