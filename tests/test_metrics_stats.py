@@ -111,7 +111,7 @@ def test_summarize_matches_numpy_and_skips_unfinished_cells():
     assert summarize(cells).equals(summarize(cells))  # seeded
     # the interval of a condition does not depend on which other conditions are present
     alone = summarize(cells[cells.loss == "hinge"]).iloc[0]
-    assert (alone.ci_low, alone.ci_high) == (table.loc["hinge", "ci_low"], table.loc["hinge", "ci_high"])
+    assert (alone.ci_low, alone.ci_high) == tuple(table.loc["hinge", ["ci_low", "ci_high"]])
 
 
 def test_summarize_refuses_unknown_metric():
@@ -223,8 +223,10 @@ def test_compare_lower_is_better_for_losses():
 
 
 def test_compare_all_pairs_holm_family_and_contexts():
-    vals = {name: np.linspace(0.5, 0.6, 6) + shift for name, shift in
-            (("log", 0.0), ("hinge", 0.2), ("l1", -0.2), ("l2", 0.4))}
+    vals = {
+        name: np.linspace(0.5, 0.6, 6) + shift
+        for name, shift in (("log", 0.0), ("hinge", 0.2), ("l1", -0.2), ("l2", 0.4))
+    }
     cells = pd.concat([make_cells(vals, dataset="a"), make_cells(vals, dataset="b")])
     table = compare(cells, reference=None)
     assert len(table) == 2 * 6  # C(4, 2) pairs per dataset
@@ -282,7 +284,7 @@ def test_diagnose_reproduces_the_lecture_notes_table():
         frame["dev_accuracy"] = 1 - dev
         frames.append(frame)
     table = diagnose(pd.concat(frames)).set_index("loss")
-    for name, (train, dev, diagnosis) in notes.items():
+    for name, (train, _, diagnosis) in notes.items():
         assert table.loc[name, "diagnosis"] == diagnosis
         assert table.loc[name, "train_error"] == pytest.approx(train, abs=1e-12)
         assert table.loc[name, "held_out"] == "dev"
