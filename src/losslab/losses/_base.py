@@ -219,9 +219,9 @@ def check_finite(
     """
     if (
         validate is not True
-        or _SKIP_FINITE.get()
         or logits.device.type != "cpu"
         or tracing(logits)
+        or _SKIP_FINITE.get()
         or bool(torch.isfinite(probe).all())
     ):
         return
