@@ -66,7 +66,7 @@ def _ratio(step, reference, rounds: int, device: torch.device) -> float:
         reference()
         _sync(device)
         calls.append(time.perf_counter() - start)
-    inner = max(1, int(0.05 / max(min(calls), 1e-6)))
+    inner = max(1, int(0.01 / max(min(calls), 1e-6)))
     ratios = []
     for _ in range(rounds):
         times = []
@@ -121,7 +121,12 @@ def main() -> None:
     parser.add_argument("--compile-shapes", default="4096x1000",
                         help="shapes to compile at (compiling is slow on 2 cores)")  # fmt: skip
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads (0: torch's default); 1 is steadier on a busy "
+                             "machine, where OpenMP waits dominate small calls")  # fmt: skip
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     names = [n for n in args.only.split(",") if n] or sorted(LOSSES, key=list(LOSSES).index)
     if "log" not in names and any(n in TWO_SCALE_LOSSES for n in names):

@@ -321,6 +321,16 @@ def log_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
     return F.softplus(x).sum(-1) - _gather(x, t), None
 
 
+def _log_reduced(x: Tensor, t: Tensor, weight, reduction: str, probability: str = "softmax"):
+    """``F.cross_entropy`` with its own weighting and reduction (index targets, softmax)."""
+    if t.ndim == 2 or probability != "softmax":
+        return None
+    return F.cross_entropy(x, t, weight=weight, reduction=reduction)
+
+
+log_kernel.reduced = _log_reduced
+
+
 def squared_log_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
     r""":math:`\sum_j (y_j \log p_j)^2`; for sigmoid also :math:`((1-y_j)\log(1-p_j))^2`."""
     if t.ndim == 2:
