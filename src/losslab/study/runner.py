@@ -34,17 +34,28 @@ def default_out(study: Study) -> Path:
 
 def prepare(study: Study, cache: DataCache, max_stack: int = DEFAULT_MAX_STACK) -> Plan:
     """Load every dataset of the study (missing files fail here) and expand its grid."""
+    from losslab.models import MODELS, models_for
     from losslab.study.plan import _resolve_dataset
-    from losslab.study.spec import NOISE_FIELDS
+    from losslab.study.spec import NOISE_FIELDS, registry_key
 
     spec = study.spec
     noise = {k: getattr(spec.noise, k) for k in NOISE_FIELDS}
+    clean = {k: (v[0] if isinstance(v, list) else v) for k, v in noise.items()}
     for i, item in enumerate(spec.datasets):
-        clean = {k: (v[0] if isinstance(v, list) else v) for k, v in noise.items()}
         try:
-            cache.get(_resolve_dataset(item, clean))
+            data = cache.get(_resolve_dataset(item, clean))
         except LosslabError as err:
             raise study.fail(f"datasets[{i}]", str(err)) from None
+        fitting = models_for(data.input_shape)
+        for j, model in enumerate(spec.models):
+            key = registry_key("model", model.name)
+            if key in MODELS and key not in fitting:
+                raise study.fail(
+                    f"models[{j}]",
+                    f"model {key!r} cannot read the samples {tuple(data.input_shape)} of "
+                    f"datasets[{i}] ({item.name}); models that can: {', '.join(fitting)}. "
+                    "Split the study or add an [[exclude]] rule",
+                )
 
     def n_train(config: dict[str, Any]) -> int:
         return int(len(cache.get(config).y_train))
