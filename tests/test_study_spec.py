@@ -137,3 +137,9 @@ def test_deep_merge_replaces_lists_and_merges_tables():
     merged = deep_merge(base, {"a": {"y": [3]}, "c": 4})
     assert merged == {"a": {"x": 1, "y": [3]}, "b": 2, "c": 4}
     assert base == {"a": {"x": 1, "y": [1, 2]}, "b": 2}
+
+
+def test_measurements_are_checked_by_name_and_options(tmp_path):
+    message = error_of(tmp_path, BASE + "\n[measure]\ngrad_norm = true\n")
+    assert "measure.grad_norm" in message and "'grad_norms'" in message
+    load_study(write(tmp_path, BASE + "\n[measure]\ngrad_norms = true\ntop_k = false\n", "m.toml"))

@@ -476,18 +476,19 @@ def measurement_registry() -> Mapping[str, Any] | None:
 
 
 def _check_measure(study: Study) -> None:
-    registry = measurement_registry()
-    if registry is None:
+    if measurement_registry() is None:
         return
+    from losslab.metrics.measurements import get_measurement
+
     for key, value in study.spec.measure.items():
         if value is False:
             continue
         try:
-            from losslab.registry import lookup
-
-            lookup(registry, key, "measurement")
+            get_measurement(key, **(value if isinstance(value, dict) else {}))
         except LosslabError as err:
             raise study.fail(f"measure.{key}", str(err)) from None
+        except TypeError as err:
+            raise study.fail(f"measure.{key}", f"bad options: {err}") from None
 
 
 # Axis columns an [[exclude]] rule may name.
