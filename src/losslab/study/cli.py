@@ -191,7 +191,20 @@ def _dry_run(study, out: Path | None, device: str, max_stack: int) -> None:
             f"seeds), {first['dataset']} / {first['model']} / {first['activation']}, "
             f"{first['steps']} steps, ~{_fmt_seconds(estimate)}"
         )
-    typer.echo(f"estimated time (in-process, this machine): ~{_fmt_seconds(sum(seconds))}")
+    total = sum(seconds)
+    if study.spec.tune is not None:
+        from losslab.study.tuning import tuning_study
+
+        tune = study.spec.tune
+        tuning = prepare(tuning_study(study), cache, max_stack)
+        rounds = 1 if tune.method == "grid" else tune.trials
+        tuning_seconds = rounds * sum(estimate_seconds(tuning, cache, device))
+        total += tuning_seconds
+        typer.echo(
+            f"  [tune] {tune.method}: {rounds * len(tuning.cells)} tuning models first "
+            f"(seeds {tune.seeds}, dev split), ~{_fmt_seconds(tuning_seconds)}"
+        )
+    typer.echo(f"estimated time (in-process, this machine): ~{_fmt_seconds(total)}")
 
 
 def status(
