@@ -65,11 +65,21 @@ def prepare(study: Study, cache: DataCache, max_stack: int = DEFAULT_MAX_STACK) 
 
 @dataclass
 class RunEvents:
-    """What the driver reports while it runs (the CLI draws it)."""
+    """What the driver reports while it runs (the CLI draws it).
+
+    Attributes:
+        total: cells in the plan; ``done_before``: stored (done or diverged) at the start;
+        ``done``: stored now; ``trained``: results this run stored (failed included);
+        ``failed``: cells this run recorded as failed; ``held``: cells skipped because
+        another live run holds their lease.
+        model_steps_total / _done / _live: the planned model-steps of this run, those of
+        finished stacks, and those reported so far by the stacks in flight.
+    """
 
     total: int = 0
     done_before: int = 0
     done: int = 0
+    trained: int = 0
     failed: int = 0
     held: int = 0
     model_steps_total: int = 0
@@ -171,7 +181,7 @@ def run_study(
             interrupted = [o["cell_id"] for o in outcomes if o["status"] == "interrupted"]
             if interrupted:
                 store.release(interrupted)
-            store.record(finished, device_name)
+            events.trained += store.record(finished, device_name)
             events.done += sum(o["status"] in DONE for o in finished)
             events.failed += sum(o["status"] == "failed" for o in finished)
             progress_of.pop(task["stack_id"], None)
