@@ -123,6 +123,8 @@ def run_study(
 
     out = Path(out) if out is not None else default_out(study)
     device_name = str(resolve_device(device))
+    # Ray workers may sit on other machines: they resolve "auto" themselves.
+    task_device = device if executor == "ray" else device_name
     cache = DataCache()
     plan = prepare(study, cache, max_stack)
     check_compatible(out, study.name, study.path)
@@ -170,7 +172,7 @@ def run_study(
                     )
                     _notify(on_update, events)
                 if claimed:
-                    task = make_task(group, claimed, device_name, study.spec.imports)
+                    task = make_task(group, claimed, task_device, study.spec.imports)
                     steps_of_task[task["stack_id"]] = sum(
                         c.axes["steps"] for c in group.cells if c.cell_id in set(claimed)
                     )
@@ -181,7 +183,7 @@ def run_study(
             interrupted = [o["cell_id"] for o in outcomes if o["status"] == "interrupted"]
             if interrupted:
                 store.release(interrupted)
-            events.trained += store.record(finished, device_name)
+            events.trained += store.record(finished)
             events.done += sum(o["status"] in DONE for o in finished)
             events.failed += sum(o["status"] == "failed" for o in finished)
             progress_of.pop(task["stack_id"], None)

@@ -336,7 +336,7 @@ class Store:
         )
 
     # ------------------------------------------------------------------ results
-    def record(self, outcomes: list[Mapping[str, Any]], device: str) -> int:
+    def record(self, outcomes: list[Mapping[str, Any]]) -> int:
         """Store the outcomes of one stack in ONE transaction; returns how many were stored.
 
         A cell is written only while this owner holds its lease, so a cell is never stored
@@ -356,7 +356,7 @@ class Store:
                     (out["status"], out.get("error"), out.get("diverged_at"),
                      out.get("seconds"), out.get("steps_run"), out.get("best_step"),
                      int(bool(out.get("stopped_early"))),
-                     *(_finite(final.get(m)) for m in FINAL_METRICS), device, now,
+                     *(_finite(final.get(m)) for m in FINAL_METRICS), out.get("device"), now,
                      out["cell_id"], self.owner),
                 )
                 if cur.rowcount != 1:
