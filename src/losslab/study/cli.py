@@ -255,10 +255,17 @@ def export(
     typer.echo(f"wrote {len(frame)} rows to {target}")
 
 
-def report(directory: str = typer.Argument(..., help="a study directory")) -> None:
-    """Print the mean final metrics of every condition over its seeds.
+def report(
+    directory: str = typer.Argument(..., help="a study directory"),
+    reference: str = typer.Option(None, help="the loss the others are compared with "
+                                  "(default: log if the study has it, else its first loss)"),
+    metric: str = typer.Option("test_accuracy", help="the final metric compared"),
+) -> None:
+    """Print the mean final metrics of every condition over its seeds, then the statistics:
+    bootstrap CIs, ranks, paired tests against a reference loss with their verdicts, the
+    bias/variance diagnosis and the settings [tune] chose.
 
-    Example: losslab report results/demo
+    Example: losslab report results/demo --reference log --metric test_accuracy
     """
     from rich.console import Console
     from rich.table import Table
@@ -285,7 +292,12 @@ def report(directory: str = typer.Argument(..., help="a study directory")) -> No
             _mean_sd(rows["test_loss"]),
             str(int((rows["status"] == "diverged").sum())),
         )
-    Console(width=200).print(table)
+    console = Console(width=200)
+    console.print(table)
+    from losslab.study.stats import statistics_tables
+
+    for extra in statistics_tables(load(directory), reference, metric):
+        console.print(extra)
 
 
 def _mean_sd(values, percent: bool = False) -> str:
