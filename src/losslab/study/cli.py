@@ -106,7 +106,9 @@ class _Display:
 
 
 def run(
-    study_file: str = typer.Argument(..., help="the study file (TOML)"),
+    study_file: str = typer.Argument(
+        ..., help="the study file (TOML), or a ready-made study's name (losslab list studies)"
+    ),
     out: str = typer.Option(None, "--out", help="study directory (default results/<name>)"),
     scale: str = typer.Option(None, "--scale", help="a [scales.NAME] of the file, e.g. quick"),
     executor: str = typer.Option("inprocess", "--executor", help="inprocess, process or ray"),
@@ -117,10 +119,11 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="print cells, stacks, time; run nothing"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
 ) -> None:
+    from losslab.catalogue import resolve_study
     from losslab.study.runner import run_study
     from losslab.study.spec import load_study
 
-    study = load_study(study_file, scale)
+    study = load_study(resolve_study(study_file), scale)
     if dry_run:
         _dry_run(study, out, device, max_stack)
         return
