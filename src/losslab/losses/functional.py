@@ -206,7 +206,15 @@ def _raw(kind: str, x: Tensor, t: Tensor) -> tuple[Tensor, None]:
     if _fast(x):
         return _RawSum.apply(x, t, kind)[0], None
     xc = _gather(x, t)
-    return _phi(kind, x).sum(-1) - _phi(kind, xc) + _psi(kind, xc), None
+    if kind == "hinge1":
+        # max(0, u) as (u + |u|) / 2: Inductor compiles relu's masked backward on (N, C)
+        # several times slower than CE (measured 3x), abs's sign in one fused pass; the
+        # subgradient at the kink u = 0 becomes 1/2 (a valid one) instead of 0.
+        u = x + 0.5
+        row = 0.5 * (u + u.abs()).sum(-1)
+    else:
+        row = _phi(kind, x).sum(-1)
+    return row - _phi(kind, xc) + _psi(kind, xc), None
 
 
 def _raw_dense(kind: str, x: Tensor, y: Tensor) -> Tensor:
@@ -420,13 +428,12 @@ class _Chebyshev(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: Tensor, *_unused):
         x, t, p, m, pm, tied = ctx.saved_tensors
-        if torch.is_grad_enabled() or bool(tied.any()):
+        create_graph = torch.is_grad_enabled()
+        if create_graph or bool(tied.any()):
             with torch.enable_grad():
-                xg = x.detach().requires_grad_(True) if not torch.is_grad_enabled() else x
+                xg = x if create_graph else x.detach().requires_grad_(True)
                 value = _chebyshev_index(xg, t, "softmax")
-                (grad,) = torch.autograd.grad(
-                    value, xg, g, create_graph=torch.is_grad_enabled()
-                )
+                (grad,) = torch.autograd.grad(value, xg, g, create_graph=create_graph)
             return grad, None
         # d p_m / dx = p_m (delta_m - p); pm carries the sign of the term.
         coef = (g * pm).unsqueeze(1)
