@@ -9,7 +9,9 @@ scales R1/R2/R_s, user modules) is called once per model on logits (N, C).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +19,7 @@ from torch import nn
 
 from losslab.errors import LosslabError
 from losslab.losses import ClassificationLoss
+from losslab.losses.two_scale import TwoScaleLoss, TwoScaleSeparationLoss
 
 
 def _groupable(loss: nn.Module) -> bool:
@@ -46,6 +49,14 @@ def plan_order(losses: Sequence[nn.Module], keys: Sequence[object]) -> list[int]
     return [i for idx in groups.values() for i in idx] + singles
 
 
+class LossRun(NamedTuple):
+    """A run of consecutive models whose losses are computed in one step of the plan."""
+
+    start: int
+    count: int
+    grouped: bool
+
+
 class LossPlan:
     """Computes the (M,) vector of per-model losses.
 
@@ -65,15 +76,16 @@ class LossPlan:
                     "a scalar per model: use reduction='mean' (default) or 'sum'"
                 )
         self.needs_scale = any(getattr(loss, "requires_scale", False) for loss in self.losses)
-        # Runs of consecutive models: (start, count, grouped?).
-        self.runs: list[tuple[int, int, bool]] = []
+        self.attachable = [hasattr(loss, "attach") for loss in self.losses]
+        self.needs_attach = any(self.attachable)
+        self.runs: list[LossRun] = []
         for i, (loss, key) in enumerate(zip(self.losses, keys, strict=True)):
             grouped = _groupable(loss)
             last = self.runs[-1] if self.runs else None
-            if grouped and last is not None and last[2] and keys[last[0]] == key:
-                self.runs[-1] = (last[0], last[1] + 1, True)
+            if grouped and last is not None and last.grouped and keys[last.start] == key:
+                self.runs[-1] = last._replace(count=last.count + 1)
             else:
-                self.runs.append((i, 1, grouped))
+                self.runs.append(LossRun(i, 1, grouped))
 
     def __call__(
         self,
@@ -109,3 +121,51 @@ class LossPlan:
             else:
                 pieces.append(loss(z[0], t if shared else t[0]).reshape(1))
         return torch.cat(pieces) if len(pieces) > 1 else pieces[0]
+
+    def predict(self, logits: torch.Tensor, scales: torch.Tensor | None = None) -> torch.Tensor:
+        """Prediction logits of every model through its loss's ``predict_logits``, (M, N, C).
+
+        Identity for every loss but the two-scale ones (R1 z / R, Berlyand et al. 2021
+        section 2.3); grouped losses are plain functions of the logits, so their slice is
+        kept as it is.
+        """
+        pieces = []
+        for start, g, grouped in self.runs:
+            z = logits.narrow(0, start, g)
+            loss = self.losses[start]
+            if grouped or not hasattr(loss, "predict_logits"):
+                pieces.append(z)
+            elif getattr(loss, "requires_scale", False):
+                pieces.append(loss.predict_logits(z[0], scale=scales[start]).unsqueeze(0))
+            else:
+                pieces.append(loss.predict_logits(z[0]).unsqueeze(0))
+        return torch.cat(pieces) if len(pieces) > 1 else pieces[0]
+
+
+def loss_scales(loss: nn.Module) -> dict[str, float]:
+    """The current scales of a two-scale loss ({"R1", "R2"} or {"Rs"}); {} for others."""
+    if isinstance(loss, TwoScaleLoss) and loss._ready:
+        out = {"R1": float(loss.r1.detach())}
+        if not loss.baseline:
+            out["R2"] = float(loss.r2.detach())
+        return out
+    if isinstance(loss, TwoScaleSeparationLoss):
+        return {"Rs": float(loss.rs.detach())}
+    return {}
+
+
+@contextlib.contextmanager
+def validation_off(losses: Sequence[nn.Module]) -> Iterator[None]:
+    """Switch the losses' per-call NaN check off while training, and back on afterwards.
+
+    The check would raise (and synchronise) on a diverging model, which the trainer
+    handles itself by masking it; the flags are restored even when training raises.
+    """
+    saved = [(loss, loss.validate) for loss in losses if hasattr(loss, "validate")]
+    try:
+        for loss, _ in saved:
+            loss.validate = False
+        yield
+    finally:
+        for loss, flag in saved:
+            loss.validate = flag
