@@ -51,12 +51,12 @@ from torch import nn
 
 import losslab
 from losslab.errors import LosslabError
-from losslab.losses import get_loss
+from losslab.losses import Loss, get_loss, skip_finite_check
 from losslab.train.backends import LoopBackend, StackBackend
 from losslab.train.config import ModelSpec, TrainConfig, resolve_device
 from losslab.train.data import STREAM_DROPOUT, BatchOrder, TrainData, as_train_data, derive_seed
 from losslab.train.evaluate import SPLITS, Evaluator
-from losslab.train.losses import LossPlan, loss_scales, plan_order, validation_off
+from losslab.train.losses import LossPlan, as_loss, loss_scales, plan_order, user_module
 from losslab.train.measure import MeasureContext, Measurement, check_measurements, collect
 from losslab.train.optim import Param, StackOptimizer
 from losslab.train.tracker import Tracker
@@ -214,9 +214,9 @@ def versions() -> dict[str, str]:
     }
 
 
-def _build_loss(spec: ModelSpec) -> nn.Module:
+def _build_loss(spec: ModelSpec) -> Loss:
     if isinstance(spec.loss, nn.Module):
-        return spec.loss
+        return as_loss(spec.loss)
     return get_loss(spec.loss, **spec.loss_kwargs)
 
 
@@ -312,7 +312,7 @@ class _Run:
     def __init__(
         self,
         models: list[nn.Module],
-        losses: list[nn.Module],
+        losses: list[Loss],
         specs: list[ModelSpec],
         data: TrainData,
         config: TrainConfig,
@@ -391,11 +391,14 @@ class _Run:
         )
 
     def _attach_scales(self) -> None:
-        """Initialise two-scale losses (R1 = R(alpha^0), R2 = 10 R1) from each model."""
+        """Initialise the losses that use the model's scale (two-scale: R1 = R(alpha^0),
+        R2 = 10 R1) from each model's R; the trainer then passes R to every call."""
+        if not self.plan.needs_scale:
+            return
         with torch.no_grad():
-            r0 = self.backend.scales().tolist() if self.plan.needs_attach else None
+            r0 = self.backend.scales().tolist()
         for i, loss in enumerate(self.losses):
-            if self.plan.attachable[i]:
+            if self.plan.scaled[i]:
                 loss.attach(r0[i])
 
     def settings(self) -> dict[str, str]:
@@ -557,9 +560,7 @@ class _Run:
         models = self.backend.models()
         out: list[TrainResult] = []
         for i, spec in enumerate(self.specs):
-            loss = self.losses[i]
-            if self.plan.attachable[i]:
-                loss.attach(models[i])
+            loss = self.losses[i].attach(models[i])
             records = tracker.records[i]
             curves = {k: [r[k] for r in records] for k in CURVE_KEYS}
             final = dict(records[-1]) if records else {k: math.nan for k in CURVE_KEYS}
@@ -584,7 +585,7 @@ class _Run:
                     measurements=list(self.clock.measurements[i]),
                     config=resolved[self.model_order[i]],
                     model=models[i],
-                    loss=loss,
+                    loss=user_module(loss),
                 )
             )
         placed: list[TrainResult] = [None] * self.m  # type: ignore[list-item]
@@ -606,7 +607,9 @@ def _execute(
     path = run.config.checkpoint_path
     if run.checkpoint and run.config.resume and path and os.path.exists(path):
         run.checkpoint.load()
-    with validation_off(list(run.losses)):
+    # Divergence is the trainer's to detect (it masks the model); the losses keep their
+    # label and shape checks but do not raise on non-finite logits meanwhile.
+    with skip_finite_check():
         run.run(progress, stop)
         return run.results(resolved)
 
@@ -614,7 +617,7 @@ def _execute(
 def _resolve(
     config: TrainConfig,
     spec: ModelSpec,
-    loss: nn.Module,
+    loss: Loss,
     model: dict[str, Any],
     data: dict[str, Any],
     device: torch.device,
@@ -630,7 +633,7 @@ def _resolve(
         "loss": {
             "name": spec.loss_name,
             "kwargs": _jsonable(spec.loss_kwargs),
-            "repr": repr(loss),
+            "repr": repr(user_module(loss)),
         },
         "seed": spec.seed,
         "lr": lr,
@@ -783,15 +786,15 @@ def _as_spec(spec: ModelSpec | tuple | str) -> ModelSpec:
     )
 
 
-def _distinct_losses(specs: list[ModelSpec]) -> list[nn.Module]:
+def _distinct_losses(specs: list[ModelSpec]) -> list[Loss]:
     """One loss module per model; a module object given twice is copied (own state)."""
     seen: set[int] = set()
     out = []
     for spec in specs:
         loss = _build_loss(spec)
-        if id(loss) in seen:
-            loss = copy.deepcopy(loss)
-        seen.add(id(loss))
+        if id(user_module(loss)) in seen:
+            loss = as_loss(copy.deepcopy(user_module(loss)))
+        seen.add(id(user_module(loss)))
         out.append(loss)
     return out
 

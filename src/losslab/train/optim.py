@@ -159,8 +159,15 @@ class StackOptimizer:
         """One update of every model from the gradients in ``.grad``."""
         tensors, coefficients = self._decay
         if tensors:
-            grads = [t.grad for t in tensors]
-            torch._foreach_addcmul_(grads, tensors, coefficients)
+            # A parameter the loss does not reach has no gradient (and no update) at all.
+            live = [
+                (t.grad, t, c)
+                for t, c in zip(tensors, coefficients, strict=True)
+                if t.grad is not None
+            ]
+            if live:
+                grads, values, factors = (list(v) for v in zip(*live, strict=True))
+                torch._foreach_addcmul_(grads, values, factors)
         if not self.per_model_lr:
             self.optimizer.step()
             return
