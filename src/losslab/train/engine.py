@@ -54,7 +54,7 @@ from losslab.errors import LosslabError
 from losslab.losses import Loss, get_loss, skip_finite_check
 from losslab.train.backends import LoopBackend, StackBackend
 from losslab.train.config import ModelSpec, TrainConfig, resolve_device
-from losslab.train.data import STREAM_DROPOUT, BatchOrder, TrainData, as_train_data, derive_seed
+from losslab.train.data import BatchOrder, TrainData, as_train_data
 from losslab.train.evaluate import SPLITS, Evaluator
 from losslab.train.losses import LossPlan, as_loss, loss_scales, plan_order, user_module
 from losslab.train.measure import MeasureContext, Measurement, check_measurements, collect
@@ -336,14 +336,13 @@ class _Run:
         self.config, self.data, self.device = config, data, device
         self.m = len(models)
         dtype = config.torch_dtype
+        model_seeds = [s.seed for s in self.specs]
         if engine == "stack":
             self.backend: StackBackend | LoopBackend = StackBackend(
-                models, device, dtype, derive_seed(config.seed, STREAM_DROPOUT)
+                models, device, dtype, model_seeds
             )
         else:
-            self.backend = LoopBackend(
-                models, device, dtype, [derive_seed(s.seed, STREAM_DROPOUT) for s in self.specs]
-            )
+            self.backend = LoopBackend(models, device, dtype, model_seeds)
         self.losses = nn.ModuleList([loss.to(device=device, dtype=dtype) for loss in losses])
         self.plan = LossPlan(list(self.losses), keys)
         self._attach_scales()
