@@ -56,7 +56,6 @@ from losslab.npnet.layers import (
 )
 from losslab.npnet.losses import LOSSES, Loss, get_loss
 from losslab.npnet.optim import (
-    LR_DECAYS,
     OPTIMIZERS,
     SGD,
     Adam,
@@ -65,7 +64,6 @@ from losslab.npnet.optim import (
     Optimizer,
     RMSprop,
     add_l2_gradient,
-    decayed_lr,
     get_optimizer,
     l2_penalty,
 )
@@ -75,7 +73,6 @@ __all__ = [
     "ACTIVATIONS",
     "INITIALISERS",
     "LOSSES",
-    "LR_DECAYS",
     "MLP",
     "OPTIMIZERS",
     "SGD",
@@ -102,7 +99,6 @@ __all__ = [
     "Swish",
     "add_l2_gradient",
     "check_layer",
-    "decayed_lr",
     "evaluate",
     "fit",
     "functional",
