@@ -5,7 +5,7 @@ gradients and against PyTorch in float64.
 
 * :mod:`~losslab.npnet.functional` — ``*_forward`` / ``*_backward`` pairs (linear,
   activations, softmax, cross-entropy, dropout, batch-norm, conv2d, pooling);
-* :mod:`~losslab.npnet.losses` — every loss of SPEC.md but the two-scale ones;
+* :mod:`~losslab.npnet.losses` — every loss of the seeds but the two-scale ones;
 * :mod:`~losslab.npnet.layers` — layers with ``params``/``grads``, ``Sequential``,
   ``MLP``, initialisers, the Janocha convnet and a small VGG;
 * :mod:`~losslab.npnet.optim` — SGD, momentum, RMSprop, Adam, L2 weight decay,
