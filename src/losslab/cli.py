@@ -14,14 +14,16 @@ from typing import Any
 import typer
 
 from losslab.errors import LosslabError
+from losslab.study import cli as study_cli
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="losslab: a laboratory for loss and activation functions of classifiers.",
 )
+study_cli.register(app)
 
-_CATALOGUES = ("losses", "activations", "models", "datasets")
+_CATALOGUES = ("losses", "activations", "models", "datasets", "studies")
 
 
 @app.callback()
@@ -31,19 +33,40 @@ def _root() -> None:
 
 @app.command("list")
 def list_(what: str = typer.Argument(..., help=f"one of: {', '.join(_CATALOGUES)}")) -> None:
-    """List the registered names of a catalogue."""
-    if what == "losses":
-        from losslab.losses import LOSSES as registry
-    elif what == "activations":
-        from losslab.activations import ACTIVATIONS as registry
-    elif what == "models":
-        from losslab.models import MODELS as registry
-    elif what == "datasets":
-        from losslab.data import DATASETS as registry
-    else:
+    """List the registered names of a catalogue (plugins included), or the ready-made
+    study files with their descriptions.
+
+    Examples: losslab list losses; losslab list studies
+    """
+    from losslab import catalogue
+
+    if what == "studies":
+        found = catalogue.list_studies()
+        if not found:
+            places = ", ".join(str(p) for p in catalogue.study_dirs()) or "none found"
+            typer.echo(f"no study files (looked in ./studies, $LOSSLAB_STUDIES: {places})")
+        for path, name, description in found:
+            typer.echo(f"{name:<22} {description}  [{path}]")
+        return
+    if what not in catalogue.CATALOGUES:
         raise LosslabError(f"unknown catalogue {what!r}; choose one of: {', '.join(_CATALOGUES)}")
-    for name in sorted(registry):
+    for name in sorted(catalogue.registry(catalogue.CATALOGUES[what])):
         typer.echo(name)
+
+
+@app.command("show")
+def show(
+    kind: str = typer.Argument(..., help="loss, activation, model or dataset"),
+    name: str = typer.Argument(..., help="a registered name (losslab list ...)"),
+) -> None:
+    """Describe one loss, activation, model or dataset: formula or description, seed
+    source, parameters with defaults.
+
+    Examples: losslab show loss alpha; losslab show dataset checkerboard
+    """
+    from losslab import catalogue
+
+    typer.echo(catalogue.describe(kind, name))
 
 
 # Per-dataset defaults of ``losslab train`` (SPEC "External reference experiments").

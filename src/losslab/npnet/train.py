@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from losslab.errors import LosslabError
-from losslab.npnet.layers import MLP, Layer, Sequential, as_generator
+from losslab.npnet.layers import MLP, Layer, Sequential
 from losslab.npnet.losses import Loss, get_loss
 from losslab.npnet.optim import EarlyStopping, add_l2_gradient, decayed_lr, get_optimizer
+from losslab.seeding import as_rng
 
 Array = np.ndarray
 
@@ -176,7 +177,7 @@ def fit(
     if batch_size < 1 or steps < 1 or eval_every < 1:
         raise LosslabError("batch_size, steps and eval_every must be >= 1")
 
-    rng = as_generator(rng)
+    rng = as_rng(rng)
     if model is None:
         model = MLP(
             [int(np.prod(x_train.shape[1:])), *hidden, num_classes],
