@@ -225,7 +225,7 @@ def test_compare_too_few_seeds_and_worse():
     level = compare(make_cells({"log": [0.5] * 4, "l1": [0.6, 0.6, 0.3, 0.5]})).iloc[0]
     assert level.mean_diff == pytest.approx(0, abs=1e-15)
     assert (level.wins, level.losses, level.ties) == (2, 1, 1)
-    assert "l1 better by +0.00 points on average, on 2 of 4 seeds" in level.verdict
+    assert "equal on average, l1 ahead on 2 of 4 seeds" in level.verdict
     seven = make_cells({"log": [0.8] * 7, "l1": [0.5, 0.52, 0.51, 0.49, 0.53, 0.50, 0.48]})
     row = compare(seven).iloc[0]
     assert row.outcome == "worse" and row.verdict.startswith("log beats l1 on 7 of 7 seeds")

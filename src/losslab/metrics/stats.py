@@ -288,7 +288,12 @@ def _verdict(row: dict[str, Any], metric: str, alpha: float, better: bool) -> tu
     a_better = row["wins"] >= row["losses"] if level else (diff > 0) == better
     winner, loser = (a, b) if a_better else (b, a)
     won = row["wins"] if a_better else row["losses"]
-    size = _format_diff(metric, 0.0 if level else abs(diff))
+    size = _format_diff(metric, abs(diff))
+    lead = (
+        f"equal on average, {winner} ahead on {won} of {n} seeds"
+        if level
+        else f"{winner} better by {size} on average, on {won} of {n} seeds"
+    )
     noise_text = _format_diff(metric, noise).lstrip("+") if np.isfinite(noise) else "unknown"
     if row["p_holm"] < alpha:
         claim = (
@@ -306,12 +311,11 @@ def _verdict(row: dict[str, Any], metric: str, alpha: float, better: bool) -> tu
         return "too few seeds", (
             f"too few seeds to tell: {row['n_nonzero']} seeds differ, which give at best "
             f"p = {_format_p(wilcoxon_min_p(row['n_nonzero']))}; at least {need} are needed "
-            f"(so far {winner} better by {size} on average, on {won} of {n} seeds)"
+            f"(so far {lead})"
         )
     relation = "smaller than" if abs(diff) < noise else "against"
     return "no significant difference", (
-        f"no significant difference: {winner} better by {size} on average, on {won} of {n} "
-        f"seeds, {relation} a seed-to-seed noise of {noise_text}, "
+        f"no significant difference: {lead}, {relation} a seed-to-seed noise of {noise_text}, "
         f"p = {_format_p(row['p_holm'])} after Holm"
     )
 
