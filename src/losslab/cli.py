@@ -69,7 +69,7 @@ def show(
     typer.echo(catalogue.describe(kind, name))
 
 
-# Per-dataset defaults of ``losslab train`` (SPEC "External reference experiments").
+# Per-dataset defaults of ``losslab train`` (MNIST-1D: Greydanus & Kobak, ICML 2024).
 # steps ~ 5 epochs for the 60k-image sets; mnist1d follows the paper: Adam 1e-2, batch 100,
 # 6000 steps, batches in order, PyTorch's default init.
 _IMAGE_MLP: dict[str, Any] = {

@@ -140,7 +140,7 @@ def _make_optimizer(
     if loss_params:
         groups.append({"params": loss_params, "weight_decay": 0.0})
     # Fused kernels: one pass over all parameters instead of several foreach passes
-    # (measured ~8x faster for Adam on CPU, MACHINE-NOTES.md).
+    # (Adam over a 1.46M-parameter MLP on CPU: ~0.63 ms fused vs ~4.9 ms foreach).
     fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, **fused)
