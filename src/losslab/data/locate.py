@@ -125,18 +125,18 @@ def locate(
 def _missing_message(
     name: str, specs: Sequence[FileSpec], searched: Sequence[Path], how_to: str, reason: str
 ) -> str:
-    files = "\n".join("  - " + " or ".join(s.alternatives) for s in specs)
-    places = "\n".join(f"  - {d}" for d in searched)
-    urls = "\n".join(f"  - {s.remote.urls[0]}" for s in specs if s.remote is not None)
-    lines = [
-        f"dataset {name!r}: the required files were not found, and {reason}.",
-        f"Files needed (all in one directory):\n{files}",
-        f"Looked in:\n{places}",
-        "How to get them: put the files in one of those directories (or pass root=..., "
-        "or set LOSSLAB_DATA=/some/dir and use <dir>/" + name + ")",
-    ]
+    """One line: what is missing, where it was looked for, and the one command that fixes it."""
+    first = specs[0].alternatives[0] if specs else "its files"
+    places = ", ".join(str(d) for d in searched[:3]) + (" ..." if len(searched) > 3 else "")
+    target = Path("~/.cache/losslab") / name
+    urls = [s.remote.urls[0] for s in specs if s.remote is not None]
     if urls:
-        lines.append(f"Download sources:\n{urls}")
-    if how_to:
-        lines.append(how_to)
-    return "\n".join(lines)
+        fix = f"mkdir -p {target} && cd {target} && " + " && ".join(
+            f"curl -LO {u}" for u in urls
+        )
+    else:
+        fix = how_to or f"put the files in {target}"
+    return (
+        f"dataset {name!r}: {first} and {len(specs) - 1} more file(s) not found in {places} "
+        f"({reason}); fix: {fix}"
+    )

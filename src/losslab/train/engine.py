@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import pickle
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from torch import nn
 from losslab.errors import LosslabError
 from losslab.losses import get_loss
 from losslab.train.backends import LoopBackend, StackBackend
+from losslab.train.checks import check_start
 from losslab.train.config import ModelSpec, TrainConfig, resolve_device
 from losslab.train.data import BatchOrder, TrainData, as_train_data
 from losslab.train.losses import LossPlan, plan_order
@@ -428,7 +430,16 @@ class _Run:
             # On the CPU: generator states must stay CPU tensors; the rest is copied over.
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # any unreadable or foreign file is a user error here
-            raise LosslabError(f"cannot read checkpoint {path!r}: {err}") from None
+            # torch's message advises weights_only=False, i.e. running the file's code:
+            # never repeat that; say what was refused instead.
+            if isinstance(err, pickle.UnpicklingError) or "weights_only" in str(err):
+                reason = "it holds objects other than tensors and plain data (nothing was run)"
+            else:
+                reason = " ".join(str(err).split())[:200]
+            raise LosslabError(
+                f"cannot read checkpoint {path!r}: {reason}; delete it or use another "
+                "checkpoint_path"
+            ) from None
         if not isinstance(state, dict) or state.get("version") != _CHECKPOINT_VERSION:
             raise LosslabError(f"{path!r} is not a losslab training checkpoint")
         mine = ([s.label for s in self.specs], self.config.batch_size, self.config.optimizer)
@@ -564,6 +575,7 @@ def train(
     spec = ModelSpec(loss=loss, seed=config.seed, loss_kwargs=loss_kwargs)
     device = resolve_device(config.device)
     train_data = as_train_data(data, device, config.torch_dtype)
+    check_start([model], train_data, config.checkpoint_path)
     run = _Run(
         [model],
         [_build_loss(spec)],
@@ -640,6 +652,7 @@ def train_many(
                     f"model({specs[i].seed}) returned a {type(net).__name__}, not an nn.Module"
                 )
             built.append(net)
+        check_start(built, train_data, config.checkpoint_path)
         run = _Run(
             built,
             [losses[i] for i in idx],
