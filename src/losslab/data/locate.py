@@ -125,18 +125,16 @@ def locate(
 def _missing_message(
     name: str, specs: Sequence[FileSpec], searched: Sequence[Path], how_to: str, reason: str
 ) -> str:
-    """One line: what is missing, where it was looked for, and the one command that fixes it."""
-    first = specs[0].alternatives[0] if specs else "its files"
-    places = ", ".join(str(d) for d in searched[:3]) + (" ..." if len(searched) > 3 else "")
+    """One line: the files, where they were looked for, why, and the command that gets them."""
+    files = ", ".join(" or ".join(s.alternatives) for s in specs)
+    places = ", ".join(str(d) for d in searched)
     target = Path("~/.cache/losslab") / name
     urls = [s.remote.urls[0] for s in specs if s.remote is not None]
-    if urls:
-        fix = f"mkdir -p {target} && cd {target} && " + " && ".join(
-            f"curl -LO {u}" for u in urls
-        )
-    else:
-        fix = how_to or f"put the files in {target}"
+    fix = f"mkdir -p {target} && cd {target} && " + " && ".join(f"curl -LO {u}" for u in urls)
+    if not urls:
+        fix = f"put the files in {target}"
+    extra = f" ({how_to.rstrip('.')})" if how_to else ""
     return (
-        f"dataset {name!r}: {first} and {len(specs) - 1} more file(s) not found in {places} "
-        f"({reason}); fix: {fix}"
+        f"dataset {name!r}: files not found ({files}) in {places}, and {reason}; "
+        f"fix: {fix}{extra}"
     )
