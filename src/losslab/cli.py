@@ -167,8 +167,15 @@ def train_(
     ),
     as_json: bool = typer.Option(False, "--json", help="last stdout line: a JSON summary"),
     out: str = typer.Option(None, "--out", help="write the summary and curves to FILE.json"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="run even if it would take long"),
 ) -> None:
-    """Train one model on one dataset and print its final metrics."""
+    """Train one model on one dataset and print its final metrics.
+
+    A progress bar runs on stderr (plain lines when stderr is not a terminal, nothing
+    with --quiet). Ctrl-C stops after the current step and prints the result so far
+    (marked interrupted, exit status 130); a second Ctrl-C aborts.
+    """
     from losslab.data import (
         DATASETS,
         FALLBACK_TRAIN_DEFAULTS,
@@ -180,6 +187,7 @@ def train_(
     from losslab.models import MODELS
     from losslab.registry import resolve
     from losslab.train import TrainConfig, train
+    from losslab.train.console import ProgressDisplay, interruptible
 
     key, _ = resolve(DATASETS, dataset, "dataset")
     loss, _ = resolve(LOSSES, loss, "loss")
@@ -232,9 +240,11 @@ def train_(
     if "init" in defaults:
         model_kwargs["init"] = defaults["init"]
     net = _build_model(model, data, model_kwargs, hidden)
+    _check_duration(net, data, config, yes, quiet)
     # The trainer caps the batch at the training-set size; say so rather than hide it.
     used_batch = min(config.batch_size, len(data.y_train))
-    result = train(net, data, loss, config, **loss_kwargs)
+    with interruptible() as stop, ProgressDisplay("quiet" if quiet else "auto") as progress:
+        result = train(net, data, loss, config, progress=progress, stop=stop, **loss_kwargs)
     seconds = time.perf_counter() - started
     final = result.final
     summary = {
@@ -253,6 +263,7 @@ def train_(
         "train_loss": final["train_loss"],
         "test_loss": final["test_loss"],
         "diverged": result.diverged,
+        "interrupted": result.interrupted,
         "seconds": round(seconds, 3),
     }
     options = "".join(f" {k}={v}" for k, v in loss_kwargs.items())
@@ -263,6 +274,8 @@ def train_(
     )
     if result.diverged:
         typer.echo(f"diverged at step {result.diverged_at} (lower --lr)")
+    if result.interrupted:
+        typer.echo(f"interrupted after {result.steps_run} of {config.steps} steps (Ctrl-C)")
     typer.echo(f"train accuracy {final['train_accuracy']:.4f}  loss {final['train_loss']:.4f}")
     typer.echo(f"test  accuracy {final['test_accuracy']:.4f}  loss {final['test_loss']:.4f}")
     clean = {k: (None if isinstance(v, float) and v != v else v) for k, v in summary.items()}
@@ -273,6 +286,39 @@ def train_(
         typer.echo(f"wrote {out_path}")
     if as_json:
         typer.echo(json.dumps(clean))
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+# A run estimated to take longer than this asks for --yes first (seconds).
+_LONG_RUN = 600.0
+
+
+def _check_duration(net: Any, data: Any, config: Any, yes: bool, quiet: bool) -> None:
+    """Print the estimated time of a long run; refuse one over ``_LONG_RUN`` without --yes."""
+    from losslab.train.console import estimate_seconds, format_seconds
+
+    n = len(data.y_train)
+    evaluated = n + sum(len(y) for y in (data.y_dev, data.y_test) if y is not None)
+    parameters = sum(p.numel() for p in net.parameters())
+    seconds = estimate_seconds(
+        parameters,
+        min(config.batch_size, n),
+        config.steps,
+        evaluated,
+        config.steps // config.eval_every + 1,
+    )
+    epochs = config.steps * min(config.batch_size, n) / n
+    if seconds > _LONG_RUN and not yes:
+        raise LosslabError(
+            f"--steps {config.steps} is {epochs:.0f} epochs of the {n} training samples and "
+            f"would take about {format_seconds(seconds)} here; pass --yes to run it anyway, or "
+            "lower --steps"
+        )
+    if seconds > 60 and not quiet:
+        typer.echo(
+            f"estimated time: about {format_seconds(seconds)} ({epochs:.0f} epochs)", err=True
+        )
 
 
 def main() -> None:
