@@ -1,0 +1,158 @@
+"""A tiny real study for the report tests, in the StudyResults interface, without a store.
+
+It trains checkerboard MLPs with ``train_many`` (3 losses incl. a two-scale one x 2 label
+noise rates x 2 seeds, 40 steps) and turns the TrainResults into the tidy ``cells`` /
+``curves`` / ``measurements`` DataFrames of the study contract. The measurements are
+computed from the trained models with :mod:`losslab.metrics` (decision boundary on a grid,
+input-noise robustness, acc_at, top-k, the two-scale loss's final scales).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import torch
+
+from losslab import metrics
+from losslab.data import load_dataset
+from losslab.models import mlp
+from losslab.train import ModelSpec, TrainConfig, train_many
+
+LOSSES = (("log", {}), ("hinge", {}), ("two_scale", {"eta": 0.5}))
+NOISE = (0.0, 0.2)
+SEEDS = (0, 1)
+STEPS = 40
+STUDY = """name = "tiny"
+description = "report test: checkerboard, three losses, two label-noise rates"
+seeds = 2
+datasets = ["checkerboard"]
+models = [{name = "mlp", hidden = [16]}]
+losses = ["log", "hinge", {name = "two_scale", eta = 0.5}]
+[train]
+steps = 40
+eval_every = 10
+[noise]
+label_noise_rate = [0.0, 0.2]
+"""
+
+
+def _label(name: str, kwargs: dict) -> str:
+    return name + ("(" + ", ".join(f"{k}={v}" for k, v in kwargs.items()) + ")" if kwargs
+                   else "")
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class TinyResults:
+    """``cells()``, ``curves()``, ``measurements()``, ``axes()``, ``study_text()``,
+    ``environment()`` of a real tiny run; ``loss_names`` overrides the display labels."""
+
+    def __init__(self, cells, curves, measurements, axes=("loss", "label_noise_rate", "seed")):
+        self._cells, self._curves, self._meas, self._axes = cells, curves, measurements, axes
+
+    def cells(self):
+        return self._cells.copy()
+
+    def curves(self):
+        return self._curves.copy()
+
+    def measurements(self):
+        return self._meas.copy()
+
+    def axes(self):
+        return list(self._axes)
+
+    def study_text(self):
+        return STUDY
+
+    def environment(self):
+        return {"torch": torch.__version__, "device": "cpu", "threads": 1}
+
+
+def _measure(cell_id: str, result, data, step: int) -> list[dict]:
+    """Final measurements of one trained model, computed with losslab.metrics."""
+    rows = []
+    model, loss = result.model, result.loss
+    g = np.linspace(-1, 1, 21, dtype=np.float32)
+    xx, yy = np.meshgrid(g, g)
+    grid = torch.as_tensor(np.stack([xx.ravel(), yy.ravel()], 1))
+    with torch.no_grad():
+        z = model(grid)
+        z = loss.predict_logits(z) if hasattr(loss, "predict_logits") else z
+        pred = z.argmax(1).numpy()
+        test_logits = model(torch.as_tensor(data.x_test))
+    for (a, b), p in zip(grid.numpy(), pred, strict=True):
+        rows.append((step, "decision_boundary", f"{a:.2f},{b:.2f}", float(p)))
+    eps = [0.0, 0.05, 0.2]
+    acc = metrics.noise_robustness_curve(
+        model, torch.as_tensor(data.x_train), torch.as_tensor(data.y_train), eps, rng=0)
+    rows += [(step, "noise_robustness", str(e), float(a)) for e, a in zip(eps, acc, strict=True)]
+    for at in (0.0, 0.05, 0.2):
+        rows.append((step, "acc_at", str(at), float(metrics.acc_at(test_logits, data.y_test,
+                                                                   at=at))))
+    for k in (1, 2, 3):
+        rows.append((step, "top_k", str(k), float(metrics.top_k_accuracy(
+            test_logits, data.y_test, k=k))))
+    if hasattr(loss, "r1"):
+        rows += [(step, "loss_scales", "R1", float(loss.r1.detach())), (step, "loss_scales", "R2",
+                                                                float(loss.r2.detach()))]
+    return [dict(cell_id=cell_id, step=s, name=n, index=i, value=v) for s, n, i, v in rows]
+
+
+def tiny_results(losses=LOSSES) -> TinyResults:
+    """Train the tiny grid (a few seconds on one core) and return its results."""
+    cells, curves, meas = [], [], []
+    config = TrainConfig(lr=3e-3, batch_size=50, steps=STEPS, eval_every=10)
+    for rate in NOISE:
+        data = load_dataset("checkerboard", label_noise_rate=rate, seed=0)
+        specs = [ModelSpec(name, seed, loss_kwargs=kw) for name, kw in losses for seed in SEEDS]
+        results = train_many(lambda s: mlp(2, [16], 4, seed=s), specs, data, config)
+        for spec, r in zip(specs, results, strict=True):
+            label = _label(spec.loss, spec.loss_kwargs)
+            config_json = {"dataset": {"name": "checkerboard", "label_noise_rate": rate},
+                           "loss": {"name": spec.loss, **spec.loss_kwargs}, "seed": spec.seed}
+            cell_id = _hash(config_json)
+            condition = f"checkerboard / mlp[16] / relu / {label} / noise={rate}"
+            cells.append({
+                "cell_id": cell_id, "condition_id": _hash([label, rate]),
+                "condition": condition, "status": "diverged" if r.diverged else "done",
+                "error": None, "diverged_at": r.diverged_at, "dataset": "checkerboard",
+                "model": "mlp[16]", "activation": "relu", "loss": label, "loss_name": spec.loss,
+                "optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0,
+                "label_noise_rate": rate, "label_noise_kind": "symmetric",
+                "input_noise_eps": 0.0, "steps": STEPS, "seed": spec.seed,
+                "config": json.dumps(config_json), "seconds": r.seconds,
+                "steps_run": r.steps_run, "best_step": r.best_step,
+                **{k: r.final.get(k, np.nan) for k in (
+                    "train_accuracy", "dev_accuracy", "test_accuracy", "train_loss",
+                    "dev_loss", "test_loss")},
+            })
+            for key, values in r.curves.items():
+                if key == "step":
+                    continue
+                curves += [{"cell_id": cell_id, "step": s, "metric": key, "value": v}
+                           for s, v in zip(r.curves["step"], values, strict=True)]
+            meas += _measure(cell_id, r, data, r.steps_run)
+    return TinyResults(pd.DataFrame(cells), pd.DataFrame(curves), pd.DataFrame(meas))
+
+
+def with_status(results: TinyResults, changes: dict[int, dict]) -> TinyResults:
+    """A copy whose cells at the given row positions get new values (status, error, ...);
+    their curves and measurements are dropped unless the new status is done/diverged."""
+    cells = results.cells()
+    for i, values in changes.items():
+        for k, v in values.items():
+            cells.loc[cells.index[i], k] = v
+    gone = set(cells.loc[~cells["status"].isin(("done", "diverged")), "cell_id"])
+    for metric in ("train_accuracy", "dev_accuracy", "test_accuracy", "train_loss",
+                   "dev_loss", "test_loss"):
+        cells.loc[cells["cell_id"].isin(gone), metric] = np.nan
+    curves = results.curves()
+    meas = results.measurements()
+    return TinyResults(cells, curves[~curves["cell_id"].isin(gone)],
+                       meas[~meas["cell_id"].isin(gone)], results.axes())
