@@ -75,32 +75,39 @@ class TinyResults:
 
 
 def _measure(cell_id: str, result, data, step: int) -> list[dict]:
-    """Final measurements of one trained model, computed with losslab.metrics."""
+    """Final measurements of one trained model, computed with losslab.metrics, in the rows
+    of losslab.metrics.measurements (names ``boundary``, ``train_noisy_accuracy``, ...)."""
     rows = []
     model, loss = result.model, result.loss
-    g = np.linspace(-1, 1, 21, dtype=np.float32)
-    xx, yy = np.meshgrid(g, g)
-    grid = torch.as_tensor(np.stack([xx.ravel(), yy.ravel()], 1))
+    r = 21
+    xs = np.linspace(-1.1, 1.1, r, dtype=np.float32)
+    gx, gy = np.meshgrid(xs, xs)
+    grid = torch.as_tensor(np.stack([gx.ravel(), gy.ravel()], 1))
+    # evaluation logits: through predict_logits where the loss has one (two-scale: R1)
+    predict = getattr(loss, "predict_logits", lambda z: z)
     with torch.no_grad():
-        z = model(grid)
-        z = loss.predict_logits(z) if hasattr(loss, "predict_logits") else z
-        pred = z.argmax(1).numpy()
-        test_logits = model(torch.as_tensor(data.x_test))
-    for (a, b), p in zip(grid.numpy(), pred, strict=True):
-        rows.append((step, "decision_boundary", f"{a:.2f},{b:.2f}", float(p)))
+        pred = predict(model(grid)).argmax(1).numpy()
+        test_logits = predict(model(torch.as_tensor(data.x_test)))
+    rows += [(step, "boundary_extent", k, -1.1 if k.endswith("min") else 1.1)
+             for k in ("x_min", "x_max", "y_min", "y_max")]
+    rows += [(step, "boundary", f"{i},{j}", float(pred[i * r + j]))
+             for i in range(r) for j in range(r)]
     eps = [0.0, 0.05, 0.2]
     acc = metrics.noise_robustness_curve(
         model, torch.as_tensor(data.x_train), torch.as_tensor(data.y_train), eps, rng=0)
-    rows += [(step, "noise_robustness", str(e), float(a)) for e, a in zip(eps, acc, strict=True)]
-    for at in (0.0, 0.05, 0.2):
-        rows.append((step, "acc_at", str(at), float(metrics.acc_at(test_logits, data.y_test,
-                                                                   at=at))))
-    for k in (1, 2, 3):
-        rows.append((step, "top_k", str(k), float(metrics.top_k_accuracy(
-            test_logits, data.y_test, k=k))))
+    rows += [(step, "train_noisy_accuracy", f"{e:g}", float(a))
+             for e, a in zip(eps, acc, strict=True)]
+    y = torch.as_tensor(data.y_test)
+    rows += [(step, "test_acc_at", f"{at:g}", float(metrics.acc_at(test_logits, y, at=at)))
+             for at in (0.0, 0.05, 0.2)]
+    rows += [(step, "test_top_k", str(k), float(metrics.top_k_accuracy(test_logits, y, k=k)))
+             for k in (1, 2, 4)]
+    hist = metrics.max_probability_histogram(test_logits, 10)
+    rows += [(step, "test_max_p", f"{lo:.6g}", float(c))
+             for lo, c in zip(hist.edges[:-1], hist.counts, strict=True)]
     if hasattr(loss, "r1"):
-        rows += [(step, "loss_scales", "R1", float(loss.r1.detach())), (step, "loss_scales", "R2",
-                                                                float(loss.r2.detach()))]
+        rows += [(step, "loss_scale", "R1", float(loss.r1.detach())),
+                 (step, "loss_scale", "R2", float(loss.r2.detach()))]
     return [dict(cell_id=cell_id, step=s, name=n, index=i, value=v) for s, n, i, v in rows]
 
 

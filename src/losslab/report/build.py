@@ -117,6 +117,11 @@ def _draw(job: FigureJob, folder: str) -> None:
     fig.savefig(Path(folder) / job.svg)
 
 
+def _split_names(kind: str) -> list[str]:
+    """The measurement row names of one kind, one per split (``train_top_k``, ...)."""
+    return [f"{split}_{kind}" for split in ("train", "dev", "test")]
+
+
 def _slug(text: str) -> str:
     keep = "".join(ch if ch.isalnum() else "-" for ch in text.lower())
     return "-".join(part for part in keep.split("-") if part)[:60] or "figure"
@@ -205,7 +210,7 @@ def plan(results: Any) -> tuple[list[Section], dict[str, Any]]:
 
     # 3. decision boundaries
     s = sections["boundaries"]
-    if "decision_boundary" not in names:
+    if "boundary" not in names:
         s.omitted.append("decision boundaries: the study did not record them "
                          "([measure] decision_boundary = true, 2-D datasets only)")
     else:
@@ -229,13 +234,12 @@ def plan(results: Any) -> tuple[list[Section], dict[str, Any]]:
     else:
         s.omitted.append("accuracy against label noise: the study has one label-noise "
                          "rate (make [noise] label_noise_rate a list)")
-    if "noise_robustness" in names:
+    noisy = [n for n in _split_names("noisy_accuracy") if n in names]
+    if noisy:
         s.jobs.append(FigureJob(
-            "input-noise", "Training accuracy against input-noise eps", F.measurement_curve,
-            (done[["cell_id", "loss", "seed", "status"]], meas[meas["name"] ==
-                                                              "noise_robustness"]),
-            {"name": "noise_robustness", "xlabel": "input noise eps (variance)",
-             "ylabel": "training accuracy"}))
+            "input-noise", "Accuracy against input-noise eps", F.measurement_curve,
+            (done[["cell_id", "loss", "status"]], meas[meas["name"].isin(noisy)]),
+            {"names": noisy, "xlabel": "input noise eps (variance)"}))
     else:
         s.omitted.append("accuracy against input noise: the study did not record it "
                          "([measure] noise_robustness = true)")
@@ -260,7 +264,7 @@ def plan(results: Any) -> tuple[list[Section], dict[str, Any]]:
 def _plan_boundaries(s: Section, done: pd.DataFrame, meas: pd.DataFrame, keys) -> None:
     from losslab.data import load_dataset
 
-    boundary = meas[meas["name"] == "decision_boundary"]
+    boundary = meas[meas["name"].isin(("boundary", "boundary_extent"))]
     for name, part in list(_groups(done, keys))[:MAX_PER_KIND]:
         cells_with = part[part["cell_id"].isin(set(boundary["cell_id"]))]
         if cells_with.empty:
@@ -306,34 +310,37 @@ def _plan_two_scale(s: Section, cells, done, meas, names, not_loss) -> None:
                          {"hue": "loss_name", "log_x": True}))
     else:
         s.omitted.append("accuracy against eta: the study has one eta per two-scale loss")
-    small = done[["cell_id", "loss", "seed", "status"]]
-    for name, title, xlabel, ylabel in (
-        ("acc_at", "Close-enough accuracy against at", "at", "acc_at"),
-        ("top_k", "Top-k accuracy against k", "k", "top-k accuracy"),
+    small = done[["cell_id", "loss", "status"]]
+    for key, title, xlabel in (
+        ("acc_at", "Close-enough accuracy against at", "at"),
+        ("top_k", "Top-k accuracy against k", "k"),
     ):
-        if name in names:
-            s.jobs.append(FigureJob(name, title, F.measurement_curve,
-                                    (small, meas[meas["name"] == name]),
-                                    {"name": name, "xlabel": xlabel, "ylabel": ylabel}))
+        shown = [n for n in _split_names(key) if n in names]
+        if shown:
+            s.jobs.append(FigureJob(key, title, F.measurement_curve,
+                                    (small, meas[meas["name"].isin(shown)]),
+                                    {"names": shown, "xlabel": xlabel}))
         else:
-            s.omitted.append(f"{title.lower()}: not recorded ([measure] {name} = true)")
-    if "superclass" in names:
+            s.omitted.append(f"{title.lower()}: not recorded ([measure] {key} = true)")
+    shown = [n for n in _split_names("superclass_accuracy") if n in names]
+    if shown:
         s.jobs.append(FigureJob("superclass", "Super-class accuracy", F.measurement_bars,
-                                (small, meas[meas["name"] == "superclass"]),
-                                {"name": "superclass", "ylabel": "super-class accuracy"}))
+                                (small, meas[meas["name"].isin(shown)]), {"names": shown}))
     else:
         s.omitted.append("super-class accuracy: not recorded ([measure] superclass = true, "
                          "data with coarse labels such as CIFAR-100)")
-    if "histograms" in names:
+    shown = [n for kind in ("max_p", "p_correct", "dp_wrong") for n in _split_names(kind)
+             if n in names]
+    if shown:
         s.jobs.append(FigureJob("histograms", "Probability histograms", F.histograms,
-                                (small, meas[meas["name"] == "histograms"])))
+                                (small, meas[meas["name"].isin(shown)]), {"names": shown}))
     else:
         s.omitted.append("probability histograms: not recorded ([measure] histograms = true)")
-    if "loss_scales" in names:
+    if "loss_scale" in names:
         s.jobs.append(FigureJob("scales", "Trainable scales R1, R2, R_s", F.trajectories,
                                 (cells[["cell_id", "loss", "status"]],
-                                 meas[meas["name"] == "loss_scales"]),
-                                {"name": "loss_scales", "panel": "loss", "ylabel": "scale",
+                                 meas[meas["name"] == "loss_scale"]),
+                                {"name": "loss_scale", "panel": "loss", "ylabel": "scale",
                                  "log_y": True}))
     else:
         s.omitted.append("scale trajectories: not recorded ([measure] loss_scales = true)")
@@ -341,11 +348,11 @@ def _plan_two_scale(s: Section, cells, done, meas, names, not_loss) -> None:
 
 def _plan_activations(s: Section, ran, curves, meas, names, axes) -> None:
     panel = "activation" if "activation" in axes else "loss"
-    if "grad_norms" in names:
+    if "grad_norm" in names:
         s.jobs.append(FigureJob("grad-norms", "Per-layer gradient norms", F.trajectories,
                                 (ran[["cell_id", panel, "status"]],
-                                 meas[meas["name"] == "grad_norms"]),
-                                {"name": "grad_norms", "panel": panel,
+                                 meas[meas["name"] == "grad_norm"]),
+                                {"name": "grad_norm", "panel": panel,
                                  "ylabel": "gradient norm", "log_y": True}))
     else:
         s.omitted.append("gradient norms: not recorded ([measure] grad_norms = true)")
@@ -369,10 +376,12 @@ def draw_all(jobs: list[FigureJob], folder: Path, workers: int | None = None) ->
         key = job_key(job, version)
         job.png, job.svg = f"{job.slug}-{key}.png", f"{job.slug}-{key}.svg"
     todo = [j for j in jobs if not ((folder / j.png).exists() and (folder / j.svg).exists())]
-    workers = workers or min(len(todo), os.cpu_count() or 1)
-    if workers > 1 and len(todo) > 2:
-        # spawn: a forked child of a process that ran torch threads can hang.
-        context = multiprocessing.get_context("spawn")
+    workers = min(len(todo), workers or os.cpu_count() or 1)
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        # fork: the children start at once with the modules loaded (spawn re-imports
+        # torch, seconds per child). They draw with matplotlib and pandas only, never with
+        # torch, whose thread pool a forked child could not use.
+        context = multiprocessing.get_context("fork")
         with cf.ProcessPoolExecutor(workers, mp_context=context) as pool:
             for future in [pool.submit(_draw, job, str(folder)) for job in todo]:
                 future.result()

@@ -53,6 +53,9 @@ _LABELS = {
     "train_loss": "train loss",
     "test_loss": "test loss",
     "dev_loss": "dev loss",
+    "train_noisy_accuracy": "train accuracy under input noise",
+    "test_noisy_accuracy": "test accuracy under input noise",
+    "grad_norm": "gradient norm",
 }
 
 
@@ -244,38 +247,42 @@ def decision_boundaries(
     Args:
         cells: the done cells of one 2-D dataset x model; the lowest seed of each loss
             is drawn.
-        measurements: rows named ``decision_boundary`` whose index is ``"x0,x1"`` (a
-            grid point) and value the predicted class.
+        measurements: the ``decision_boundary`` rows of
+            :class:`losslab.metrics.measurements.DecisionBoundary`: ``boundary`` with index
+            ``"i,j"`` (row i along the second feature, column j along the first) and value
+            the predicted class, and ``boundary_extent`` (``x_min``, ``x_max``, ``y_min``,
+            ``y_max``).
         points: training points, columns ``x0``, ``x1``, ``label``.
     """
     done = cells[cells["status"] == "done"].sort_values("seed", kind="stable")
-    first = done.drop_duplicates("loss")
-    grid = measurements[measurements["name"] == "decision_boundary"]
-    grid = grid[grid["cell_id"].isin(set(first["cell_id"]))]
-    xy = grid["index"].str.split(",", n=1, expand=True).astype(float)
-    grid = grid.assign(x0=xy[0], x1=xy[1])
-    shown = [r for r in first.itertuples() if r.cell_id in set(grid["cell_id"])]
-    ncols = min(4, len(shown))
-    nrows = -(-len(shown) // ncols)
+    grid = measurements[measurements["name"] == "boundary"]
+    first = done[done["cell_id"].isin(set(grid["cell_id"]))].drop_duplicates("loss")
+    ncols = min(4, max(1, len(first)))
+    nrows = -(-len(first) // ncols)
     classes = int(max(points["label"].max(), grid["value"].max())) + 1
     # each region in its class's colour, lightened: the points on top keep their contrast
     regions = ListedColormap([series_style(c)["color"] for c in range(classes)])
     with style():
-        fig, axes = new_figure(nrows, ncols, width=2.8, height=2.8, sharex=True, sharey=True)
-        for ax in axes.flat[len(shown):]:
+        fig, axes = new_figure(max(1, nrows), ncols, width=2.8, height=2.8, sharex=True,
+                               sharey=True)
+        for ax in axes.flat[len(first):]:
             ax.set_visible(False)
-        for ax, row in zip(axes.flat, shown, strict=False):
-            g = grid[grid["cell_id"] == row.cell_id].pivot_table(
-                index="x1", columns="x0", values="value")
-            ax.pcolormesh(g.columns, g.index, g.to_numpy(), cmap=regions, vmin=-0.5,
-                          vmax=classes - 0.5, shading="nearest", alpha=0.3)
+        for ax, row in zip(axes.flat, first.itertuples(), strict=False):
+            mine = measurements[measurements["cell_id"] == row.cell_id]
+            cls = mine[mine["name"] == "boundary"]
+            ij = cls["index"].str.split(",", n=1, expand=True).astype(int).to_numpy()
+            image = np.full((ij[:, 0].max() + 1, ij[:, 1].max() + 1), np.nan)
+            image[ij[:, 0], ij[:, 1]] = cls["value"].to_numpy()
+            extent = mine[mine["name"] == "boundary_extent"].set_index("index")["value"]
+            ax.imshow(image, origin="lower", cmap=regions, vmin=-0.5, vmax=classes - 0.5,
+                      alpha=0.3, interpolation="nearest", aspect="auto",
+                      extent=[extent[k] for k in ("x_min", "x_max", "y_min", "y_max")])
             for c in range(classes):
                 p = points[points["label"] == c]
                 kw = series_style(c)
                 ax.scatter(p["x0"], p["x1"], s=6, marker=kw["marker"], color=kw["color"],
                            linewidths=0)
             ax.set_title(str(row.loss))
-            ax.set_aspect("equal")
             ax.grid(False)
     return fig
 
@@ -373,100 +380,112 @@ def metric_against_axis(
 # --- 5 / 6. measurements ----------------------------------------------------------------
 
 
-def _final_rows(cells: pd.DataFrame, measurements: pd.DataFrame, name: str) -> pd.DataFrame:
-    """The last-step rows of measurement ``name`` of the done cells, with their loss."""
-    m = measurements[measurements["name"] == name]
+def _final_rows(cells: pd.DataFrame, measurements: pd.DataFrame,
+                names: Sequence[str], hue: str = "loss") -> pd.DataFrame:
+    """The last-step rows of the measurements ``names`` of the done cells, with ``hue``."""
+    m = measurements[measurements["name"].isin(names)]
     m = m[m["step"] == m.groupby("cell_id")["step"].transform("max")]
-    return m.merge(cells[cells["status"] == "done"][["cell_id", "loss", "seed"]], on="cell_id")
+    return m.merge(cells[cells["status"] == "done"][["cell_id", hue]], on="cell_id")
+
+
+def _panels(names: Sequence[str], present: set) -> list[str]:
+    return [n for n in names if n in present]
 
 
 def measurement_curve(
-    cells: pd.DataFrame, measurements: pd.DataFrame, name: str, xlabel: str, ylabel: str,
+    cells: pd.DataFrame, measurements: pd.DataFrame, names: Sequence[str], xlabel: str,
     hue: str = "loss", log_x: bool = False,
 ) -> Figure:
-    """A final measurement whose index is a number (eps, at, k) against that number.
+    """Final measurements whose index is a number (eps, at, k) against that number.
 
-    Mean and 95 % CI over seeds, a line per loss. Training accuracy against input-noise
-    eps is Janocha & Czarnecki 2017, Fig. 4 (left); acc_at against at and top-k against k
-    are Berlyand, Creese & Jabin 2021, Figs. 2-3 and 7.
+    One panel per measurement name present (e.g. ``train_acc_at`` and ``test_acc_at``:
+    train left, test right, as in the seeds), a line per loss, mean and 95 % CI over
+    seeds. Training accuracy against input-noise eps (``train_noisy_accuracy``) is
+    Janocha & Czarnecki 2017, Fig. 4 (left); acc_at against at and top-k against k are
+    Berlyand, Creese & Jabin 2021, Figs. 2-3 and 7.
 
     Args:
         cells, measurements: as in the module docstring.
-        name: the measurement rows' name; their index parses as a float.
-        xlabel, ylabel: axis labels.
+        names: the measurement row names, one panel each; their index parses as a float.
+        xlabel: the x axis label.
         hue: the cells' column that tells the lines apart.
         log_x: logarithmic x axis.
     """
-    rows = _final_rows(cells, measurements, name)
-    if hue != "loss":
-        rows = rows.merge(cells[["cell_id", hue]], on="cell_id")
+    rows = _final_rows(cells, measurements, names, hue)
     rows = rows.assign(x=rows["index"].astype(float))
-    s = aggregate(rows, [hue, "x"])
+    shown = _panels(names, set(rows["name"]))
     levels = _levels(rows[hue])
     with style():
-        fig, axes = new_figure(1, 1, width=5.6, height=3.6)
-        ax = axes[0, 0]
-        for i, level in enumerate(levels):
-            part = s[s[hue] == level].sort_values("x")
-            _line(ax, part["x"], part["mean"], part["half"], i, str(level), 1)
-        if log_x:
-            ax.set_xscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(f"{ylabel} (mean, 95 % CI)")
+        fig, axes = new_figure(1, len(shown), width=4.4, height=3.4, sharey=True)
+        for ax, name in zip(axes.flat, shown, strict=True):
+            s = aggregate(rows[rows["name"] == name], [hue, "x"])
+            for i, level in enumerate(levels):
+                part = s[s[hue] == level].sort_values("x")
+                _line(ax, part["x"], part["mean"], part["half"], i, str(level), 1)
+            if log_x:
+                ax.set_xscale("log")
+            ax.set_xlabel(xlabel)
+            ax.set_title(label(name))
+        axes[0, 0].set_ylabel("mean over seeds, 95 % CI")
         _legend(fig, axes, len(levels))
     return fig
 
 
 def measurement_bars(
-    cells: pd.DataFrame, measurements: pd.DataFrame, name: str, ylabel: str
+    cells: pd.DataFrame, measurements: pd.DataFrame, names: Sequence[str]
 ) -> Figure:
-    """A final scalar measurement per loss and index: grouped bars, 95 % CI whiskers.
+    """A final scalar measurement per loss: bars per measurement name, 95 % CI whiskers.
 
-    Super-class accuracy (index: the split) is Berlyand, Creese & Jabin 2021, Fig. 7.
+    Super-class accuracy (``train_superclass_accuracy``, ``test_superclass_accuracy``) is
+    Berlyand, Creese & Jabin 2021, Fig. 7.
     """
-    rows = _final_rows(cells, measurements, name)
-    s = aggregate(rows, ["index", "loss"])
-    groups, losses = _levels(s["index"]), _levels(s["loss"])
+    rows = _final_rows(cells, measurements, names)
+    s = aggregate(rows, ["name", "loss"])
+    groups, losses = _panels(names, set(rows["name"])), _levels(rows["loss"])
     width = 0.8 / max(1, len(losses))
     with style():
-        fig, axes = new_figure(1, 1, width=max(4.0, 1.2 * len(groups) * len(losses) ** 0.5),
+        fig, axes = new_figure(1, 1, width=max(4.0, 1.6 * len(groups) * len(losses) ** 0.5),
                                height=3.4)
         ax = axes[0, 0]
         for i, loss in enumerate(losses):
-            part = s[s["loss"] == loss].set_index("index").reindex(groups)
+            part = s[s["loss"] == loss].set_index("name").reindex(groups)
             xs = np.arange(len(groups)) + (i - (len(losses) - 1) / 2) * width
             ax.bar(xs, part["mean"], width, yerr=part["half"].fillna(0), capsize=2,
                    color=series_style(i)["color"], hatch=hatch(i), edgecolor="black",
                    linewidth=0.5, label=str(loss))
-        ax.set_xticks(np.arange(len(groups)), [str(g) for g in groups])
-        ax.set_ylabel(f"{ylabel} (mean, 95 % CI)")
+        ax.set_xticks(np.arange(len(groups)), [label(g) for g in groups])
+        ax.set_ylabel("mean over seeds, 95 % CI")
         _legend(fig, axes, len(losses))
     return fig
 
 
-def histograms(cells: pd.DataFrame, measurements: pd.DataFrame) -> Figure:
-    """Probability histograms (counts summed over seeds), a panel per histogram kind.
+def histograms(cells: pd.DataFrame, measurements: pd.DataFrame, names: Sequence[str]) -> Figure:
+    """Probability histograms, counts summed over seeds, shown as shares; a panel per name.
 
-    Rows named ``histograms`` with index ``"<kind>:<bin left edge>"`` (kinds: maximal
-    probability, correct-class probability, dp = p_c - max p on misclassified samples),
-    value the count. Berlyand, Creese & Jabin 2021, Figs. 4-6.
+    The rows of :class:`losslab.metrics.measurements.Histograms`: ``<split>_max_p``
+    (maximal probability), ``<split>_p_correct`` (correct-class probability),
+    ``<split>_dp_wrong`` (p_c - max p on misclassified samples), index the bin's left
+    edge, value its count. Berlyand, Creese & Jabin 2021, Figs. 4-6.
     """
-    rows = _final_rows(cells, measurements, "histograms")
-    parts = rows["index"].str.rsplit(":", n=1, expand=True)
-    rows = rows.assign(kind=parts[0], edge=parts[1].astype(float))
-    kinds, losses = _levels(rows["kind"]), _levels(rows["loss"])
+    rows = _final_rows(cells, measurements, names)
+    rows = rows.assign(edge=rows["index"].astype(float))
+    shown, losses = _panels(names, set(rows["name"])), _levels(rows["loss"])
     with style():
-        fig, axes = new_figure(1, len(kinds), width=4.2, height=3.2)
-        for ax, kind in zip(axes.flat, kinds, strict=True):
-            part = rows[rows["kind"] == kind].groupby(["loss", "edge"], sort=False)["value"]
-            total = part.sum().reset_index()
+        fig, axes = new_figure(1, len(shown), width=4.2, height=3.2)
+        for ax, name in zip(axes.flat, shown, strict=True):
+            total = rows[rows["name"] == name].groupby(["loss", "edge"], sort=False)[
+                "value"].sum().reset_index()
             for i, loss in enumerate(losses):
                 h = total[total["loss"] == loss].sort_values("edge")
+                if h.empty:
+                    continue
+                width = np.diff(h["edge"]).min() if len(h) > 1 else 1.0
                 share = h["value"] / max(h["value"].sum(), 1)
                 kw = series_style(i)
-                ax.step(h["edge"], share, where="post", color=kw["color"],
+                ax.step(np.append(h["edge"], h["edge"].iloc[-1] + width),
+                        np.append(share, share.iloc[-1]), where="post", color=kw["color"],
                         linestyle=kw["linestyle"], label=str(loss))
-            ax.set_title(kind.replace("_", " "))
+            ax.set_title(label(name))
             ax.set_ylabel("share of samples")
         _legend(fig, axes, len(losses))
     return fig
@@ -478,9 +497,9 @@ def trajectories(
 ) -> Figure:
     """A per-step measurement, a line per index (layer, scale), a panel per ``panel`` level.
 
-    Mean and 95 % band over seeds. Per-layer gradient norms (``name="grad_norms"``,
+    Mean and 95 % band over seeds. Per-layer gradient norms (``name="grad_norm"``,
     ``panel="activation"``) show vanishing gradients (Mendez-Vazquez slides); the
-    trainable scales R1, R2, R_s (``"loss_scales"``, ``panel="loss"``) follow Berlyand,
+    trainable scales R1, R2, R_s (``"loss_scale"``, ``panel="loss"``) follow Berlyand,
     Creese & Jabin 2021, section 2.3.
     """
     m = measurements[measurements["name"] == name]
