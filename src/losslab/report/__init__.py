@@ -6,8 +6,8 @@
     index = build_report(results, "study-dir/report")   # results: a StudyResults
 
 :mod:`~losslab.report.figures` holds one function per figure, each a function of the
-study's tidy DataFrames; :mod:`~losslab.report.stats` and :mod:`~losslab.report.tables`
-the numbers; :mod:`~losslab.report.html` the jinja2 page (autoescaped);
+study's tidy DataFrames; :mod:`~losslab.report.tables` the tables (numbers from
+:mod:`losslab.metrics.stats`); :mod:`~losslab.report.html` the jinja2 page (autoescaped);
 :mod:`~losslab.report.build` puts them together and caches figures by content hash.
 """
 

@@ -87,7 +87,7 @@ SECTIONS = {
 def code_version() -> str:
     """Hash of the report's own source files: a change to a figure redraws it."""
     digest = hashlib.sha256()
-    for name in ("figures.py", "style.py", "stats.py"):
+    for name in ("figures.py", "style.py"):
         digest.update((Path(__file__).parent / name).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -172,7 +172,8 @@ def loss_specs(cells: pd.DataFrame) -> list[tuple[str, str, dict[str, Any]]]:
             config = {}
         loss = config.get("loss")
         if isinstance(loss, dict):
-            kwargs = {k: v for k, v in loss.items() if k != "name"}
+            # the figure sets its own reduction; the rest are the loss's own options
+            kwargs = {k: v for k, v in loss.items() if k not in ("name", "reduction")}
         elif isinstance(config.get("loss_kwargs"), dict):
             kwargs = dict(config["loss_kwargs"])
         specs[str(row.loss)] = (str(row.loss), str(row.loss_name), kwargs)

@@ -40,12 +40,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import ScalarFormatter
 from scipy import stats as sps
 
-from losslab.report.stats import LEVEL, higher_is_better
 from losslab.report.style import hatch, new_figure, series_style, style
 
 OUTPUTS = np.linspace(-4.0, 4.0, 161)
 NUM_CLASSES = 4
 RAW, PROBABILITY = "raw output", "probability"
+LEVEL = 0.95
 _LABELS = {
     "train_accuracy": "train accuracy",
     "test_accuracy": "test accuracy",
@@ -57,6 +57,11 @@ _LABELS = {
     "test_noisy_accuracy": "test accuracy under input noise",
     "grad_norm": "gradient norm",
 }
+
+
+def higher_is_better(metric: str) -> bool:
+    """Accuracies are better high, losses low (as :mod:`losslab.metrics.stats`)."""
+    return not metric.endswith("_loss")
 
 
 def label(metric: str) -> str:

@@ -1,9 +1,9 @@
 """The report's tables and page text, as plain strings for the template.
 
-Final metrics (mean +/- 95 % CI per condition), ranks, paired tests with Holm-corrected
+Final metrics (mean and 95 % CI per condition), ranks, paired tests with Holm-corrected
 p-values and a verdict, the bias/variance diagnosis, tuned hyper-parameters (when the
 study tuned any), what is missing and why, the environment and the run times. The numbers
-come from :mod:`losslab.report.stats`.
+come from :mod:`losslab.metrics.stats`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from losslab.report import stats
+from losslab.metrics import stats
 
+MAX_RANK_COLUMNS = 6
 METRICS = ("test_accuracy", "train_accuracy", "dev_accuracy", "test_loss", "train_loss")
 
 
@@ -26,13 +27,10 @@ def _num(x: Any, digits: int = 4) -> str:
     return str(x)
 
 
-def mean_pm(mean: float, half: float, metric: str) -> str:
-    """``97.31 ± 0.42`` (accuracies in %), ``0.123 ± 0.004`` (losses); ``-`` when absent."""
-    if not math.isfinite(mean):
+def _diff(value: float, metric: str) -> str:
+    if not math.isfinite(value):
         return "-"
-    scale, digits = (100.0, 2) if "accuracy" in metric else (1.0, 4)
-    text = f"{mean * scale:.{digits}f}"
-    return text + (f" ± {half * scale:.{digits}f}" if math.isfinite(half) else " (n = 1)")
+    return f"{100 * value:+.2f} points" if "accuracy" in metric else f"{value:+.4g}"
 
 
 def _table(title: str, note: str, columns: list[str], rows: list[list[str]],
@@ -74,51 +72,105 @@ def _metric(cells: pd.DataFrame) -> str:
     return "test_accuracy"
 
 
+def _interval(low: float, high: float, metric: str) -> str:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return ""
+    scale, digits = (100.0, 2) if "accuracy" in metric else (1.0, 4)
+    return f" [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
+
+
+def _mean(mean: float, metric: str) -> str:
+    if not math.isfinite(mean):
+        return "-"
+    scale, digits = (100.0, 2) if "accuracy" in metric else (1.0, 4)
+    return f"{mean * scale:.{digits}f}"
+
+
+def final_metrics(cells: pd.DataFrame, metrics: list[str]) -> dict[str, Any]:
+    """Per condition: finished / all cells, each metric's mean [95 % CI], the run time."""
+    conditions = cells.groupby("condition_id", sort=False).agg(
+        condition=("condition", "first"), cells=("status", "size"),
+        finished=("status", lambda s: int(s.isin(("done", "diverged")).sum())),
+        seconds=("seconds", lambda s: float(s.fillna(0).sum())))
+    values = {}
+    for m in metrics:
+        summary = stats.summarize(cells, m)
+        if len(summary):
+            values[m] = summary.set_index("condition_id")
+    rows = []
+    for cid, c in conditions.iterrows():
+        row = [c["condition"], f"{c['finished']} / {c['cells']}"]
+        for m in metrics:
+            s = values.get(m)
+            if s is None or cid not in s.index:
+                row.append("-")
+                continue
+            r = s.loc[cid]
+            row.append(_mean(r["mean"], m) + _interval(r["ci_low"], r["ci_high"], m))
+        rows.append(row + [_duration(c["seconds"])])
+    return _table(
+        "Final metrics", "Mean over the finished seeds of each condition (a diverged model "
+        "counts with its last finite evaluation) and its 95 % bootstrap (BCa) confidence "
+        "interval in brackets; accuracies in %. No interval: a single seed.",
+        ["condition", "finished / cells"] + [m.replace("_", " ") for m in metrics]
+        + ["run time"], rows, "final")
+
+
+def _reference(cells: pd.DataFrame) -> str:
+    """The loss every other is compared with: log loss when the study has it, else the
+    first loss of the study file."""
+    names = list(dict.fromkeys(cells["loss"]))
+    if "log" in names:
+        return "log"
+    logs = list(dict.fromkeys(cells.loc[cells["loss_name"] == "log", "loss"]))
+    return logs[0] if len(logs) == 1 else names[0]
+
+
 def context(results: Any, cells: pd.DataFrame, axes: list[str]) -> dict[str, Any]:
     """The template's variables except the figure sections (see :mod:`.build`)."""
     metric = _metric(cells)
     shown = [m for m in METRICS if m in cells and cells[m].notna().any()]
-    summary = stats.condition_summary(cells, shown, axes)
-    out: list[dict[str, Any]] = []
+    finished = cells[cells["status"].isin(("done", "diverged"))]
+    out: list[dict[str, Any]] = [final_metrics(cells, shown)]
 
-    rows = []
-    for r in summary.to_dict("records"):
-        rows.append([r["condition"], f"{r['n_done']} / {r['n_cells']}"]
-                    + [mean_pm(r[f"{m}_mean"], r[f"{m}_ci"], m) for m in shown]
-                    + [_duration(r["seconds"])])
-    out.append(_table(
-        "Final metrics", "Mean ± 95 % Student-t confidence interval over the done seeds of "
-        "each condition; accuracies in %. n = 1: a single seed, no interval.",
-        ["condition", "done / cells"] + [m.replace("_", " ") for m in shown] + ["run time"],
-        rows, "final"))
-
-    if "loss" in axes:
-        r = stats.ranks(cells, metric, axes)
+    if finished["loss"].nunique() > 1 and finished[metric].notna().any():
+        r = stats.rank_losses(cells, metric)
+        # the rank per condition fits a page up to a few conditions; past that, the mean
+        per = [str(c) for c in r.columns[:-2]] if len(r.columns) - 2 <= MAX_RANK_COLUMNS else []
         out.append(_table(
-            "Ranks of the losses", f"Within each group of cells equal on every other axis, "
-            f"the losses ranked by mean {metric.replace('_', ' ')} (1 = best); mean over "
-            "the groups.", ["loss", "mean rank", "groups", "first in"],
-            [[x.loss, f"{x.mean_rank:.2f}", str(x.groups), str(x.wins)]
-             for x in r.itertuples()], "ranks"))
-        t = stats.paired_tests(cells, metric, axes)
+            "Ranks of the losses", f"Within each condition (cells equal on every other "
+            f"axis) the losses ranked by mean {metric.replace('_', ' ')} over seeds (1 = "
+            "best, ties share their mean rank), and the mean rank over the conditions.",
+            ["loss", *per, "mean rank", "conditions"],
+            [[str(loss), *[_num(row[c], 3) for c in per], f"{row['mean_rank']:.2f}",
+              str(int(row["conditions"]))] for loss, row in r.iterrows()], "ranks"))
+        reference = _reference(finished)
+        t = stats.compare(cells, reference, metric)
+        within = [c for c in t.columns[: list(t.columns).index("loss")]
+                  if t[c].nunique(dropna=False) > 1]
         out.append(_table(
-            "Paired tests", "In each group, the best loss against every other one, paired "
-            "by seed (same initial weights and batches); two-sided Wilcoxon signed-rank "
-            "test, p-values Holm-corrected over all rows.",
-            ["group", "better", "other", "wins / pairs", "p", "p (Holm)", "verdict"],
-            [[x.group or "all", x.better, x.other, f"{x.wins} / {x.pairs}", _num(x.p, 2),
-              _num(x.p_holm, 2), x.verdict] for x in t.itertuples()], "tests"))
+            "Paired tests", f"Each loss against {reference} on the same seeds (same initial "
+            "weights and batches) within otherwise identical conditions: wins / losses / "
+            "ties, two-sided Wilcoxon signed-rank test, p-values Holm-corrected over the "
+            "whole table.",
+            [*within, "loss", "versus", "wins / losses / ties", "mean difference", "p",
+             "p (Holm)", "verdict"],
+            [[*[_num(getattr(x, c)) for c in within], str(x.loss), str(x.versus),
+              f"{x.wins} / {x.losses} / {x.ties}", _diff(x.mean_diff, metric),
+              _num(x.p_value, 2), _num(x.p_holm, 2), x.verdict]
+             for x in t.itertuples()], "tests"))
 
-    bv = stats.bias_variance(cells)
-    out.append(_table(
-        "Bias and variance", "The lecture notes' diagnosis (section 6.2) from the mean "
-        "errors; bias = train error (Bayes error taken as 0), variance = held-out error - "
-        "train error, high when above 5 points.",
-        ["condition", "train error", "held-out error", "held out", "bias", "variance",
-         "diagnosis"],
-        [[x.condition, f"{x.train_error:.2%}", f"{x.dev_error:.2%}", x.against,
-          f"{x.avoidable_bias:.2%}", f"{x.variance:.2%}", x.diagnosis]
-         for x in bv.itertuples()], "bias"))
+    if finished["train_accuracy"].notna().any():
+        bv = stats.diagnose(cells)
+        out.append(_table(
+            "Bias and variance", "The lecture notes' diagnosis (section 6.2) from the mean "
+            "errors over seeds: bias = train error (Bayes error taken as 0), variance = "
+            "held-out error - train error, high when above 5 points.",
+            ["condition", "train error", "held-out error", "held out", "bias", "variance",
+             "diagnosis"],
+            [[x.condition, f"{x.train_error:.2%}", f"{x.held_out_error:.2%}", x.held_out,
+              f"{x.avoidable_bias:.2%}", f"{x.variance:.2%}", x.diagnosis]
+             for x in bv.itertuples()], "bias"))
 
     tuning = getattr(results, "tuning", None)
     if callable(tuning):
