@@ -14,12 +14,14 @@ from typing import Any
 import typer
 
 from losslab.errors import LosslabError
+from losslab.study import cli as study_cli
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="losslab: a laboratory for loss and activation functions of classifiers.",
 )
+study_cli.register(app)
 
 _CATALOGUES = ("losses", "activations", "models", "datasets")
 
