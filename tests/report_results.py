@@ -163,3 +163,30 @@ def with_status(results: TinyResults, changes: dict[int, dict]) -> TinyResults:
     meas = results.measurements()
     return TinyResults(cells, curves[~curves["cell_id"].isin(gone)],
                        meas[~meas["cell_id"].isin(gone)], results.axes())
+
+
+REAL_STUDY = """
+name = "real-tiny"
+description = "report test: a real study run by losslab.study"
+seeds = 2
+datasets = [{name = "checkerboard", n_train = 200, n_test = 120}]
+models = [{name = "mlp", hidden = [16]}]
+losses = ["log", "hinge", {name = "alpha", alpha = 4}]
+[train]
+lr = 1e-2
+batch_size = 20
+steps = 30
+eval_every = 10
+[noise]
+label_noise_rate = [0.0, 0.2]
+"""
+
+
+def run_real_study(root):
+    """Run :data:`REAL_STUDY` with the study runner into ``root/out``; returns that folder."""
+    from losslab.study import load_study, run_study
+
+    path = root / "real.toml"
+    path.write_text(REAL_STUDY)
+    run_study(load_study(path), root / "out", device="cpu")
+    return root / "out"

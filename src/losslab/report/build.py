@@ -305,7 +305,7 @@ def _plan_two_scale(s: Section, cells, done, meas, names, not_loss) -> None:
         return
     etas = two.assign(eta=[_eta(c) for c in two["config"]])
     if etas["eta"].nunique() > 1:
-        _add_grouped(s, etas, [a for a in not_loss], "Test accuracy against eta",
+        _add_grouped(s, etas, not_loss, "Test accuracy against eta",
                      lambda part: FigureJob("", "", F.metric_against_axis, (
                          part[["status", "loss_name", "eta", "test_accuracy"]], "eta"),
                          {"hue": "loss_name", "log_x": True}))

@@ -255,17 +255,32 @@ def export(
     typer.echo(f"wrote {len(frame)} rows to {target}")
 
 
-def report(directory: str = typer.Argument(..., help="a study directory")) -> None:
-    """Print the mean final metrics of every condition over its seeds.
+def report(
+    directory: str = typer.Argument(..., help="a study directory"),
+    text: bool = typer.Option(
+        False, "--text", help="print the summary table in the terminal instead"
+    ),
+) -> None:
+    """Write the study's HTML report to DIR/report/index.html and print its path.
+
+    The page (figures, tables, the study file, the environment) opens offline in any
+    browser; partial studies get a report that says what is missing. With --text, print
+    the mean final metrics of every condition over its seeds instead.
 
     Example: losslab report results/demo
     """
+    from losslab.study.results import load
+
+    results = load(directory)
+    if not text:
+        from losslab.report import build_report
+
+        typer.echo(build_report(results, Path(directory) / "report"))
+        return
     from rich.console import Console
     from rich.table import Table
 
-    from losslab.study.results import load
-
-    frame = load(directory).cells()
+    frame = results.cells()
     done = frame[frame["status"].isin(["done", "diverged"])]
     table = Table(title=f"{directory}: mean ± sd over seeds (done cells)")
     for name in ("condition", "seeds", "test acc", "train acc", "test loss", "diverged"):
