@@ -108,6 +108,13 @@ class SyntheticResults:
     def axes(self):
         return ["dataset", "model", "loss", "lr", "seed"]
 
+    def tuned(self):
+        return ()
+
+    def tuning(self):
+        return pd.DataFrame(columns=["condition", "loss", "trial", "lr", "weight_decay",
+                                     "metric", "score", "seeds", "diverged", "chosen"])
+
     def study_text(self):
         return 'name = "synthetic500"\ndescription = "report speed benchmark"\n'
 

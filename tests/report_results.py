@@ -67,6 +67,13 @@ class TinyResults:
     def axes(self):
         return list(self._axes)
 
+    def tuned(self):
+        return ()
+
+    def tuning(self):
+        return pd.DataFrame(columns=["condition", "loss", "trial", "lr", "weight_decay",
+                                     "metric", "score", "seeds", "diverged", "chosen"])
+
     def study_text(self):
         return STUDY
 

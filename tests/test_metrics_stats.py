@@ -189,6 +189,14 @@ def test_compare_verdicts_in_plain_words():
     assert hinge.outcome == "better"
     assert hinge.verdict.startswith("hinge beats log on 8 of 10 seeds")
     assert "after Holm" in hinge.verdict
+    # zero-mean differences, each smaller than the spread over seeds
+    shuffled = make_cells(
+        {"log": base, "noisy": base + 0.001 * np.array([1, -1, 2, -2, 1, -1, 3, -3, 0.5, -0.4])}
+    )
+    noisy = compare(shuffled).iloc[0]
+    assert noisy.outcome == "no significant difference"
+    assert noisy.verdict.startswith("no significant difference: noisy ahead on 5 of 10 seeds")
+    assert "smaller than a seed-to-seed noise of" in noisy.verdict
     assert table.loc["tied", "outcome"] == "identical"
     assert np.isnan(table.loc["tied", "p_value"])
 

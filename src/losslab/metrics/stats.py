@@ -302,10 +302,11 @@ def _verdict(row: dict[str, Any], metric: str, alpha: float, better: bool) -> tu
             f"p = {_format_p(wilcoxon_min_p(row['n_nonzero']))}; at least {need} are needed "
             f"(now {winner} ahead on {won} of {n}, mean {size})"
         )
-    smaller = " smaller than the seed-to-seed noise" if abs(diff) < noise else ""
+    relation = "smaller than" if abs(diff) < noise else "against"
     return "no significant difference", (
         f"no significant difference: {winner} ahead on {won} of {n} seeds by {size} on "
-        f"average,{smaller} (noise {noise_text}), p = {_format_p(row['p_holm'])} after Holm"
+        f"average, {relation} a seed-to-seed noise of {noise_text}, "
+        f"p = {_format_p(row['p_holm'])} after Holm"
     )
 
 

@@ -396,14 +396,20 @@ def draw_all(jobs: list[FigureJob], folder: Path, workers: int | None = None) ->
     return len(todo)
 
 
-def build_report(results: Any, out_dir: str | os.PathLike, *, workers: int | None = None
-                 ) -> Path:
+def build_report(results: Any, out_dir: str | os.PathLike, *, reference: str | None = None,
+                 metric: str | None = None, workers: int | None = None) -> Path:
     """Write the study's report: ``out_dir/index.html`` with figures in ``out_dir/figures``.
 
     Args:
-        results: a :class:`losslab.study.StudyResults` (or anything with its methods).
+        results: a :class:`losslab.study.StudyResults` (or anything with its methods:
+            ``cells``, ``curves``, ``measurements``, ``axes``, ``tuned``, ``tuning``,
+            ``study_text``, ``environment``).
         out_dir: the report's folder (created if missing; its ``figures`` folder is owned
             by the report, old figures there are replaced).
+        reference: the loss the paired tests compare with (default: log loss when the
+            study has it, else its first loss).
+        metric: the final metric ranked and compared (default: test accuracy, else dev,
+            else train accuracy).
         workers: processes drawing figures (default: one per CPU core).
 
     Returns:
@@ -417,7 +423,7 @@ def build_report(results: Any, out_dir: str | os.PathLike, *, workers: int | Non
     folder.mkdir(parents=True, exist_ok=True)
     sections, data = plan(results)
     drawn = draw_all([j for s in sections for j in s.jobs], folder, workers)
-    context = tables.context(results, data["cells"], data["axes"])
+    context = tables.context(results, data["cells"], data["axes"], reference, metric)
     context["sections"] = [
         {"key": s.key, "title": s.title, "answers": s.answers, "omitted": s.omitted,
          "figures": [{"title": j.title, "png": f"{FIGURE_DIR}/{j.png}",

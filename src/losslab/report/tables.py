@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from losslab.metrics import stats
+from losslab.report.figures import label
 
 MAX_RANK_COLUMNS = 6
 METRICS = ("test_accuracy", "train_accuracy", "dev_accuracy", "test_loss", "train_loss")
@@ -126,36 +127,43 @@ def _reference(cells: pd.DataFrame) -> str:
     return logs[0] if len(logs) == 1 else names[0]
 
 
-def context(results: Any, cells: pd.DataFrame, axes: list[str]) -> dict[str, Any]:
-    """The template's variables except the figure sections (see :mod:`.build`)."""
-    metric = _metric(cells)
+def context(results: Any, cells: pd.DataFrame, axes: list[str], reference: str | None = None,
+            metric: str | None = None) -> dict[str, Any]:
+    """The template's variables except the figure sections (see :mod:`.build`).
+
+    ``reference`` (default: :func:`_reference`) is the loss of the paired tests, ``metric``
+    (default: the first of test, dev, train accuracy that the study has) the compared one.
+    """
+    metric = metric or _metric(cells)
     shown = [m for m in METRICS if m in cells and cells[m].notna().any()]
     finished = cells[cells["status"].isin(("done", "diverged"))]
     out: list[dict[str, Any]] = [final_metrics(cells, shown)]
+    # losses tuned per loss ([tune]) differ in those settings by design: compare across them
+    tuned = tuple(results.tuned())
+    within = [a for a in axes if a not in ("loss", "seed", *tuned)]
 
     if finished["loss"].nunique() > 1 and finished[metric].notna().any():
-        r = stats.rank_losses(cells, metric)
+        r = stats.rank_losses(cells, metric, within=within)
         # the rank per condition fits a page up to a few conditions; past that, the mean
         per = [str(c) for c in r.columns[:-2]] if len(r.columns) - 2 <= MAX_RANK_COLUMNS else []
         out.append(_table(
             "Ranks of the losses", f"Within each condition (cells equal on every other "
-            f"axis) the losses ranked by mean {metric.replace('_', ' ')} over seeds (1 = "
-            "best, ties share their mean rank), and the mean rank over the conditions.",
+            f"axis) the losses ranked by mean {label(metric)} over seeds (1 = best, ties "
+            "share their mean rank), and the mean rank over the conditions.",
             ["loss", *per, "mean rank", "conditions"],
             [[str(loss), *[_num(row[c], 3) for c in per], f"{row['mean_rank']:.2f}",
               str(int(row["conditions"]))] for loss, row in r.iterrows()], "ranks"))
-        reference = _reference(finished)
-        t = stats.compare(cells, reference, metric)
-        within = [c for c in t.columns[: list(t.columns).index("loss")]
-                  if t[c].nunique(dropna=False) > 1]
+        reference = reference or _reference(finished)
+        t = stats.compare(cells, reference, metric, within=within)
+        shown_within = [c for c in within if c in t and t[c].nunique(dropna=False) > 1]
         out.append(_table(
             "Paired tests", f"Each loss against {reference} on the same seeds (same initial "
             "weights and batches) within otherwise identical conditions: wins / losses / "
-            "ties, two-sided Wilcoxon signed-rank test, p-values Holm-corrected over the "
-            "whole table.",
-            [*within, "loss", "versus", "wins / losses / ties", "mean difference", "p",
+            f"ties in {label(metric)}, two-sided Wilcoxon signed-rank test, p-values "
+            "Holm-corrected over the whole table.",
+            [*shown_within, "loss", "versus", "wins / losses / ties", "mean difference", "p",
              "p (Holm)", "verdict"],
-            [[*[_num(getattr(x, c)) for c in within], str(x.loss), str(x.versus),
+            [[*[_num(getattr(x, c)) for c in shown_within], str(x.loss), str(x.versus),
               f"{x.wins} / {x.losses} / {x.ties}", _diff(x.mean_diff, metric),
               _num(x.p_value, 2), _num(x.p_holm, 2), x.verdict]
              for x in t.itertuples()], "tests"))
@@ -172,14 +180,18 @@ def context(results: Any, cells: pd.DataFrame, axes: list[str]) -> dict[str, Any
               f"{x.avoidable_bias:.2%}", f"{x.variance:.2%}", x.diagnosis]
              for x in bv.itertuples()], "bias"))
 
-    tuning = getattr(results, "tuning", None)
-    if callable(tuning):
-        tuned = tuning()
-        if tuned is not None and len(tuned):
-            out.append(_table(
-                "Tuned hyper-parameters", "The values the study's tuning chose.",
-                [str(c) for c in tuned.columns],
-                [[_num(v) for v in row] for row in tuned.itertuples(index=False)], "tuned"))
+    tuning = results.tuning()
+    if len(tuning):
+        chosen = tuning[tuning["chosen"].astype(bool)]
+        tried = tuning.groupby(["condition", "loss"], sort=False).size()
+        out.append(_table(
+            "Tuned hyper-parameters", "The settings [tune] chose per loss on the dev split "
+            "(tuning seeds disjoint from the study's), with the dev score and how many "
+            "candidates were tried.",
+            ["condition", "loss", *tuned, "dev score", "metric", "candidates"],
+            [[str(x.condition), str(x.loss), *[_num(getattr(x, k)) for k in tuned],
+              _num(x.score), str(x.metric), str(int(tried.get((x.condition, x.loss), 0)))]
+             for x in chosen.itertuples()], "tuned"))
 
     counts = cells["status"].value_counts()
     environment = results.environment() or {}

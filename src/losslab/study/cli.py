@@ -257,17 +257,22 @@ def export(
 
 def report(
     directory: str = typer.Argument(..., help="a study directory"),
+    reference: str = typer.Option(None, help="the loss the others are compared with "
+                                  "(default: log if the study has it, else its first loss)"),
+    metric: str = typer.Option("test_accuracy", help="the final metric compared"),
     text: bool = typer.Option(
-        False, "--text", help="print the summary table in the terminal instead"
+        False, "--text", help="print the tables in the terminal instead of writing the page"
     ),
 ) -> None:
     """Write the study's HTML report to DIR/report/index.html and print its path.
 
     The page (figures, tables, the study file, the environment) opens offline in any
     browser; partial studies get a report that says what is missing. With --text, print
-    the mean final metrics of every condition over its seeds instead.
+    the mean final metrics of every condition over its seeds, then the statistics:
+    bootstrap CIs, ranks, paired tests against a reference loss with their verdicts, the
+    bias/variance diagnosis and the settings [tune] chose.
 
-    Example: losslab report results/demo
+    Example: losslab report results/demo --reference log --metric test_accuracy
     """
     from losslab.study.results import load
 
@@ -275,7 +280,8 @@ def report(
     if not text:
         from losslab.report import build_report
 
-        typer.echo(build_report(results, Path(directory) / "report"))
+        typer.echo(build_report(results, Path(directory) / "report", reference=reference,
+                                metric=metric))
         return
     from rich.console import Console
     from rich.table import Table
@@ -300,7 +306,12 @@ def report(
             _mean_sd(rows["test_loss"]),
             str(int((rows["status"] == "diverged").sum())),
         )
-    Console(width=200).print(table)
+    console = Console(width=200)
+    console.print(table)
+    from losslab.study.stats import statistics_tables
+
+    for extra in statistics_tables(results, reference, metric):
+        console.print(extra)
 
 
 def _mean_sd(values, percent: bool = False) -> str:

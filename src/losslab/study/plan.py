@@ -216,7 +216,8 @@ def _train_value(config: Any, name: str) -> Any:
 
 
 def expand(study: Study, n_train: Callable[[dict[str, Any]], int] | None = None,
-           max_stack: int = DEFAULT_MAX_STACK) -> Plan:
+           max_stack: int = DEFAULT_MAX_STACK,
+           tuned: Callable[[dict[str, Any]], Mapping[str, Any]] | None = None) -> Plan:
     """The cells of ``study`` (grid product minus ``[[exclude]]``) and their stacks.
 
     Args:
@@ -224,6 +225,9 @@ def expand(study: Study, n_train: Callable[[dict[str, Any]], int] | None = None,
         n_train: resolved dataset config -> number of training samples; needed only when
             the study gives ``epochs`` (steps = ceil(epochs * n_train / batch_size)).
         max_stack: most models in one train_many call.
+        tuned: resolved cell configuration (without the seed) -> the TrainConfig values
+            chosen for it by ``[tune]`` (:mod:`~losslab.study.tuning`), applied before
+            the cell is hashed.
 
     Returns:
         The :class:`Plan`.
@@ -275,6 +279,14 @@ def expand(study: Study, n_train: Callable[[dict[str, Any]], int] | None = None,
             size = n_train(dataset)
             config = copy.copy(config)
             config.steps = max(1, math.ceil(epochs * size / min(config.batch_size, size)))
+            train_cfg = _train_dict(config)
+        if tuned is not None:
+            chosen_values = tuned({"losslab": __version__, "dataset": dataset,
+                                   "model": models[mi][ai], "loss": losses[li],
+                                   "train": train_cfg})
+            config = copy.copy(config)
+            for key, value in chosen_values.items():
+                setattr(config, key, value)
             train_cfg = _train_dict(config)
         resolved = {
             "losslab": __version__,

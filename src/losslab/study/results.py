@@ -100,6 +100,97 @@ class StudyResults:
         )
         return frame.astype({"value": float})
 
+    def tuned(self) -> tuple[str, ...]:
+        """The settings ``[tune]`` chose per loss (e.g. ``("lr",)``); empty without it."""
+        if not self._has_table("tuning_choices"):
+            return ()
+        frame = self._query("SELECT DISTINCT tuned FROM tuning_choices")
+        return tuple(dict.fromkeys(p for text in frame["tuned"] for p in text.split(",") if p))
+
+    def _within(self, cells: pd.DataFrame) -> list[str]:
+        """The columns of one comparison group: the varying axes but loss, seed and tuned."""
+        skip = ("loss", "seed", *self.tuned())
+        return [c for c in self.axes() if c not in skip and c in cells.columns]
+
+    def summary(self, metric: str = "test_accuracy", **options: Any) -> pd.DataFrame:
+        """Per condition: seeds, mean, std and 95 % bootstrap CI of ``metric``.
+
+        ``options`` go to :func:`losslab.metrics.stats.summarize` (confidence, method,
+        n_resamples, seed).
+        """
+        from losslab.metrics.stats import summarize
+
+        return summarize(self.cells(), metric, **options)
+
+    def compare(self, reference: str | None = "log", metric: str = "test_accuracy",
+                alpha: float = 0.05) -> pd.DataFrame:
+        """Every loss against ``reference`` (None: all pairs), paired over the same seeds.
+
+        Wilcoxon signed-rank tests, Holm-corrected, with wins / losses / ties and a verdict
+        in words (:func:`losslab.metrics.stats.compare`). Losses are paired within groups
+        equal on every varying axis except the loss, the seed and the settings chosen per
+        loss by ``[tune]``.
+        """
+        from losslab.metrics.stats import compare
+
+        cells = self.cells()
+        return compare(cells, reference, metric, within=self._within(cells), alpha=alpha)
+
+    def ranks(self, metric: str = "test_accuracy") -> pd.DataFrame:
+        """Rank of each loss per group (dataset, model, ...) and the mean rank."""
+        from losslab.metrics.stats import rank_losses
+
+        cells = self.cells()
+        return rank_losses(cells, metric, within=self._within(cells))
+
+    def diagnosis(self, bayes_error: float = 0.0, tol: float = 0.05) -> pd.DataFrame:
+        """The lecture notes' bias / variance diagnosis per condition."""
+        from losslab.metrics.stats import diagnose
+
+        return diagnose(self.cells(), bayes_error=bayes_error, tol=tol)
+
+    def tuning(self) -> pd.DataFrame:
+        """The ``[tune]`` candidates: one row per loss (tuning condition) and candidate.
+
+        Columns: ``condition``, ``loss``, ``trial`` (grid position or Optuna trial number),
+        ``lr``, ``weight_decay``, ``metric``, ``score`` (mean over the tuning seeds, NaN
+        when a seed diverged or failed), ``seeds`` (how many finished), ``diverged``,
+        ``chosen`` (the values the study's seeds ran at). Empty without ``[tune]``.
+        """
+        columns = ["condition", "loss", "trial", "lr", "weight_decay", "metric", "score",
+                   "seeds", "diverged", "chosen"]
+        if not self._has_table("tuning_trials"):
+            return pd.DataFrame(columns=columns)
+        trials = self._query(
+            "SELECT tune_key, condition, loss, trial, seed, lr, weight_decay, metric, value, "
+            "status FROM tuning_trials ORDER BY rowid"
+        )
+        choices = self._query("SELECT tune_key, lr, weight_decay FROM tuning_choices")
+        picked = {(r.tune_key, r.lr, r.weight_decay) for r in choices.itertuples()}
+        rows = []
+        keys = ["tune_key", "trial"]
+        for (key, trial), group in trials.groupby(keys, sort=False):
+            ok = group["status"].eq("done") & group["value"].notna()
+            first = group.iloc[0]
+            rows.append({
+                "tune_key": key, "condition": first["condition"], "loss": first["loss"],
+                "trial": int(trial), "lr": first["lr"], "weight_decay": first["weight_decay"],
+                "metric": first["metric"],
+                "score": float(group["value"].mean()) if ok.all() else np.nan,
+                "seeds": len(group), "diverged": int(group["status"].eq("diverged").sum()),
+                "chosen": (key, first["lr"], first["weight_decay"]) in picked,
+            })
+        frame = pd.DataFrame(rows, columns=["tune_key", *columns])
+        order = {k: i for i, k in enumerate(dict.fromkeys(frame["tune_key"]))}
+        frame = frame.sort_values(["tune_key", "trial"], key=lambda c: c.map(order)
+                                  if c.name == "tune_key" else c, kind="stable")
+        return frame.drop(columns="tune_key").reset_index(drop=True)
+
+    def _has_table(self, name: str) -> bool:
+        found = self._query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?",
+                            (name,))
+        return not found.empty
+
     def axes(self) -> list[str]:
         """The axis columns that take more than one value in this study."""
         frame = self.cells()

@@ -32,8 +32,12 @@ def default_out(study: Study) -> Path:
     return Path("results") / study.name
 
 
-def prepare(study: Study, cache: DataCache, max_stack: int = DEFAULT_MAX_STACK) -> Plan:
-    """Load every dataset of the study (missing files fail here) and expand its grid."""
+def prepare(study: Study, cache: DataCache, max_stack: int = DEFAULT_MAX_STACK,
+            tuned: Callable[[dict[str, Any]], Any] | None = None) -> Plan:
+    """Load every dataset of the study (missing files fail here) and expand its grid.
+
+    ``tuned`` gives each cell the settings chosen by ``[tune]`` (see :func:`expand`).
+    """
     from losslab.models import MODELS, models_for
     from losslab.study.plan import _resolve_dataset
     from losslab.study.spec import NOISE_FIELDS, registry_key
@@ -60,7 +64,7 @@ def prepare(study: Study, cache: DataCache, max_stack: int = DEFAULT_MAX_STACK) 
     def n_train(config: dict[str, Any]) -> int:
         return int(len(cache.get(config).y_train))
 
-    return expand(study, n_train, max_stack)
+    return expand(study, n_train, max_stack, tuned)
 
 
 @dataclass
@@ -127,6 +131,11 @@ def run_study(
         store.initialise(study.name, study.path)
         store.begin_run(study.scale, executor, environment(device_name, executor, jobs),
                         study.text)
+        if study.spec.tune is not None:
+            plan = _tune(study, out, cache, device_name, max_stack, stop, events, on_update)
+            if plan is None:
+                outcome = "interrupted"
+                return events
         store.add_cells(plan.cells)
         status = store.statuses([c.cell_id for c in plan.cells])
         events.done_before = sum(s in DONE for s in status.values())
@@ -191,6 +200,31 @@ def run_study(
         store.end_run(outcome)
         store.close()
     return events
+
+
+def _tune(study: Study, out: Path, cache: DataCache, device: str, max_stack: int,
+          stop: threading.Event, events: RunEvents,
+          on_update: Callable[[RunEvents], None] | None) -> Plan | None:
+    """Run (or resume) ``[tune]``; the final plan at the chosen values, None if stopped."""
+    from losslab.study.tuning import run_tuning, tune_key
+
+    tuned = study.spec.tune.tuned
+    events.messages.append("tuning the learning rate per loss on the dev split")
+    _notify(on_update, events)
+
+    def trained(models: int) -> None:
+        events.messages.append(f"tuning: trained {models} models")
+        _notify(on_update, events)
+
+    def n_train(config: dict[str, Any]) -> int:
+        return int(len(cache.get(config).y_train))
+
+    chosen = run_tuning(study, out, cache, device, n_train, max_stack, stop, trained)
+    if stop.is_set():
+        return None
+    plan = prepare(study, cache, max_stack, lambda config: chosen[tune_key(config, tuned)])
+    events.total = len(plan.cells)
+    return plan
 
 
 def _notify(on_update: Callable[[RunEvents], None] | None, events: RunEvents) -> None:

@@ -48,6 +48,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from losslab.errors import LosslabError
+from losslab.study.tuning import TuneSpec, check_tune
 
 # TrainConfig fields a study may not set: the seed is the `seeds` axis, the device a
 # command-line choice, checkpoints belong to the runner.
@@ -118,6 +119,7 @@ class StudySpec(BaseModel):
     train: dict[str, Any] = Field(default_factory=dict)
     noise: NoiseSpec = Field(default_factory=NoiseSpec)
     measure: dict[str, bool | dict[str, Any]] = Field(default_factory=dict)
+    tune: TuneSpec | None = None
     exclude: list[dict[str, Any]] = Field(default_factory=list)
     scales: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -409,6 +411,7 @@ def check_study(study: Study) -> None:
     _check_noise(study)
     _check_measure(study)
     _check_exclude(study)
+    check_tune(study)
 
 
 def _check_train(study: Study, train_config: type) -> None:
