@@ -332,20 +332,23 @@ def speed_of_learning(
 
     Janocha & Czarnecki 2017, Fig. 3 (bottom left); the window is :func:`speed_data`'s.
     """
+    levels = _levels(cells["loss"])
+    y = np.arange(len(levels))
     with style():
-        fig, axes = new_figure(1, len(metrics), width=4.0, height=0.5 + 0.28 * max(
-            3, cells["loss"].nunique()), sharey=True)
+        fig, axes = new_figure(1, len(metrics), width=4.0, height=1.3 + 0.3 * len(levels),
+                               sharey=True)
         for ax, metric in zip(axes.flat, metrics, strict=True):
-            s = aggregate(speed_data(cells, curves, metric), ["loss"])
-            y = np.arange(len(s))
-            for i, r in enumerate(s.itertuples()):
+            # the study's loss order, so that a loss keeps its style in every figure
+            s = aggregate(speed_data(cells, curves, metric), ["loss"]).set_index("loss")
+            s = s.reindex(levels)
+            for i, (mean, half) in enumerate(zip(s["mean"], s["half"], strict=True)):
                 kw = series_style(i)
-                ax.errorbar(r.mean, y[i], xerr=r.half if np.isfinite(r.half) else None,
+                ax.errorbar(mean, y[i], xerr=half if np.isfinite(half) else None,
                             fmt=kw["marker"], color=kw["color"], capsize=3)
-            ax.set_yticks(y, s["loss"].astype(str))
-            ax.invert_yaxis()
+            ax.set_yticks(y, [str(v) for v in levels])
             ax.set_xlabel(f"mean {label(metric)} over the run's last 90 %")
             ax.set_title(f"speed of learning: {label(metric)}")
+        axes[0, 0].invert_yaxis()
     return fig
 
 
@@ -554,8 +557,8 @@ def heat_map(cells: pd.DataFrame, rows: str, cols: str, metric: str = "test_accu
     finite = shade[np.isfinite(shade)]
     lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
     with style():
-        fig, axes = new_figure(1, 1, width=1.2 + 1.1 * len(c_levels),
-                               height=1.0 + 0.55 * len(r_levels))
+        fig, axes = new_figure(1, 1, width=max(3.8, 1.6 + 1.1 * len(c_levels)),
+                               height=1.2 + 0.55 * len(r_levels))
         ax = axes[0, 0]
         ax.imshow(shade, cmap="Greys", vmin=lo - 0.35 * (hi - lo or 1), vmax=hi, aspect="auto")
         ax.grid(False)
@@ -573,5 +576,5 @@ def heat_map(cells: pd.DataFrame, rows: str, cols: str, metric: str = "test_accu
         ax.set_yticks(range(len(r_levels)), [str(r) for r in r_levels])
         ax.set_xlabel(label(cols))
         ax.set_ylabel(label(rows))
-        ax.set_title(f"{label(metric)}: mean ± 95 % CI")
+        ax.set_title(f"{label(metric)}\n(mean ± 95 % CI over the cells)")
     return fig
