@@ -144,7 +144,7 @@ def run(
 
     where = out if out is not None else default_out(study)
     seconds = time.perf_counter() - started
-    trained = events.done - events.done_before
+    trained = events.trained
     if stop.is_set():
         typer.echo(f"interrupted: {events.done}/{events.total} cells stored in {where}; "
                    "run the same command again to continue", err=True)

@@ -107,7 +107,7 @@ def train_task(task: Task, cache: DataCache, progress: Callable[[dict], None] | 
         of the stack with its error; it never raises.
     """
     from losslab.models import for_data
-    from losslab.train import ModelSpec, TrainConfig, train_many
+    from losslab.train import ModelSpec, TrainConfig, resolve_device, train_many
 
     try:
         for module in task["imports"]:
@@ -120,6 +120,7 @@ def train_task(task: Task, cache: DataCache, progress: Callable[[dict], None] | 
             return for_data(name, data.input_shape, data.num_classes, seed=seed, **model_cfg)
 
         config = TrainConfig(**task["train"], device=task["device"])
+        device = str(resolve_device(config.device))
         specs = [
             ModelSpec(
                 loss=c["loss"]["name"],
@@ -143,8 +144,8 @@ def train_task(task: Task, cache: DataCache, progress: Callable[[dict], None] | 
         results = train_many(build, specs, data, config, **extra)
     except Exception as err:  # noqa: BLE001 - a failed stack is recorded, the study goes on
         error = _one_line(err)
-        return [{"cell_id": c["cell_id"], "status": "failed", "error": error}
-                for c in task["cells"]]
+        return [{"cell_id": c["cell_id"], "status": "failed", "error": error,
+                 "device": task["device"]} for c in task["cells"]]
     out = []
     for cell, result in zip(task["cells"], results, strict=True):
         if getattr(result, "interrupted", False):
@@ -164,6 +165,7 @@ def train_task(task: Task, cache: DataCache, progress: Callable[[dict], None] | 
                 "steps_run": result.steps_run,
                 "best_step": result.best_step,
                 "stopped_early": result.stopped_early,
+                "device": device,
             }
         )
     return out
@@ -351,5 +353,5 @@ def make_executor(kind: str, jobs: int = 1, address: str | None = None,
     if kind == "process":
         return ProcessExecutor(jobs)
     if kind == "ray":
-        return RayExecutor(address, num_cpus=None if address else jobs)
+        return RayExecutor(address, num_cpus=jobs if jobs > 1 and not address else None)
     raise LosslabError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}")

@@ -69,11 +69,21 @@ def prepare(study: Study, cache: DataCache, max_stack: int = DEFAULT_MAX_STACK,
 
 @dataclass
 class RunEvents:
-    """What the driver reports while it runs (the CLI draws it)."""
+    """What the driver reports while it runs (the CLI draws it).
+
+    Attributes:
+        total: cells in the plan; ``done_before``: stored (done or diverged) at the start;
+        ``done``: stored now; ``trained``: results this run stored (failed included);
+        ``failed``: cells this run recorded as failed; ``held``: cells skipped because
+        another live run holds their lease.
+        model_steps_total / _done / _live: the planned model-steps of this run, those of
+        finished stacks, and those reported so far by the stacks in flight.
+    """
 
     total: int = 0
     done_before: int = 0
     done: int = 0
+    trained: int = 0
     failed: int = 0
     held: int = 0
     model_steps_total: int = 0
@@ -117,6 +127,8 @@ def run_study(
 
     out = Path(out) if out is not None else default_out(study)
     device_name = str(resolve_device(device))
+    # Ray workers may sit on other machines: they resolve "auto" themselves.
+    task_device = device if executor == "ray" else device_name
     cache = DataCache()
     plan = prepare(study, cache, max_stack)
     check_compatible(out, study.name, study.path)
@@ -169,7 +181,7 @@ def run_study(
                     )
                     _notify(on_update, events)
                 if claimed:
-                    task = make_task(group, claimed, device_name, study.spec.imports)
+                    task = make_task(group, claimed, task_device, study.spec.imports)
                     steps_of_task[task["stack_id"]] = sum(
                         c.axes["steps"] for c in group.cells if c.cell_id in set(claimed)
                     )
@@ -180,7 +192,7 @@ def run_study(
             interrupted = [o["cell_id"] for o in outcomes if o["status"] == "interrupted"]
             if interrupted:
                 store.release(interrupted)
-            store.record(finished, device_name)
+            events.trained += store.record(finished)
             events.done += sum(o["status"] in DONE for o in finished)
             events.failed += sum(o["status"] == "failed" for o in finished)
             progress_of.pop(task["stack_id"], None)

@@ -119,7 +119,11 @@ def read_meta(directory: str | os.PathLike) -> dict[str, str] | None:
     try:
         conn = connect(path, readonly=True)
         try:
-            return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            # A run killed before its first commit leaves an empty file: no study yet.
+            if "meta" not in tables:
+                return None
+            return dict(conn.execute("SELECT key, value FROM meta").fetchall()) or None
         finally:
             conn.close()
     except sqlite3.DatabaseError as err:
@@ -203,7 +207,6 @@ class Store:
         self.host = socket.gethostname()
         self.owner = owner or f"{self.host}:{os.getpid()}:{time.time():.6f}"
         self.conn = connect(self.path)
-        self.conn.executescript(_SCHEMA)
 
     def close(self) -> None:
         self.conn.close()
@@ -221,10 +224,16 @@ class Store:
             "study_file": str(study_file.resolve()),
             "created": f"{time.time():.3f}",
         }
-        with self._transaction():
+        # Schema and meta in one transaction: a kill leaves all of it or none.
+        self.conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA}")
+        try:
             self.conn.executemany(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", rows.items()
             )
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     def begin_run(self, scale: str | None, executor: str, env: Mapping[str, Any],
                   study_text: str) -> None:
@@ -327,7 +336,7 @@ class Store:
         )
 
     # ------------------------------------------------------------------ results
-    def record(self, outcomes: list[Mapping[str, Any]], device: str) -> int:
+    def record(self, outcomes: list[Mapping[str, Any]]) -> int:
         """Store the outcomes of one stack in ONE transaction; returns how many were stored.
 
         A cell is written only while this owner holds its lease, so a cell is never stored
@@ -347,7 +356,7 @@ class Store:
                     (out["status"], out.get("error"), out.get("diverged_at"),
                      out.get("seconds"), out.get("steps_run"), out.get("best_step"),
                      int(bool(out.get("stopped_early"))),
-                     *(_finite(final.get(m)) for m in FINAL_METRICS), device, now,
+                     *(_finite(final.get(m)) for m in FINAL_METRICS), out.get("device"), now,
                      out["cell_id"], self.owner),
                 )
                 if cur.rowcount != 1:
