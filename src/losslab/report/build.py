@@ -422,8 +422,9 @@ def build_report(results: Any, out_dir: str | os.PathLike, *, reference: str | N
     folder = out / FIGURE_DIR
     folder.mkdir(parents=True, exist_ok=True)
     sections, data = plan(results)
-    drawn = draw_all([j for s in sections for j in s.jobs], folder, workers)
+    # the tables first: a bad reference or metric is reported before any drawing
     context = tables.context(results, data["cells"], data["axes"], reference, metric)
+    drawn = draw_all([j for s in sections for j in s.jobs], folder, workers)
     context["sections"] = [
         {"key": s.key, "title": s.title, "answers": s.answers, "omitted": s.omitted,
          "figures": [{"title": j.title, "png": f"{FIGURE_DIR}/{j.png}",
