@@ -139,3 +139,19 @@ def test_optuna_tuning_is_seeded_and_within_range(tmp_path):
     cells = load(tmp_path / "a").cells()
     chosen = a[a["chosen"]].set_index("loss")["lr"]
     assert all(cells["lr"] == cells["loss"].map(chosen))
+
+
+@pytest.mark.slow
+def test_dry_run_counts_the_tuning_models(tmp_path):
+    from typer.testing import CliRunner
+
+    from losslab import cli
+
+    result = CliRunner().invoke(
+        cli.app, ["run", str(write(tmp_path, STUDY)), "--dry-run", "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 0, result.output
+    # 2 losses x 3 lr candidates x 2 tuning seeds, before the 2 x 2 cells
+    assert "[tune] grid: 12 tuning models first" in result.output
+    assert "4 cells" in result.output
+    assert not (tmp_path / "o").exists()  # a dry run writes nothing

@@ -12,8 +12,8 @@ from torch import nn
 
 from losslab.errors import LosslabError
 from losslab.models import mlp, mnist1d_cnn
+from losslab.seeding import draw_seed, seeded_global_rng, torch_generator
 from losslab.train import ModelSpec, TrainConfig, train, train_many
-from losslab.train.data import STREAM_ORDER, derive_seed
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,14 @@ def test_batched_equals_one_by_one(digits, batchnorm, seeds, optimizer):
     for spec, result in zip(specs, batched, strict=True):
         cfg = TrainConfig.from_dict({**config.to_dict(), "seed": spec.seed})
         alone = train(net(spec.seed), digits, spec.loss, cfg, **spec.loss_kwargs)
-        _assert_same(result, alone)
+        # RMSprop on the two-scale loss multiplies a round-off difference by ~10^3 every 8
+        # steps here (measured: 2e-14, 2e-10, 9e-7 relative at steps 0, 8, 16 for seed 0):
+        # float64 eps 2.2e-16 * (10^3.3)^3 evaluations ~ 2e-6, also absolute on O(0.1)
+        # weights (largest measured weight difference 3e-7).
+        if optimizer == "rmsprop":
+            _assert_same(result, alone, rtol=2e-6, atol=2e-6)
+        else:
+            _assert_same(result, alone)
         if spec.loss == "two_scale":
             for name in ("r1", "r2"):
                 mine, theirs = getattr(result.loss, name), getattr(alone.loss, name)
@@ -146,6 +153,8 @@ def test_same_seed_is_bit_identical_and_common_random_numbers(digits):
 
     first = train_many(net, specs, digits, config)
     second = train_many(net, specs, digits, config)
+    assert first[0].curves == first[2].curves  # one seed: one stream of dropout masks
+    assert first[0].curves != first[3].curves and first[0].curves != first[1].curves
     for a, b in zip(first, second, strict=True):
         assert a.curves == b.curves
         for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
@@ -318,11 +327,6 @@ def test_user_errors_are_losslab_errors(digits):
         train_many(net, [("log", 0, 3)], digits)
 
 
-def test_order_stream_is_independent_of_weight_stream():
-    assert derive_seed(0, STREAM_ORDER) != 0
-    assert derive_seed(0, STREAM_ORDER) != derive_seed(1, STREAM_ORDER)
-
-
 def test_result_to_dict_is_json_clean(digits):
     import json
 
@@ -354,37 +358,46 @@ def test_loss_scales_sit_in_a_group_without_weight_decay():
         assert opt.param_groups[1]["params"] == [scale]
 
 
-def test_stacked_dropout_has_the_distribution_of_torch_dropout():
-    """Dropout masks of a stack cannot equal those of separate nn.Dropout modules (one
-    generator draws the whole (M, N, H) mask), so the stack is tested statistically: K
-    same-seed models take one full-batch SGD step (lr 1, update = -gradient) with their
-    own masks; the mean update must match the mean gradient of K draws of PyTorch's own
-    nn.Dropout within sampling error. A missing 1/(1-p) or shared masks would fail it."""
-    k, p = 300, 0.5
+@pytest.mark.parametrize("engine", ["stack", "loop"])
+def test_dropout_equals_torch_dropout_on_the_seed_stream(engine):
+    """Both engines drop what PyTorch's own nn.Dropout drops with the global generator
+    re-seeded from the spec seed's "dropout" stream. K models share their initial weights
+    (the model function ignores the seed) and take one full-batch SGD step (lr 1, so the
+    update is minus the gradient; no shuffling, so mask row i meets sample i); each update
+    must equal the gradient of the plain module under its seed's masks. Shared masks, a
+    missing 1/(1-p) or config.seed in place of the spec's seed would fail it."""
+    k, p = 4, 0.5
     gen = torch.Generator().manual_seed(5)
     x = torch.randn(32, 8, generator=gen, dtype=torch.float64)
     y = torch.randint(0, 3, (32,), generator=gen)
     config = TrainConfig(
-        optimizer="sgd", lr=1.0, batch_size=32, steps=1, eval_every=1, dtype="float64", device="cpu"
+        optimizer="sgd",
+        lr=1.0,
+        batch_size=32,
+        steps=1,
+        eval_every=1,
+        dtype="float64",
+        device="cpu",
+        engine=engine,
+        seed=99,
+        shuffle=False,
     )
 
-    def net(s):
-        return mlp(8, [16], 3, dropout=p, seed=s)
+    def net(_seed):
+        return mlp(8, [16], 3, dropout=p, seed=0)
 
-    results = train_many(net, [("log", 0)] * k, {"x_train": x, "y_train": y}, config)
+    specs = [("log", s) for s in range(3, 3 + k)]
+    results = train_many(net, specs, {"x_train": x, "y_train": y}, config)
     start = net(0).double()
-    updates = torch.stack([r.model[1].weight.detach() - start[1].weight for r in results])
-    reference = []
-    for draw in range(k):
+    updates = [r.model[1].weight.detach() - start[1].weight for r in results]
+    for (_, seed), update in zip(specs, updates, strict=True):
         model = net(0).double().train()
-        torch.manual_seed(draw)
-        F.cross_entropy(model(x), y).backward()
-        reference.append(-model[1].weight.grad)
-    reference = torch.stack(reference)
-    assert updates.std(0).mean() > 0  # every model drew its own masks
-    se = (updates.var(0) / k + reference.var(0) / k).sqrt() + 1e-12
-    z = (updates.mean(0) - reference.mean(0)) / se
-    assert z.abs().max() < 5.5
+        with seeded_global_rng(draw_seed(torch_generator(seed, "dropout"))):
+            F.cross_entropy(model(x), y).backward()
+        # One float64 step, same masks: only the summation order of the matmuls differs
+        # (bmm vs mm over 32 samples), a few float64 eps relative.
+        torch.testing.assert_close(update, -model[1].weight.grad, rtol=1e-12, atol=1e-14)
+    assert not torch.equal(updates[0], updates[1])
 
 
 def test_early_stopping_restores_the_loss_scales_with_the_weights(digits):

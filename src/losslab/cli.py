@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 study_cli.register(app)
 
-_CATALOGUES = ("losses", "activations", "models", "datasets")
+_CATALOGUES = ("losses", "activations", "models", "datasets", "studies")
 
 
 @app.callback()
@@ -33,22 +33,43 @@ def _root() -> None:
 
 @app.command("list")
 def list_(what: str = typer.Argument(..., help=f"one of: {', '.join(_CATALOGUES)}")) -> None:
-    """List the registered names of a catalogue."""
-    if what == "losses":
-        from losslab.losses import LOSSES as registry
-    elif what == "activations":
-        from losslab.activations import ACTIVATIONS as registry
-    elif what == "models":
-        from losslab.models import MODELS as registry
-    elif what == "datasets":
-        from losslab.data import DATASETS as registry
-    else:
+    """List the registered names of a catalogue (plugins included), or the ready-made
+    study files with their descriptions.
+
+    Examples: losslab list losses; losslab list studies
+    """
+    from losslab import catalogue
+
+    if what == "studies":
+        found = catalogue.list_studies()
+        if not found:
+            places = ", ".join(str(p) for p in catalogue.study_dirs()) or "none found"
+            typer.echo(f"no study files (looked in ./studies, $LOSSLAB_STUDIES: {places})")
+        for path, name, description in found:
+            typer.echo(f"{name:<22} {description}  [{path}]")
+        return
+    if what not in catalogue.CATALOGUES:
         raise LosslabError(f"unknown catalogue {what!r}; choose one of: {', '.join(_CATALOGUES)}")
-    for name in sorted(registry):
+    for name in sorted(catalogue.registry(catalogue.CATALOGUES[what])):
         typer.echo(name)
 
 
-# Per-dataset defaults of ``losslab train`` (SPEC "External reference experiments").
+@app.command("show")
+def show(
+    kind: str = typer.Argument(..., help="loss, activation, model or dataset"),
+    name: str = typer.Argument(..., help="a registered name (losslab list ...)"),
+) -> None:
+    """Describe one loss, activation, model or dataset: formula or description, seed
+    source, parameters with defaults.
+
+    Examples: losslab show loss alpha; losslab show dataset checkerboard
+    """
+    from losslab import catalogue
+
+    typer.echo(catalogue.describe(kind, name))
+
+
+# Per-dataset defaults of ``losslab train`` (MNIST-1D: Greydanus & Kobak, ICML 2024).
 # steps ~ 5 epochs for the 60k-image sets; mnist1d follows the paper: Adam 1e-2, batch 100,
 # 6000 steps, batches in order, PyTorch's default init.
 _IMAGE_MLP: dict[str, Any] = {

@@ -145,11 +145,11 @@ class GradNorms:
 
 @dataclass(frozen=True)
 class LossScales:
-    """The trainable scales of two-scale losses, ``R1``, ``R2`` (and ``R_s``).
+    """The trainable scales of two-scale losses: ``R1`` and ``R2``, or ``Rs`` (separation).
 
-    Rows: ``("loss_scale", key, value)`` for each scale of the model's loss (none for
-    losses without scales). Seed: Berlyand et al. section 2, eqs. 12-13 (R1 < R2 adapt
-    during training; their ratio is what helps).
+    Rows: ``("loss_scale", key, value)`` for each scale the engine reports for the model's
+    loss (none for losses without scales). Seed: Berlyand et al. section 2, eqs. 12-13
+    (R1 < R2 adapt during training; their ratio is what helps).
     """
 
     name: ClassVar[str] = "loss_scales"

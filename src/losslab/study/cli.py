@@ -106,7 +106,9 @@ class _Display:
 
 
 def run(
-    study_file: str = typer.Argument(..., help="the study file (TOML)"),
+    study_file: str = typer.Argument(
+        ..., help="the study file (TOML), or a ready-made study's name (losslab list studies)"
+    ),
     out: str = typer.Option(None, "--out", help="study directory (default results/<name>)"),
     scale: str = typer.Option(None, "--scale", help="a [scales.NAME] of the file, e.g. quick"),
     executor: str = typer.Option("inprocess", "--executor", help="inprocess, process or ray"),
@@ -117,10 +119,11 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="print cells, stacks, time; run nothing"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
 ) -> None:
+    from losslab.catalogue import resolve_study
     from losslab.study.runner import run_study
     from losslab.study.spec import load_study
 
-    study = load_study(study_file, scale)
+    study = load_study(resolve_study(study_file), scale)
     if dry_run:
         _dry_run(study, out, device, max_stack)
         return
@@ -191,7 +194,20 @@ def _dry_run(study, out: Path | None, device: str, max_stack: int) -> None:
             f"seeds), {first['dataset']} / {first['model']} / {first['activation']}, "
             f"{first['steps']} steps, ~{_fmt_seconds(estimate)}"
         )
-    typer.echo(f"estimated time (in-process, this machine): ~{_fmt_seconds(sum(seconds))}")
+    total = sum(seconds)
+    if study.spec.tune is not None:
+        from losslab.study.tuning import tuning_study
+
+        tune = study.spec.tune
+        tuning = prepare(tuning_study(study), cache, max_stack)
+        rounds = 1 if tune.method == "grid" else tune.trials
+        tuning_seconds = rounds * sum(estimate_seconds(tuning, cache, device))
+        total += tuning_seconds
+        typer.echo(
+            f"  [tune] {tune.method}: {rounds * len(tuning.cells)} tuning models first "
+            f"(seeds {tune.seeds}, dev split), ~{_fmt_seconds(tuning_seconds)}"
+        )
+    typer.echo(f"estimated time (in-process, this machine): ~{_fmt_seconds(total)}")
 
 
 def status(

@@ -11,7 +11,7 @@ same function runs in the driver (:class:`InProcessExecutor`), in a local proces
 from __future__ import annotations
 
 import concurrent.futures as futures
-import importlib
+import inspect
 import multiprocessing
 import os
 import threading
@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from losslab.errors import LosslabError
+from losslab.plugins import import_modules, load_plugins
 from losslab.study.plan import Group, canonical_json
 
 Task = dict[str, Any]
@@ -81,9 +82,26 @@ def _measurements(measure: Mapping[str, Any]) -> list[Any]:
     return [get_measurement(name, **options) for name, options in measure.items()]
 
 
-def _engine_options() -> set[str]:
-    import inspect
+def takes_data_shape(factory: Callable[..., Any]) -> bool:
+    """A (user) model factory that sizes itself from ``input_shape`` and ``num_classes``."""
+    params = inspect.signature(factory).parameters
+    return "input_shape" in params and "num_classes" in params
 
+
+def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, **kwargs: Any):
+    """Model ``name`` for samples of ``input_shape`` and ``num_classes`` classes:
+    :func:`losslab.models.for_data`, or the factory itself where it takes the data shape
+    (plugins, :mod:`losslab.plugins`)."""
+    from losslab.models import MODELS, for_data
+    from losslab.registry import lookup
+
+    factory = lookup(MODELS, name, "model")
+    if takes_data_shape(factory):
+        return factory(input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
+    return for_data(name, input_shape, num_classes, **kwargs)
+
+
+def _engine_options() -> set[str]:
     from losslab.train import train_many
 
     return set(inspect.signature(train_many).parameters)
@@ -106,18 +124,18 @@ def train_task(task: Task, cache: DataCache, progress: Callable[[dict], None] | 
         ``best_step``, ``stopped_early``. A failure (e.g. out of memory) fails every cell
         of the stack with its error; it never raises.
     """
-    from losslab.models import for_data
     from losslab.train import ModelSpec, TrainConfig, resolve_device, train_many
 
     try:
-        for module in task["imports"]:
-            importlib.import_module(module)
+        load_plugins()
+        import_modules(task["imports"])
         data = cache.get(task["dataset"])
         model_cfg = {k: v for k, v in task["model"].items() if k != "name"}
         name = task["model"]["name"]
 
         def build(seed: int):
-            return for_data(name, data.input_shape, data.num_classes, seed=seed, **model_cfg)
+            return build_model(name, data.input_shape, data.num_classes, seed=seed,
+                               **model_cfg)
 
         config = TrainConfig(**task["train"], device=task["device"])
         device = str(resolve_device(config.device))

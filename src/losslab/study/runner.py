@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from losslab.errors import LosslabError
-from losslab.study.executors import DataCache, Task, make_executor, make_task
+from losslab.study.executors import (
+    DataCache,
+    Task,
+    make_executor,
+    make_task,
+    takes_data_shape,
+)
 from losslab.study.plan import DEFAULT_MAX_STACK, Plan, expand
 from losslab.study.spec import Study
 from losslab.study.store import Store, check_compatible, environment
@@ -53,7 +59,7 @@ def prepare(study: Study, cache: DataCache, max_stack: int = DEFAULT_MAX_STACK,
         fitting = models_for(data.input_shape)
         for j, model in enumerate(spec.models):
             key = registry_key("model", model.name)
-            if key in MODELS and key not in fitting:
+            if not takes_data_shape(MODELS[key]) and key not in fitting:
                 raise study.fail(
                     f"models[{j}]",
                     f"model {key!r} cannot read the samples {tuple(data.input_shape)} of "

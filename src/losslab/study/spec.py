@@ -22,6 +22,9 @@ Schema (every list on a scalar setting is a grid axis; the grid is the product o
     [noise]                             # label_noise_rate, label_noise_kind, input_noise_eps
     label_noise_rate = [0.0, 0.2]
     [measure]                           # extra measurements: name = true | {options}
+    [tune]                              # per-loss lr / weight decay chosen on dev
+    lr = [1e-4, 3e-4, 1e-3]             #   (losslab.study.tuning)
+    seeds = [100, 101]
     [[exclude]]                         # drop the cells matching every key given
     dataset = "spirals"
     loss = "hinge"
@@ -48,6 +51,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from losslab.errors import LosslabError
+from losslab.plugins import import_modules, load_plugins
 from losslab.study.tuning import TuneSpec, check_tune
 
 # TrainConfig fields a study may not set: the seed is the `seeds` axis, the device a
@@ -238,12 +242,9 @@ def import_plugins(modules: list[str], path: Path) -> None:
     """Import the user modules of ``imports`` (they register losses, models, ...)."""
     for i, module in enumerate(modules):
         try:
-            importlib.import_module(module)
-        except ImportError as err:
-            raise StudyFileError(
-                f"{path}: imports[{i}]: cannot import {module!r} ({err}); install it or put "
-                "it on PYTHONPATH"
-            ) from None
+            import_modules([module])
+        except LosslabError as err:
+            raise StudyFileError(f"{path}: imports[{i}]: {err}") from None
 
 
 def load_study(path: str | Path, scale: str | None = None) -> Study:
@@ -265,6 +266,7 @@ def load_study(path: str | Path, scale: str | None = None) -> Study:
     path = Path(path)
     doc, text = read_toml(path)
     base = _validate_document(doc, path, None)
+    load_plugins()
     import_plugins(base.imports, path)
     scales = doc.get("scales", {})
     if scale is not None and scale not in scales:
@@ -334,7 +336,7 @@ def _check_options(study: Study, field: str, what: str, options: dict[str, Any],
 # Model arguments the runner sets: sizes from the data, seed from the cell, activation
 # from the activations axis.
 MODEL_DERIVED = ("in_features", "in_channels", "image_size", "length", "classes", "seed",
-                 "generator")
+                 "generator", "input_shape", "num_classes")
 _MODEL_RESERVED = {
     "activation": "activations are their own axis: activations = [\"relu\", ...]",
     "activation_kwargs": "give activation options in the activations axis, e.g. "

@@ -5,12 +5,13 @@ the parameter scales R (M,), the optimizer's parameters, gradient masking of ina
 models, snapshots of the best weights, and state dicts for checkpoints.
 
 * :class:`StackBackend` runs the models as one :class:`~losslab.models.ModelStack`
-  (batched matmuls for MLPs, ``torch.vmap`` otherwise). Its dropout masks come from one
-  generator for the whole (M, N, H) tensor, so they are reproducible but not shared
-  between models of the same seed.
+  (batched matmuls for MLPs, ``torch.vmap`` otherwise).
 * :class:`LoopBackend` runs plain ``nn.Module`` s one after another: the reference the
-  stack is tested against, and the engine of :func:`losslab.train.train`. Each model's
-  dropout masks come from its own seed (drawn into a forked global RNG, which is restored).
+  stack is tested against, and the engine of :func:`losslab.train.train`.
+
+In both, a model's dropout masks come from the ``"dropout"`` stream of its own seed
+(:mod:`losslab.seeding`), drawn the same way, so a model drops the same units in either
+backend and whatever the other models are.
 """
 
 from __future__ import annotations
@@ -22,10 +23,7 @@ import torch
 from torch import nn
 
 from losslab.models import parameter_scale, stack_models
-
-
-def _has_dropout(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules())
+from losslab.seeding import draw_seed, seeded_global_rng, torch_generator, uses_global_rng
 
 
 class StackBackend:
@@ -34,7 +32,7 @@ class StackBackend:
     Args:
         models: M models (copied into the stack).
         device, dtype: where and in which precision the stack lives.
-        dropout_seed: seed of the stack's dropout-mask generator.
+        seeds: the seed of each model (M,), whose ``"dropout"`` stream draws its masks.
     """
 
     def __init__(
@@ -42,10 +40,9 @@ class StackBackend:
         models: Sequence[nn.Module],
         device: torch.device,
         dtype: torch.dtype,
-        dropout_seed: int,
+        seeds: Sequence[int],
     ):
-        self.generator = torch.Generator(device=device).manual_seed(dropout_seed)
-        self.stack = stack_models(models, generator=self.generator).to(device=device, dtype=dtype)
+        self.stack = stack_models(models, seeds=seeds).to(device=device, dtype=dtype)
         self.stack.train()
         self.num_models = len(models)
         self._views = [(1,) * (p.dim() - 1) for p in self.stack.parameters()]
@@ -87,13 +84,17 @@ class StackBackend:
                 target.copy_(value)
 
     def state_dict(self) -> dict[str, Any]:
-        """Weights, buffers and the dropout generator."""
-        return {"stack": self.stack.state_dict(), "generator": self.generator.get_state()}
+        """Weights, buffers and the dropout generators."""
+        return {
+            "stack": self.stack.state_dict(),
+            "generators": [g.get_state() for g in self.stack.generators],
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` in place (the optimizer keeps its parameters)."""
         self.stack.load_state_dict(state["stack"])
-        self.generator.set_state(state["generator"])
+        for g, s in zip(self.stack.generators, state["generators"], strict=True):
+            g.set_state(s)
 
     def models(self) -> list[nn.Module]:
         """M independent modules holding the trained weights, in evaluation mode."""
@@ -103,9 +104,10 @@ class StackBackend:
 class LoopBackend:
     """M plain modules run one after another (the per-model reference; ``train()``).
 
-    The modules are trained in place. ``dropout_seeds`` gives each model its own stream
-    of dropout masks: before every training forward the global RNG is forked and seeded
-    from that model's generator, so the caller's global RNG is left untouched.
+    The modules are trained in place. Before every training forward of a model with
+    dropout, torch's global generator is re-seeded from the ``"dropout"`` stream of the
+    model's seed (``seeds``, M ints) and restored afterwards
+    (:func:`~losslab.seeding.seeded_global_rng`), so the caller's global RNG is untouched.
     """
 
     def __init__(
@@ -113,23 +115,20 @@ class LoopBackend:
         models: Sequence[nn.Module],
         device: torch.device,
         dtype: torch.dtype,
-        dropout_seeds: Sequence[int],
+        seeds: Sequence[int],
     ):
         self._models = [m.to(device=device, dtype=dtype).train() for m in models]
         self.num_models = len(self._models)
         self.device = device
-        self.generators = [torch.Generator().manual_seed(s) for s in dropout_seeds]
-        self._random = [_has_dropout(m) for m in self._models]
+        self.generators = [torch_generator(s, "dropout") for s in seeds]
+        self._random = [uses_global_rng(m) for m in self._models]
         self._training = True
 
     def _run(self, i: int, x: torch.Tensor) -> torch.Tensor:
         model = self._models[i]
         if not (self._training and self._random[i]):
             return model(x)
-        seed = int(torch.randint(2**62, (1,), generator=self.generators[i]))
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+        with seeded_global_rng(draw_seed(self.generators[i]), self.device):
             return model(x)
 
     def forward(self, x: torch.Tensor, shared: bool) -> torch.Tensor:

@@ -20,17 +20,13 @@ from torch import nn
 
 from losslab.checks import check_choice, check_int, check_real
 from losslab.errors import LosslabError
-from losslab.npnet.optim import LR_DECAYS
+from losslab.schedules import SCHEDULES, learning_rate
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
-LR_DECAY_NAMES = ("constant", *LR_DECAYS)
+LR_DECAY_NAMES = tuple(SCHEDULES)
 MONITORS = ("dev_accuracy", "dev_loss")
 ENGINES = ("stack", "loop")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-# Default d of each decay when decay_rate is not given (the notes' 0.95 for exponential).
-_DEFAULT_DECAY_RATE = {"inverse_time": 1.0, "exponential": 0.95, "inverse_sqrt": 1.0}
-
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; an unavailable CUDA is a LosslabError."""
@@ -162,19 +158,15 @@ class TrainConfig:
         return DTYPES[self.dtype]
 
     def learning_rate(self, epoch: int, lr0: float | None = None) -> float:
-        """The decayed learning rate at epoch ``epoch`` (0, 1, ...), lecture notes §7.
+        """The decayed learning rate at epoch ``epoch`` (0, 1, ...), lecture notes §7.3
+        (:func:`losslab.schedules.learning_rate`).
 
         Args:
             epoch: completed epochs e.
             lr0: initial rate (default ``self.lr``; per-model rates pass their own).
         """
         lr0 = self.lr if lr0 is None else lr0
-        if self.lr_decay == "constant":
-            return lr0
-        rate = _DEFAULT_DECAY_RATE[self.lr_decay] if self.decay_rate is None else self.decay_rate
-        if self.lr_decay == "exponential":
-            return LR_DECAYS["exponential"](lr0, epoch, base=rate)
-        return LR_DECAYS[self.lr_decay](lr0, epoch, decay_rate=rate)
+        return learning_rate(self.lr_decay, lr0, epoch, self.decay_rate)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain (JSON-able) dict."""

@@ -1,8 +1,9 @@
 """Data resident on the device and the seeded batch order (airbench style, no DataLoader).
 
 The whole dataset is moved to the device once; a batch is an index into it. Each seed owns
-its own ``torch.Generator`` of permutations, so models trained with the same seed see the
-same batches in the same order whatever their loss or learning rate (common random numbers).
+its own ``torch.Generator`` of permutations (its ``"batch_order"`` stream of
+:mod:`losslab.seeding`), so models trained with the same seed see the same batches in the
+same order whatever their loss or learning rate (common random numbers).
 """
 
 from __future__ import annotations
@@ -15,17 +16,9 @@ import numpy as np
 import torch
 
 from losslab.errors import LosslabError
+from losslab.seeding import torch_generator
 
 _SPLITS = ("train", "dev", "test")
-
-# Independent random streams derived from one user seed.
-STREAM_ORDER = 1
-STREAM_DROPOUT = 2
-
-
-def derive_seed(seed: int, stream: int) -> int:
-    """A 63-bit seed for random stream ``stream`` of user seed ``seed`` (numpy SeedSequence)."""
-    return int(np.random.SeedSequence([seed, stream]).generate_state(1, np.uint64)[0] >> 1)
 
 
 @dataclass
@@ -124,10 +117,10 @@ def as_train_data(data: Any, device: torch.device, dtype: torch.dtype) -> TrainD
 class BatchOrder:
     """Mini-batch indices for U seeds: one permutation stream per seed.
 
-    Epoch e of seed u is ``randperm(n)`` drawn from that seed's generator (or ``arange(n)``
-    without shuffling); its steps take consecutive slices of ``batch_size`` indices and
-    drop the remainder, so every batch has the same size (one compiled shape, and batched
-    models stay aligned).
+    Epoch e of seed u is ``randperm(n)`` drawn from that seed's ``"batch_order"`` stream
+    (or ``arange(n)`` without shuffling); its steps take consecutive slices of
+    ``batch_size`` indices and drop the remainder, so every batch has the same size (one
+    compiled shape, and batched models stay aligned).
 
     Args:
         seeds: the U distinct seeds.
@@ -145,9 +138,7 @@ class BatchOrder:
         self.steps_per_epoch = n // self.batch_size
         self.shuffle = shuffle
         self.device = device
-        self.generators = [
-            torch.Generator().manual_seed(derive_seed(s, STREAM_ORDER)) for s in seeds
-        ]
+        self.generators = [torch_generator(s, "batch_order") for s in seeds]
         self.epoch = -1
         self.order: torch.Tensor | None = None
 

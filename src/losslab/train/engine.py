@@ -42,7 +42,7 @@ from losslab.errors import LosslabError
 from losslab.losses import get_loss
 from losslab.train.backends import LoopBackend, StackBackend
 from losslab.train.config import ModelSpec, TrainConfig, resolve_device
-from losslab.train.data import STREAM_DROPOUT, BatchOrder, TrainData, as_train_data, derive_seed
+from losslab.train.data import BatchOrder, TrainData, as_train_data
 from losslab.train.losses import LossPlan, plan_order
 
 CURVE_KEYS = (
@@ -140,7 +140,7 @@ def _make_optimizer(
     if loss_params:
         groups.append({"params": loss_params, "weight_decay": 0.0})
     # Fused kernels: one pass over all parameters instead of several foreach passes
-    # (measured ~8x faster for Adam on CPU, MACHINE-NOTES.md).
+    # (Adam over a 1.46M-parameter MLP on CPU: ~0.63 ms fused vs ~4.9 ms foreach).
     fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, **fused)
@@ -184,12 +184,10 @@ class _Run:
         dtype = config.torch_dtype
         if engine == "stack":
             self.backend: StackBackend | LoopBackend = StackBackend(
-                models, device, dtype, derive_seed(config.seed, STREAM_DROPOUT)
+                models, device, dtype, [s.seed for s in specs]
             )
         else:
-            self.backend = LoopBackend(
-                models, device, dtype, [derive_seed(s.seed, STREAM_DROPOUT) for s in specs]
-            )
+            self.backend = LoopBackend(models, device, dtype, [s.seed for s in specs])
         self.losses = [loss.to(device=device, dtype=dtype) for loss in losses]
         self._validate = [getattr(loss, "validate", None) for loss in self.losses]
         for loss in self.losses:
