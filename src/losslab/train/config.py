@@ -26,6 +26,7 @@ OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 LR_DECAY_NAMES = tuple(SCHEDULES)
 MONITORS = ("dev_accuracy", "dev_loss")
 ENGINES = ("stack", "loop")
+DECAYS = ("weights", "all")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -65,9 +66,17 @@ class TrainConfig:
         steps: optimizer steps (default 1000).
         eval_every: evaluate every k steps (default 100); the last step is always
             evaluated.
-        weight_decay: L2 coefficient added to every model parameter's gradient
-            (``torch.optim``'s coupled weight decay; the notes' lambda/(2m) sum ||W||^2
-            penalty is ``weight_decay = lambda / m``). Loss-owned scales are not decayed.
+        weight_decay: L2 coefficient lambda added to the gradient of the decayed
+            parameters (coupled weight decay, ``g + lambda w``; the notes' lambda/(2m)
+            sum ||W||^2 penalty, section 5, is ``weight_decay = lambda / m`` with
+            ``decay="weights"``). Loss-owned scales are never decayed.
+        decay: which parameters weight decay applies to: ``"weights"`` (default, as the
+            notes' penalty: Linear / Conv weights, i.e. every parameter with two or more
+            dimensions, not biases nor batch-norm parameters) or ``"all"`` (every model
+            parameter, as ``torch.optim``'s ``weight_decay``).
+        scale_lr_multiplier: learning rate of loss-owned scales (R1, R2, R_s of the
+            two-scale losses) as a multiple of the model's (default 1.0, the paper's:
+            Berlyand et al. 2021 eq. 14 trains them with the same step).
         lr_decay: ``"constant"`` (default), ``"inverse_time"`` alpha_0 / (1 + d e),
             ``"exponential"`` alpha_0 d^e (d = 0.95 by default, the notes' formula) or
             ``"inverse_sqrt"`` alpha_0 d / sqrt(max(e, 1)), with e the epoch count 0, 1, ...
@@ -104,6 +113,8 @@ class TrainConfig:
     steps: int = 1000
     eval_every: int = 100
     weight_decay: float = 0.0
+    decay: str = "weights"
+    scale_lr_multiplier: float = 1.0
     lr_decay: str = "constant"
     decay_rate: float | None = None
     momentum: float = 0.9
@@ -130,6 +141,8 @@ class TrainConfig:
         self.steps = check_int("steps", self.steps, 1)
         self.eval_every = check_int("eval_every", self.eval_every, 1)
         self.weight_decay = check_real("weight_decay", self.weight_decay, 0.0)
+        self.decay = check_choice("decay", self.decay, DECAYS, normalise=True)
+        self.scale_lr_multiplier = check_real("scale_lr_multiplier", self.scale_lr_multiplier, 0.0)
         self.lr_decay = check_choice("lr_decay", self.lr_decay, LR_DECAY_NAMES, normalise=True)
         if self.decay_rate is not None:
             self.decay_rate = check_real("decay_rate", self.decay_rate, 0.0, low_open=True)
