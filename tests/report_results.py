@@ -178,7 +178,7 @@ description = "report test: a real study run by losslab.study"
 seeds = 2
 datasets = [{name = "checkerboard", n_train = 200, n_test = 120}]
 models = [{name = "mlp", hidden = [16]}]
-losses = ["log", "hinge", {name = "alpha", alpha = 4}]
+losses = ["log", "hinge", {name = "alpha", alpha = 4}, {name = "two_scale", eta = 0.5}]
 [train]
 lr = 1e-2
 batch_size = 20
@@ -186,6 +186,14 @@ steps = 30
 eval_every = 10
 [noise]
 label_noise_rate = [0.0, 0.2]
+[measure]
+grad_norms = true
+loss_scales = true
+top_k = true
+acc_at = true
+histograms = {bins = 10}
+noise_robustness = {eps = [0.0, 0.1, 0.5]}
+decision_boundary = {resolution = 16}
 """
 
 

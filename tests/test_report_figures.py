@@ -137,7 +137,7 @@ def test_measurement_figures_draw_the_recorded_values():
     cells, meas = r.cells(), r.measurements()
     fig = F.measurement_curve(cells, meas, ["train_top_k", "test_top_k"], "k")
     (ax,) = fig.axes  # only the test split was recorded
-    assert ax.get_title() == "test top k"
+    assert ax.get_title() == "test: top-k accuracy"
     for line in ax.get_lines():
         ids = cells[cells["loss"] == line.get_label()]["cell_id"]
         m = meas[(meas["name"] == "test_top_k") & meas["cell_id"].isin(ids)]

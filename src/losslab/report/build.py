@@ -342,7 +342,7 @@ def _plan_two_scale(s: Section, cells, done, meas, names, not_loss) -> None:
                                 (cells[["cell_id", "loss", "status"]],
                                  meas[meas["name"] == "loss_scale"]),
                                 {"name": "loss_scale", "panel": "loss", "ylabel": "scale",
-                                 "log_y": True}))
+                                 "log_y": True, "legend": "trainable scale"}))
     else:
         s.omitted.append("scale trajectories: not recorded ([measure] loss_scales = true)")
 
@@ -354,7 +354,8 @@ def _plan_activations(s: Section, ran, curves, meas, names, axes) -> None:
                                 (ran[["cell_id", panel, "status"]],
                                  meas[meas["name"] == "grad_norm"]),
                                 {"name": "grad_norm", "panel": panel,
-                                 "ylabel": "gradient norm", "log_y": True}))
+                                 "ylabel": "gradient norm", "log_y": True,
+                                 "legend": "layer (module name)"}))
     else:
         s.omitted.append("gradient norms: not recorded ([measure] grad_norms = true)")
     if "activation" in axes and not ran.empty:

@@ -64,9 +64,25 @@ def higher_is_better(metric: str) -> bool:
     return not metric.endswith("_loss")
 
 
+_KINDS = {
+    "max_p": "maximal probability",
+    "p_correct": "correct-class probability",
+    "dp_wrong": "p_c - max p, misclassified samples",
+    "top_k": "top-k accuracy",
+    "acc_at": "close-enough accuracy acc_at",
+    "superclass_accuracy": "super-class accuracy",
+}
+
+
 def label(metric: str) -> str:
-    """The axis label of a metric or column name."""
-    return _LABELS.get(metric, metric.replace("_", " "))
+    """The axis label of a metric, column or measurement name (``test_top_k`` -> ``test:
+    top-k accuracy``)."""
+    if metric in _LABELS:
+        return _LABELS[metric]
+    split, _, kind = metric.partition("_")
+    if split in ("train", "dev", "test") and kind in _KINDS:
+        return f"{split}: {_KINDS[kind]}"
+    return metric.replace("_", " ")
 
 
 def _t_half(std: pd.Series, n: pd.Series) -> np.ndarray:
@@ -103,10 +119,11 @@ def _line(ax, x, mean, half, i: int, name: str, n_points: int | None = None) -> 
                         linewidth=0)
 
 
-def _legend(fig: Figure, axes, n: int) -> None:
+def _legend(fig: Figure, axes, n: int, title: str | None = None) -> None:
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(n, 4), frameon=False)
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(n, 4), frameon=False,
+                   title=title)
 
 
 # --- 1. loss shapes --------------------------------------------------------------------
@@ -177,15 +194,17 @@ def loss_shapes(data: pd.DataFrame) -> Figure:
         axes fit the quadratic and cubic losses next to the bounded ones.
     """
     kinds = [k for k in (RAW, PROBABILITY) if k in set(data["kind"])]
+    # a loss keeps its study-order style in both panels and in the other figures
+    order = _levels(data["loss"])
     with style():
         fig, axes = new_figure(2, len(kinds), width=5.2, height=3.3, sharex=True)
         for col, kind in enumerate(kinds):
             part = data[data["kind"] == kind]
-            for i, name in enumerate(_levels(part["loss"])):
+            for name in _levels(part["loss"]):
                 curve = part[part["loss"] == name]
                 for row, column in enumerate(("value", "derivative")):
                     axes[row, col].plot(curve["output"], curve[column], label=name,
-                                        markevery=20, **series_style(i))
+                                        markevery=20, **series_style(order.index(name)))
             axes[0, col].set_title(f"losses on the {kind}")
             axes[0, col].set_ylabel("loss on a positive sample")
             axes[1, col].set_ylabel("d loss / d output (autograd)")
@@ -501,7 +520,7 @@ def histograms(cells: pd.DataFrame, measurements: pd.DataFrame, names: Sequence[
 
 def trajectories(
     cells: pd.DataFrame, measurements: pd.DataFrame, name: str, panel: str, ylabel: str,
-    log_y: bool = False,
+    log_y: bool = False, legend: str | None = None,
 ) -> Figure:
     """A per-step measurement, a line per index (layer, scale), a panel per ``panel`` level.
 
@@ -531,7 +550,7 @@ def trajectories(
             if log_y:
                 ax.set_yscale("log")
         axes[0, 0].set_ylabel(ylabel)
-        _legend(fig, axes, len(indices))
+        _legend(fig, axes, len(indices), legend)
     return fig
 
 

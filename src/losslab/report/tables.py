@@ -92,7 +92,7 @@ def final_metrics(cells: pd.DataFrame, metrics: list[str]) -> dict[str, Any]:
     conditions = cells.groupby("condition_id", sort=False).agg(
         condition=("condition", "first"), cells=("status", "size"),
         finished=("status", lambda s: int(s.isin(("done", "diverged")).sum())),
-        seconds=("seconds", lambda s: float(s.fillna(0).sum())))
+        seconds=("seconds", "mean"))
     values = {}
     for m in metrics:
         summary = stats.summarize(cells, m)
@@ -108,11 +108,13 @@ def final_metrics(cells: pd.DataFrame, metrics: list[str]) -> dict[str, Any]:
                 continue
             r = s.loc[cid]
             row.append(_mean(r["mean"], m) + _interval(r["ci_low"], r["ci_high"], m))
-        rows.append(row + [_duration(c["seconds"])])
+        rows.append(row + [_duration(c["seconds"]) if math.isfinite(c["seconds"]) else "-"])
     return _table(
         "Final metrics", "Mean over the finished seeds of each condition (a diverged model "
         "counts with its last finite evaluation) and its 95 % bootstrap (BCa) confidence "
-        "interval in brackets; accuracies in %. No interval: a single seed.",
+        "interval in brackets; accuracies in %. No interval: a single seed. Run time: the "
+        "mean wall time of the condition's cells (cells trained together as one stack each "
+        "count the stack's whole time).",
         ["condition", "finished / cells"] + [m.replace("_", " ") for m in metrics]
         + ["run time"], rows, "final")
 
@@ -202,7 +204,8 @@ def context(results: Any, cells: pd.DataFrame, axes: list[str], reference: str |
         "status": [(s, int(counts.get(s, 0))) for s in
                    ("done", "diverged", "failed", "running", "pending")],
         "n_cells": len(cells),
-        "total_time": _duration(float(cells["seconds"].fillna(0).sum())),
+        "longest": _duration(float(cells["seconds"].max())) if cells["seconds"].notna().any()
+        else "-",
         "missing": missing(cells),
         "tables": out,
         "study_text": results.study_text() or "",
