@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -130,7 +131,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.out.exists() and not args.out.is_dir():
             raise LosslabError(f"--out {args.out} exists and is not a folder; choose another path")
-        args.out.mkdir(parents=True, exist_ok=True)
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise LosslabError(
+                f"--out {args.out}: cannot create the folder ({err.strerror}); "
+                "choose a writable path"
+            ) from None
+        if not os.access(args.out, os.W_OK):
+            raise LosslabError(f"--out {args.out}: the folder is not writable; choose another")
         rows = catalogue()
         width = max(len(name) for name, _, _ in rows)
         for name, formula, seed in rows:
