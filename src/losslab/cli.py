@@ -61,15 +61,38 @@ def list_(what: str = typer.Argument(..., help=f"one of: {', '.join(_CATALOGUES)
 def show(
     kind: str = typer.Argument(..., help="loss, activation, model or dataset"),
     name: str = typer.Argument(..., help="a registered name (losslab list ...)"),
+    plot: str = typer.Option(
+        None, "--plot", help="losses only: draw the loss and its derivative to this image "
+        "file (.png, .svg or .pdf)"
+    ),
 ) -> None:
     """Describe one loss, activation, model or dataset: formula or description, seed
-    source, parameters with defaults.
+    source, parameters with defaults. With --plot (losses), also draw the loss's value
+    and derivative with respect to the correct-class output (Janocha & Czarnecki Fig. 1).
 
-    Examples: losslab show loss alpha; losslab show dataset checkerboard
+    Examples: losslab show loss alpha --plot alpha.png; losslab show dataset checkerboard
     """
     from losslab import catalogue
 
     typer.echo(catalogue.describe(kind, name))
+    if plot is None:
+        return
+    if kind.strip().lower() not in ("loss", "losses"):
+        raise LosslabError(f"--plot draws losses only; drop it for a {kind}")
+    from losslab.report.figures import loss_shape_data, loss_shapes
+    from losslab.report.style import DPI
+
+    target = Path(plot)
+    fig = loss_shapes(loss_shape_data([(name, name, {})]))
+    formats = fig.canvas.get_supported_filetypes()
+    if target.suffix.lower().lstrip(".") not in formats:
+        raise LosslabError(
+            f"--plot {plot}: unknown image type; end the name in .png, .svg or .pdf"
+        )
+    if not target.parent.is_dir():
+        raise LosslabError(f"--plot {plot}: folder {target.parent} does not exist; create it")
+    fig.savefig(target, dpi=DPI)
+    typer.echo(f"wrote {target}")
 
 
 
