@@ -27,8 +27,11 @@ fashion-mnist:
 		|| echo "note: could not install dataset-fashion-mnist; its test will be skipped"; \
 	fi
 
+# The demo study (studies/demo.toml, embedded data only) into results/demo, then its report.
+# A second `make demo` finds every cell stored and only rebuilds the report.
 demo: venv
-	$(PY) -m losslab.demo --out demo-output
+	$(PY) -m losslab.cli run studies/demo.toml --out results/demo
+	$(PY) -m losslab.cli report results/demo
 
 test: venv fashion-mnist
 	$(PY) -m ruff check src tests benchmarks
@@ -38,4 +41,4 @@ lint: venv
 	$(PY) -m ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-output results/demo .pytest_cache .ruff_cache
