@@ -70,7 +70,7 @@ def _case(name, build, sample, classes, n, m, paths, repeats, inner, adam, peak)
         return torch.optim.Adam(params, lr=1e-5, fused=True) if adam else None
 
     def stack_step(path: str) -> Callable[[], None]:
-        stack = stack_models(models, path=path, generator=torch.Generator().manual_seed(1))
+        stack = stack_models(models, path=path, seeds=range(m))
         opt = optimizer(stack.parameters())
 
         def step() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from losslab.data import DATASETS, Dataset, input_noise, label_noise, load_dataset
-from losslab.data.splits import stratified_split, stream_rng
+from losslab.data.splits import stratified_split
 from losslab.errors import LosslabError
 
 
@@ -57,13 +57,6 @@ def test_stratified_split_is_seeded():
     c = stratified_split(y, 0.3, np.random.default_rng(6))[1]
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
-
-
-def test_streams_are_independent_of_each_other():
-    a = stream_rng(7, "dev_split").random(4)
-    b = stream_rng(7, "label_noise").random(4)
-    assert not np.allclose(a, b)
-    np.testing.assert_array_equal(a, stream_rng(7, "dev_split").random(4))
 
 
 # --- label noise --------------------------------------------------------------------------

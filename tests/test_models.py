@@ -457,6 +457,7 @@ def test_one_optimizer_over_the_stack_equals_one_per_model(path, optimizer, kwar
 
 
 def _identity_dropout_stack(path: str, p: float, seed: int, m: int = 4):
+    # Model i gets seed seed * m + i: m distinct dropout streams.
     # Linear(I) -> ReLU -> Dropout -> Linear(I) with inputs of ones: the output is the
     # dropout mask itself, so its statistics can be read off directly.
     models = []
@@ -467,7 +468,7 @@ def _identity_dropout_stack(path: str, p: float, seed: int, m: int = 4):
                 if isinstance(layer, nn.Linear):
                     layer.weight.copy_(torch.eye(200))
         models.append(net)
-    return stack_models(models, path=path, generator=torch.Generator().manual_seed(seed))
+    return stack_models(models, path=path, seeds=[seed * m + i for i in range(m)])
 
 
 @pytest.mark.parametrize("path", ["mlp", "vmap"])
@@ -511,7 +512,7 @@ def test_stack_dropout_never_reads_the_global_rng(path):
     assert torch.equal(torch.rand(3), expected)
     torch.manual_seed(1)
     second = stack_models(models, path=path).train()(torch.ones(4, 8))
-    assert torch.equal(first, second)  # default generator: seeded 0, not the global one
+    assert torch.equal(first, second)  # default seeds 0..M-1, not the global generator
 
 
 def test_stack_input_errors():
@@ -537,5 +538,7 @@ def test_stack_models_errors():
         stack_models([mlp(40, [3], 10), mnist1d_mlp()])
     with pytest.raises(LosslabError, match="nn.Module"):
         stack_models([mlp(2, [3], 2), "mlp"])
-    with pytest.raises(LosslabError, match="Generator"):
-        stack_models([mlp(2, [3], 2)], generator=0)
+    with pytest.raises(LosslabError, match="seeds must be a sequence of 1"):
+        stack_models([mlp(2, [3], 2)], seeds=[0, 1])
+    with pytest.raises(LosslabError, match="seed must be an integer >= 0"):
+        stack_models([mlp(2, [3], 2)], seeds=[-1])

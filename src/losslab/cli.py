@@ -14,14 +14,16 @@ from typing import Any
 import typer
 
 from losslab.errors import LosslabError
+from losslab.study import cli as study_cli
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="losslab: a laboratory for loss and activation functions of classifiers.",
 )
+study_cli.register(app)
 
-_CATALOGUES = ("losses", "activations", "models", "datasets")
+_CATALOGUES = ("losses", "activations", "models", "datasets", "studies")
 
 
 @app.callback()
@@ -31,22 +33,43 @@ def _root() -> None:
 
 @app.command("list")
 def list_(what: str = typer.Argument(..., help=f"one of: {', '.join(_CATALOGUES)}")) -> None:
-    """List the registered names of a catalogue."""
-    if what == "losses":
-        from losslab.losses import LOSSES as registry
-    elif what == "activations":
-        from losslab.activations import ACTIVATIONS as registry
-    elif what == "models":
-        from losslab.models import MODELS as registry
-    elif what == "datasets":
-        from losslab.data import DATASETS as registry
-    else:
+    """List the registered names of a catalogue (plugins included), or the ready-made
+    study files with their descriptions.
+
+    Examples: losslab list losses; losslab list studies
+    """
+    from losslab import catalogue
+
+    if what == "studies":
+        found = catalogue.list_studies()
+        if not found:
+            places = ", ".join(str(p) for p in catalogue.study_dirs()) or "none found"
+            typer.echo(f"no study files (looked in ./studies, $LOSSLAB_STUDIES: {places})")
+        for path, name, description in found:
+            typer.echo(f"{name:<22} {description}  [{path}]")
+        return
+    if what not in catalogue.CATALOGUES:
         raise LosslabError(f"unknown catalogue {what!r}; choose one of: {', '.join(_CATALOGUES)}")
-    for name in sorted(registry):
+    for name in sorted(catalogue.registry(catalogue.CATALOGUES[what])):
         typer.echo(name)
 
 
-# Per-dataset defaults of ``losslab train`` (SPEC "External reference experiments").
+@app.command("show")
+def show(
+    kind: str = typer.Argument(..., help="loss, activation, model or dataset"),
+    name: str = typer.Argument(..., help="a registered name (losslab list ...)"),
+) -> None:
+    """Describe one loss, activation, model or dataset: formula or description, seed
+    source, parameters with defaults.
+
+    Examples: losslab show loss alpha; losslab show dataset checkerboard
+    """
+    from losslab import catalogue
+
+    typer.echo(catalogue.describe(kind, name))
+
+
+# Per-dataset defaults of ``losslab train`` (MNIST-1D: Greydanus & Kobak, ICML 2024).
 # steps ~ 5 epochs for the 60k-image sets; mnist1d follows the paper: Adam 1e-2, batch 100,
 # 6000 steps, batches in order, PyTorch's default init.
 _IMAGE_MLP: dict[str, Any] = {
@@ -135,12 +158,20 @@ def train_(
         None, "--root", help="directory holding the data files (arrays: the .npz/.csv file)"
     ),
     as_json: bool = typer.Option(False, "--json", help="last stdout line: a JSON summary"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="run even if it would take long"),
 ) -> None:
-    """Train one model on one dataset and print its final metrics."""
+    """Train one model on one dataset and print its final metrics.
+
+    A progress bar runs on stderr (plain lines when stderr is not a terminal, nothing
+    with --quiet). Ctrl-C stops after the current step and prints the result so far
+    (marked interrupted, exit status 130); a second Ctrl-C aborts.
+    """
     from losslab.data import DATASETS, load_dataset
     from losslab.models import for_data
     from losslab.registry import lookup
     from losslab.train import TrainConfig, train
+    from losslab.train.console import ProgressDisplay, interruptible
 
     lookup(DATASETS, dataset, "dataset")
     key = dataset.strip().lower().replace("-", "_")
@@ -188,7 +219,9 @@ def train_(
     if "init" in defaults:
         model_kwargs["init"] = defaults["init"]
     net = for_data(model, data.input_shape, data.num_classes, **model_kwargs)
-    result = train(net, data, loss, config)
+    _check_duration(net, data, config, yes, quiet)
+    with interruptible() as stop, ProgressDisplay("quiet" if quiet else "auto") as progress:
+        result = train(net, data, loss, config, progress=progress, stop=stop)
     seconds = time.perf_counter() - started
     final = result.final
     summary = {
@@ -206,6 +239,7 @@ def train_(
         "train_loss": final["train_loss"],
         "test_loss": final["test_loss"],
         "diverged": result.diverged,
+        "interrupted": result.interrupted,
         "seconds": round(seconds, 3),
     }
     typer.echo(
@@ -214,11 +248,46 @@ def train_(
     )
     if result.diverged:
         typer.echo(f"diverged at step {result.diverged_at} (lower --lr)")
+    if result.interrupted:
+        typer.echo(f"interrupted after {result.steps_run} of {config.steps} steps (Ctrl-C)")
     typer.echo(f"train accuracy {final['train_accuracy']:.4f}  loss {final['train_loss']:.4f}")
     typer.echo(f"test  accuracy {final['test_accuracy']:.4f}  loss {final['test_loss']:.4f}")
     if as_json:
         clean = {k: (None if isinstance(v, float) and v != v else v) for k, v in summary.items()}
         typer.echo(json.dumps(clean))
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+# A run estimated to take longer than this asks for --yes first (seconds).
+_LONG_RUN = 600.0
+
+
+def _check_duration(net: Any, data: Any, config: Any, yes: bool, quiet: bool) -> None:
+    """Print the estimated time of a long run; refuse one over ``_LONG_RUN`` without --yes."""
+    from losslab.train.console import estimate_seconds, format_seconds
+
+    n = len(data.y_train)
+    evaluated = n + sum(len(y) for y in (data.y_dev, data.y_test) if y is not None)
+    parameters = sum(p.numel() for p in net.parameters())
+    seconds = estimate_seconds(
+        parameters,
+        min(config.batch_size, n),
+        config.steps,
+        evaluated,
+        config.steps // config.eval_every + 1,
+    )
+    epochs = config.steps * min(config.batch_size, n) / n
+    if seconds > _LONG_RUN and not yes:
+        raise LosslabError(
+            f"--steps {config.steps} is {epochs:.0f} epochs of the {n} training samples and "
+            f"would take about {format_seconds(seconds)} here; pass --yes to run it anyway, or "
+            "lower --steps"
+        )
+    if seconds > 60 and not quiet:
+        typer.echo(
+            f"estimated time: about {format_seconds(seconds)} ({epochs:.0f} epochs)", err=True
+        )
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ seed) and writes
   its derivative d loss / d m taken by autograd;
 * ``DIR/index.html``: a minimal page with the figure and the catalogue table.
 
-It runs in a few seconds on a CPU. Seeds: Janocha & Czarnecki 2017 (Table 1, Fig. 2
+It runs in a few seconds on a CPU. Seeds: Janocha & Czarnecki 2017 (Table 1, Fig. 1
 plots the same curves), Berlyand, Creese & Jabin 2021, Mendez-Vazquez slides.
 """
 

@@ -31,16 +31,15 @@ from losslab.data.idx import load_fashion_mnist, load_mnist
 from losslab.data.mnist1d import load_mnist1d
 from losslab.data.noise import LABEL_NOISE_KINDS, input_noise, label_noise
 from losslab.data.splits import (
-    STREAMS,
     apply_standardizer,
     fit_standardizer,
     standardizer_metadata,
     stratified_split,
-    stream_rng,
 )
 from losslab.data.toy import load_checkerboard, load_random_labels, load_spirals
 from losslab.errors import LosslabError
 from losslab.registry import build, lookup
+from losslab.seeding import numpy_rng, stream_key
 
 __all__ = [
     "DATASETS",
@@ -50,6 +49,10 @@ __all__ = [
     "load_dataset",
     "stratified_split",
 ]
+
+# The streams of :mod:`losslab.seeding` the pipeline draws from (recorded in the metadata
+# as [seed, stream key], the SeedSequence entropy and spawn key).
+_DATA_STREAMS = ("data_source", "data_split", "label_noise", "input_noise")
 
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "checkerboard": load_checkerboard,
@@ -83,11 +86,11 @@ def load_dataset(
 
     Steps, in order:
 
-    1. the source loader reads or generates train/test (``seed``'s ``"source"`` stream
+    1. the source loader reads or generates train/test (``seed``'s ``"data_source"`` stream
        draws the toy points and the digits/arrays test split); everything is validated
        (finite float32 features, int64 labels in ``[0, C)``, matching lengths);
     2. ``dev_fraction`` > 0 moves a stratified ``round(dev_fraction * N_train)`` samples
-       from train to dev (``"dev_split"`` stream);
+       from train to dev (``"data_split"`` stream);
     3. ``standardize=True``: ``(x - mean) / std`` with statistics fitted on the (post-split)
        train set only: per feature for vectors, one pair for grey images, per channel for
        colour images; applied to train, dev and test;
@@ -130,7 +133,7 @@ def load_dataset(
         )
     check_real("input noise eps", input_noise_eps, 0.0)
     ds = build(
-        DATASETS, key, "dataset", root=root, rng=stream_rng(seed, "source"), **source_options
+        DATASETS, key, "dataset", root=root, rng=numpy_rng(seed, "data_source"), **source_options
     )
     if not isinstance(ds, Dataset):
         raise LosslabError(f"dataset loader {key!r} returned {type(ds).__name__}, not Dataset")
@@ -142,7 +145,7 @@ def load_dataset(
     meta.update(
         name=key,
         seed=int(seed),
-        seed_streams={s: [int(seed), i] for s, i in STREAMS.items()},
+        seed_streams={s: [int(seed), stream_key(s)] for s in _DATA_STREAMS},
         options={k: _jsonable(v) for k, v in source_options.items()},
         root=None if root is None else str(root),
         dev_fraction=dev_fraction,
@@ -173,7 +176,7 @@ def load_dataset(
 
 
 def _split_dev(ds: Dataset, fraction: float, seed: int) -> None:
-    keep, held = stratified_split(ds.y_train, fraction, stream_rng(seed, "dev_split"))
+    keep, held = stratified_split(ds.y_train, fraction, numpy_rng(seed, "data_split"))
     if len(keep) == 0 or len(held) == 0:
         raise LosslabError(
             f"dev_fraction={fraction} of {len(ds.y_train)} training samples leaves an empty "
@@ -188,7 +191,7 @@ def _split_dev(ds: Dataset, fraction: float, seed: int) -> None:
 def _apply_input_noise(ds: Dataset, eps: float, splits: list[str], seed: int) -> dict | None:
     if float(eps) == 0:
         return None
-    rng = stream_rng(seed, "input_noise")
+    rng = numpy_rng(seed, "input_noise")
     for split in splits:
         setattr(ds, f"x_{split}", input_noise(getattr(ds, f"x_{split}"), eps, rng))
     return {"eps": float(eps), "eps_is": "variance (std = sqrt(eps))", "sets": splits}
@@ -199,7 +202,7 @@ def _apply_label_noise(
 ) -> dict | None:
     if float(rate) == 0:
         return None
-    rng = stream_rng(seed, "label_noise")
+    rng = numpy_rng(seed, "label_noise")
     record: dict[str, Any] = {"rate": float(rate), "kind": kind, "sets": {}}
     for split in splits:
         clean = getattr(ds, f"y_{split}")

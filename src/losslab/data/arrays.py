@@ -174,7 +174,10 @@ def load_arrays(
             raise LosslabError(f"{file} has no test set: give test_path= or test_fraction > 0")
         keep, held = stratified_split(y, fraction, rng)
         x, y, x_test, y_test = x[keep], y[keep], x[held], y[held]
-        split = {"test": "stratified split drawn from the 'source' stream", "fraction": fraction}
+        split = {
+            "test": "stratified split drawn from the 'data_source' stream",
+            "fraction": fraction,
+        }
     y_test = as_labels(y_test, num_classes, f"{files[-1]} y_test")
     if num_classes is None:
         num_classes = int(max(y.max(initial=0), y_test.max(initial=0))) + 1

@@ -45,6 +45,6 @@ def load_digits(
             "source": "scikit-learn load_digits (bundled copy of the UCI optical digits)",
             "scaling": "intensity / 16, in [0, 1]",
             "test_fraction": fraction,
-            "split": "stratified, drawn from the 'source' stream of seed",
+            "split": "stratified, drawn from the 'data_source' stream of seed",
         },
     )

@@ -11,8 +11,8 @@ import numpy as np
 
 from losslab.checks import check_real
 from losslab.data.dataset import as_labels
-from losslab.data.splits import as_rng
 from losslab.errors import LosslabError
+from losslab.seeding import as_rng
 
 LABEL_NOISE_KINDS = ("symmetric", "pairflip")
 

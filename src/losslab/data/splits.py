@@ -1,9 +1,8 @@
-"""Seed streams, stratified splits and train-fitted standardisation (lecture notes: train/dev/test).
+"""Stratified splits and train-fitted standardisation (lecture notes: train/dev/test).
 
-Every random choice of the data layer draws from its own stream derived from the one
-user seed, so turning on label noise never changes the dev split and vice versa::
-
-    rng = stream_rng(seed, "dev_split")   # numpy Generator seeded with SeedSequence([seed, 1])
+The random choices of the data layer draw from the named streams of
+:mod:`losslab.seeding` (``"data_source"``, ``"data_split"``, ``"label_noise"``,
+``"input_noise"``), so turning on label noise never changes the dev split and vice versa.
 """
 
 from __future__ import annotations
@@ -14,36 +13,7 @@ import numpy as np
 
 from losslab.checks import check_real
 from losslab.errors import LosslabError
-
-#: The independent random streams of the data layer; the numbers are part of the
-#: reproducibility contract (changing one changes every dataset drawn with it).
-STREAMS: dict[str, int] = {
-    "source": 0,
-    "dev_split": 1,
-    "label_noise": 2,
-    "input_noise": 3,
-}
-
-
-def stream_rng(seed: int, stream: str) -> np.random.Generator:
-    """A NumPy Generator for one named stream: ``SeedSequence([seed, STREAMS[stream]])``.
-
-    Args:
-        seed: the user's non-negative integer seed.
-        stream: a key of :data:`STREAMS`.
-    """
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise LosslabError(f"seed must be a non-negative integer, got {seed!r}")
-    return np.random.default_rng(np.random.SeedSequence([int(seed), STREAMS[stream]]))
-
-
-def as_rng(rng: np.random.Generator | int) -> np.random.Generator:
-    """Accept a NumPy Generator or an integer seed (a fresh ``default_rng(seed)``)."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, bool) or not isinstance(rng, int | np.integer):
-        raise LosslabError(f"rng must be a numpy Generator or an integer seed, got {rng!r}")
-    return np.random.default_rng(int(rng))
+from losslab.seeding import as_rng
 
 
 def stratified_split(

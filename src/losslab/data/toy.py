@@ -2,7 +2,7 @@
 
 All three live in the square [-1, 1]^2 (spirals up to their jitter), have 4 classes and
 800 train / 800 test points by default, and are drawn from the ``rng`` passed in (the
-``"source"`` stream of the ``seed`` given to ``load_dataset``). Features are ``(N, 2)``
+``"data_source"`` stream of the ``seed`` given to ``load_dataset``). Features are ``(N, 2)``
 float32.
 """
 

@@ -8,15 +8,18 @@
 
 Families: :mod:`~losslab.losses.janocha` (the 12 losses of Janocha & Czarnecki 2017,
 Table 1), :mod:`~losslab.losses.robust` (alpha, gce, truncated_log) and
-:mod:`~losslab.losses.two_scale` (Berlyand, Creese & Jabin 2021). Shared validation,
-targets, class weights and reductions live in :mod:`~losslab.losses._base`.
+:mod:`~losslab.losses.two_scale` (Berlyand, Creese & Jabin 2021). Every loss subclasses
+:class:`Loss`, the interface a trainer relies on; validation, class weights, dtypes and
+reductions live in :mod:`~losslab.losses._base`, the kernels and the functional forms
+(``losslab.functional``) in :mod:`~losslab.losses.functional`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from losslab.losses._base import ClassificationLoss, ProbabilityLoss
+from losslab.losses import functional
+from losslab.losses._base import ClassificationLoss, Loss, ProbabilityLoss, skip_finite_check
 from losslab.losses.janocha import (
     JANOCHA_LOSSES,
     CauchySchwarzLoss,
@@ -42,14 +45,14 @@ from losslab.losses.two_scale import (
 )
 from losslab.registry import build
 
-LOSSES: dict[str, type[ClassificationLoss]] = {
+LOSSES: dict[str, type[Loss]] = {
     **JANOCHA_LOSSES,
     **ROBUST_LOSSES,
     **TWO_SCALE_LOSSES,
 }
 
 
-def get_loss(name: str, **kwargs: Any) -> ClassificationLoss:
+def get_loss(name: str, **kwargs: Any) -> Loss:
     """Build the loss registered as ``name`` with keyword arguments ``kwargs``.
 
     Args:
@@ -69,7 +72,10 @@ def get_loss(name: str, **kwargs: Any) -> ClassificationLoss:
 
 
 __all__ = [
+    "JANOCHA_LOSSES",
     "LOSSES",
+    "ROBUST_LOSSES",
+    "TWO_SCALE_LOSSES",
     "AlphaLoss",
     "CauchySchwarzLoss",
     "ChebyshevLoss",
@@ -81,6 +87,7 @@ __all__ = [
     "L1Loss",
     "L2Loss",
     "LogLoss",
+    "Loss",
     "ProbabilityLoss",
     "RegularisedExpectationLoss",
     "SquaredHingeLoss",
@@ -91,5 +98,7 @@ __all__ = [
     "TwoScaleLoss",
     "TwoScaleSeparationLoss",
     "classification_confidence",
+    "functional",
     "get_loss",
+    "skip_finite_check",
 ]

@@ -1,19 +1,27 @@
-"""Shared machinery of every losslab loss: targets, validation, class weights, reduction.
+"""The loss interface, and the validation, class weights, dtypes and reductions every loss shares.
 
-Every loss is a per-sample function of logits ``o`` (N, C) and a dense target matrix
-``y`` (N, C), wrapped by a thin :class:`ClassificationLoss` module (keras / timm style)
-that validates the inputs, turns class indices into one-hot rows, applies class weights
-and reduces over the batch. Index targets and their one-hot matrices therefore take the
-same code path and give bit-identical results.
+:class:`Loss` declares what a trainer needs of a loss (``per_sample``, ``requires_scale``,
+``attach``, ``predict_logits``). :class:`ClassificationLoss` implements it for the
+registered losses: each supplies a *kernel* ``(x (N, C), target) -> (N,)`` from
+:mod:`losslab.losses.functional`, and the class validates, weights, reduces and casts
+exactly as the functional form does (one implementation per loss).
+
+Validation costs almost nothing (see :func:`check_inputs`): shapes always (they are static,
+so ``torch.compile`` and ``vmap`` see plain Python); label range and finiteness in eager
+mode on CPU with one O(N) check before and one after the kernel; on CUDA an asynchronous
+device-side assert on the labels (never a host sync); nothing data-dependent while
+``torch.compile`` or ``torch.func`` trace. ``validate="full"`` checks everything up front on
+any device (debugging; it synchronises).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from losslab.checks import check_choice, check_real
@@ -25,6 +33,29 @@ PROBABILITIES = ("softmax", "sigmoid")
 # A probability target row may miss a sum of 1 by this much (float32 label smoothing
 # and mixup rows are off by a few ulps, never by 1e-3).
 _ROW_SUM_TOLERANCE = 1e-3
+_HALF = (torch.float16, torch.bfloat16)
+
+# A kernel: (logits (N, C) in the compute dtype, target (N,) int64 or (N, C)) ->
+# (values (N,), probe (N,) or None). A probe is an intermediate that is non-finite
+# whenever the logits row holds NaN or +inf (e.g. the row's cross-entropy); None means
+# the values themselves are that probe.
+Kernel = Callable[..., tuple[torch.Tensor, torch.Tensor | None]]
+
+_SKIP_FINITE = contextvars.ContextVar("losslab_skip_finite_check", default=False)
+
+
+@contextlib.contextmanager
+def skip_finite_check() -> Iterator[None]:
+    """Inside this block losses do not raise on non-finite logits (labels are still checked).
+
+    For a trainer that detects divergence itself (a NaN loss marks a model diverged):
+    it keeps the label and shape checks of a user's loss without changing the loss object.
+    """
+    token = _SKIP_FINITE.set(True)
+    try:
+        yield
+    finally:
+        _SKIP_FINITE.reset(token)
 
 
 def check_number(value: object, what: str, **bounds: Any) -> float:
@@ -43,52 +74,290 @@ def check_number(value: object, what: str, **bounds: Any) -> float:
     return check_real(what, value, **bounds)
 
 
-def log_probabilities(logits: torch.Tensor, probability: str) -> torch.Tensor:
-    """log p for ``probability="softmax"`` (log-softmax) or ``"sigmoid"`` (log-sigmoid), (N, C).
+def check_validate(validate: object) -> bool | str:
+    """``True`` (cheap checks), ``False`` (shapes only) or ``"full"`` (debug, synchronises)."""
+    if validate is True or validate is False or validate == "full":
+        return validate  # type: ignore[return-value]
+    raise LosslabError(f"validate must be True, False or 'full'; got {validate!r}")
 
-    Computed in the log domain so that an underflowing p gives a finite, very negative
-    log p rather than ``log(0) = -inf``.
+
+def tracing(t: torch.Tensor) -> bool:
+    """True while torch.compile, torch.func (vmap, grad, ...) or the JIT trace ``t``.
+
+    Data-dependent Python (``bool(tensor)``) would break those graphs, so value checks
+    and the hand-written autograd Functions step aside there.
     """
-    if probability == "softmax":
-        return F.log_softmax(logits, dim=-1)
-    return F.logsigmoid(logits)
+    return (
+        torch.compiler.is_compiling()
+        or torch._C._functorch.is_functorch_wrapped_tensor(t)
+        or torch.jit.is_tracing()
+        or t.device.type == "meta"
+    )
 
 
-def probabilities(logits: torch.Tensor, probability: str) -> torch.Tensor:
-    """p = softmax(o) over classes or the element-wise sigmoid(o), (N, C)."""
-    if probability == "softmax":
-        return torch.softmax(logits, dim=-1)
-    return torch.sigmoid(logits)
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float16 / bfloat16 logits are computed in float32 (range and rounding), others as is."""
+    return torch.float32 if dtype in _HALF else dtype
 
 
-class ClassificationLoss(nn.Module):
-    r"""Base class of every losslab loss: validation, targets, class weights, reduction.
+def output_dtype(logits: torch.Tensor) -> torch.dtype:
+    """The result dtype: the logits' own, float32 under autocast (as PyTorch's own losses)."""
+    if logits.dtype in _HALF and torch.is_autocast_enabled(logits.device.type):
+        return torch.float32
+    return logits.dtype
 
-    Subclasses implement :meth:`per_sample` ``(logits (N, C), y (N, C)) -> (N,)``, where
-    ``y`` is always a dense float matrix (index targets arrive as one-hot rows).
+
+def check_inputs(
+    name: str,
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None,
+    validate: bool | str,
+) -> None:
+    """Refuse bad input before any work; raises :class:`LosslabError` with one line.
+
+    Shapes, dtypes and an empty batch are always checked. Labels in [0, C) are checked
+    in eager mode (on CPU exactly; on other devices by ``torch._assert_async``, which never
+    synchronises). Probability targets are checked in eager mode on CPU. ``validate="full"``
+    adds the finiteness of the logits and synchronises on any device.
+
+    Args:
+        name: the loss's name for the message.
+        logits: (N, C) floating point, C >= 2, N >= 1.
+        target: (N,) integer class indices or (N, C) float probability rows.
+        weight: optional (C,) class weights.
+        validate: ``True``, ``False`` or ``"full"``.
+    """
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        raise LosslabError(f"{name}: logits must be a floating-point tensor (N, C)")
+    if logits.ndim != 2 or logits.shape[1] < 2:
+        raise LosslabError(
+            f"{name}: logits must have shape (N, C) with C >= 2 classes; got "
+            f"{tuple(logits.shape)}. Flatten extra dimensions into N first."
+        )
+    if not isinstance(target, torch.Tensor):
+        raise LosslabError(f"{name}: target must be a tensor, got {type(target).__name__}")
+    n, c = logits.shape
+    if n == 0:
+        raise LosslabError(
+            f"{name}: the batch is empty (logits have shape {tuple(logits.shape)}); a loss "
+            "needs at least one sample: skip empty batches before calling it"
+        )
+    if weight is not None and (weight.ndim != 1 or weight.shape[0] != c):
+        raise LosslabError(
+            f"{name}: weight has {tuple(weight.shape)} entries but the logits have C = {c} "
+            "classes; pass one weight per class, shape (C,)"
+        )
+    if target.ndim == 1:
+        if target.dtype == torch.bool or target.is_floating_point() or target.is_complex():
+            raise LosslabError(
+                f"{name}: a 1-d target holds class indices and must be an integer tensor; "
+                f"got dtype {target.dtype}. Pass target.long(), or a (N, C) probability matrix."
+            )
+        if target.shape[0] != n:
+            raise LosslabError(
+                f"{name}: target has {target.shape[0]} labels but logits have N = {n} rows"
+            )
+    elif target.ndim == 2:
+        if not target.is_floating_point():
+            raise LosslabError(
+                f"{name}: a (N, C) target must be a float probability matrix; got dtype "
+                f"{target.dtype}. Pass class indices as a 1-d integer tensor instead."
+            )
+        if tuple(target.shape) != (n, c):
+            raise LosslabError(
+                f"{name}: target shape {tuple(target.shape)} does not match logits shape "
+                f"{(n, c)}"
+            )
+    else:
+        raise LosslabError(
+            f"{name}: target must be (N,) class indices or an (N, C) probability matrix; got "
+            f"shape {tuple(target.shape)}"
+        )
+    if validate is False or tracing(logits) or tracing(target):
+        return
+    full = validate == "full"
+    if full and not bool(torch.isfinite(logits).all()):
+        _raise_nonfinite(name, logits)
+    if target.ndim == 1:
+        low, high = torch.aminmax(target)
+        ok = (low >= 0) & (high < c)
+        if full or target.device.type == "cpu":
+            if not bool(ok):
+                raise LosslabError(
+                    f"{name}: class labels must lie in [0, {c}); got values from {int(low)} "
+                    f"to {int(high)}. Remap the labels to 0..{c - 1}, or give the model "
+                    f"{int(high) + 1} outputs"
+                )
+        else:
+            torch._assert_async(ok, f"{name}: class labels must lie in [0, {c})")
+    elif full or target.device.type == "cpu":
+        y = target
+        if not bool(torch.isfinite(y).all()) or bool((y < 0).any()):
+            raise LosslabError(
+                f"{name}: a (N, C) target must hold finite, non-negative probabilities"
+            )
+        sums = y.sum(-1)
+        if bool(((sums - 1).abs() > _ROW_SUM_TOLERANCE).any()):
+            raise LosslabError(
+                f"{name}: every row of a (N, C) target must sum to 1 (a probability "
+                f"distribution); row sums range from {float(sums.min()):g} to "
+                f"{float(sums.max()):g}"
+            )
+        # Soft targets are not the hot path: check the logits fully up front.
+        if not bool(torch.isfinite(logits).all()):
+            _raise_nonfinite(name, logits)
+
+
+def check_finite(
+    name: str, logits: torch.Tensor, probe: torch.Tensor, validate: bool | str
+) -> None:
+    """After the kernel: a non-finite probe (N,) means NaN or inf in the logits (CPU, eager).
+
+    O(N) in the common case; only when the probe is non-finite are the logits scanned,
+    so a loss that is legitimately infinite (alpha < 1 on a lost sample) is not refused.
+    """
+    if (
+        validate is not True
+        or _SKIP_FINITE.get()
+        or logits.device.type != "cpu"
+        or tracing(logits)
+        or bool(torch.isfinite(probe).all())
+    ):
+        return
+    if not bool(torch.isfinite(logits).all()):
+        _raise_nonfinite(name, logits)
+
+
+def _raise_nonfinite(name: str, logits: torch.Tensor) -> None:
+    bad = int((~torch.isfinite(logits)).any(-1).sum())
+    raise LosslabError(
+        f"{name}: logits contain NaN or inf in {bad} of {logits.shape[0]} rows; the "
+        "model has probably diverged (lower the learning rate) or its input holds NaN"
+    )
+
+
+def reduce(
+    values: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None,
+    reduction: str,
+) -> torch.Tensor:
+    r"""Apply class weights and the reduction to per-sample values (N,).
+
+    Sample i gets the weight :math:`w_i = \sum_j \mathrm{weight}_j y_{ij}` (= ``weight[c_i]``
+    for an index target, gathered, no one-hot). ``"none"`` returns :math:`w_i \ell_i`,
+    ``"sum"`` their sum, ``"mean"`` :math:`\sum_i w_i \ell_i / \sum_i w_i` (as
+    ``F.cross_entropy``).
+    """
+    if weight is None:
+        if reduction == "none":
+            return values
+        return values.sum() if reduction == "sum" else values.mean()
+    w = weight.to(device=values.device, dtype=values.dtype)
+    w = w[target] if target.ndim == 1 else target.to(values.dtype) @ w
+    weighted = w * values
+    if reduction == "none":
+        return weighted
+    if reduction == "sum":
+        return weighted.sum()
+    return weighted.sum() / w.sum()
+
+
+def _kernel_call(kernel: Kernel, logits: torch.Tensor, target: torch.Tensor, hyper: dict):
+    """Run ``kernel`` in the compute dtype, outside autocast (its own ops pick no dtype)."""
+    x = logits.to(compute_dtype(logits.dtype))
+    t = target.long() if target.ndim == 1 else target.to(x.dtype)
+    if torch.is_autocast_enabled(x.device.type):
+        with torch.autocast(x.device.type, enabled=False):
+            values, probe = kernel(x, t, **hyper)
+    else:
+        values, probe = kernel(x, t, **hyper)
+    return values, (values if probe is None else probe), t
+
+
+def run_loss(
+    name: str,
+    kernel: Kernel,
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    reduction: str = "mean",
+    weight: torch.Tensor | None = None,
+    validate: bool | str = True,
+    **hyper: Any,
+) -> torch.Tensor:
+    """Validate, compute per-sample values with ``kernel``, weight, reduce and cast.
+
+    The one code path of every loss, functional and module alike: logits (N, C),
+    target (N,) or (N, C) -> () or (N,) in :func:`output_dtype`.
+    """
+    validate = check_validate(validate)
+    check_inputs(name, logits, target, weight, validate)
+    values, probe, t = _kernel_call(kernel, logits, target, hyper)
+    check_finite(name, logits, probe, validate)
+    return reduce(values, t, weight, reduction).to(output_dtype(logits))
+
+
+class Loss(nn.Module):
+    """What a trainer needs of a loss; every registered loss subclasses it.
+
+    * :meth:`per_sample` ``(logits (N, C), target (N,) or (N, C)) -> (N,)``: the
+      unreduced, unweighted loss of each sample, validated like ``forward``.
+    * ``requires_scale``: ``True`` if ``forward`` needs the model's parameter scale R
+      (``scale=`` or :meth:`attach`), as the two-scale losses of Berlyand et al. 2021.
+    * :meth:`attach` ``(model) -> self``: bind the loss to the model it trains (a no-op
+      unless the loss uses the model's scale).
+    * :meth:`predict_logits` ``(logits) -> logits``: the logits evaluation should use
+      (the identity, except two-scale losses: :math:`R_1 z / R`).
+    """
+
+    requires_scale: ClassVar[bool] = False
+
+    def per_sample(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The unreduced, unweighted loss of each sample, (N,)."""
+        raise NotImplementedError
+
+    def attach(self, model: nn.Module | torch.Tensor | float) -> Loss:
+        """Bind the loss to ``model``; returns ``self`` (a no-op for most losses)."""
+        return self
+
+    def predict_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """Evaluation logits, (N, C): the logits themselves for most losses."""
+        return logits
+
+
+class ClassificationLoss(Loss):
+    r"""Base class of the registered losses: validation, class weights, reduction, dtypes.
+
+    Subclasses implement :meth:`kernel` ``(x (N, C), target) -> (values (N,), probe)``,
+    usually one line calling :mod:`losslab.losses.functional`.
 
     Weighting follows ``torch.nn.functional.cross_entropy`` for index targets: sample i
-    gets the weight :math:`w_i = \sum_j \mathrm{weight}_j y_{ij}` (= ``weight[c_i]`` for a
-    one-hot row), ``"none"`` returns :math:`w_i \ell_i`, ``"sum"`` their sum and ``"mean"``
+    gets the weight :math:`w_i = \sum_j \mathrm{weight}_j y_{ij}` (= ``weight[c_i]``),
+    ``"none"`` returns :math:`w_i \ell_i`, ``"sum"`` their sum and ``"mean"``
     :math:`\sum_i w_i \ell_i / \sum_i w_i`. For soft targets this differs from torch,
     which weights inside the class sum and divides ``"mean"`` by N.
+
+    float16 / bfloat16 logits are computed in float32 and the result is returned in the
+    logits' dtype, or in float32 under ``torch.autocast`` (as PyTorch's own losses).
 
     Args:
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
         weight: optional per-class weights, shape (C,), finite and non-negative.
-        validate: check every call that logits are finite, labels lie in [0, C) and
-            probability targets are distributions (one host sync). Shape checks always
-            run; a training loop may set ``loss.validate = False`` in its hot path.
+        validate: ``True`` (default): labels in [0, C) and finite logits, checked in O(N)
+            in eager mode on CPU and by a device-side assert on the labels elsewhere;
+            skipped under ``torch.compile`` / ``torch.func``. ``"full"``: every check up
+            front on any device (debugging; synchronises). ``False``: shapes only.
 
     Shape:
-        - logits: (N, C) floating point, C >= 2.
+        - logits: (N, C) floating point, C >= 2, N >= 1.
         - target: (N,) integer class indices in [0, C), or (N, C) float probability rows.
         - output: scalar, or (N,) for ``reduction="none"``.
     """
 
     formula: ClassVar[str] = ""
     seed: ClassVar[str] = ""
-    requires_scale: ClassVar[bool] = False
 
     weight: torch.Tensor | None
 
@@ -96,128 +365,35 @@ class ClassificationLoss(nn.Module):
         self,
         reduction: str = "mean",
         weight: torch.Tensor | Sequence[float] | None = None,
-        validate: bool = True,
+        validate: bool | str = True,
     ) -> None:
         super().__init__()
         self.reduction = check_choice("reduction", reduction, REDUCTIONS)
-        self.validate = bool(validate)
+        self.validate = check_validate(validate)
         self.register_buffer("weight", _as_weight(weight))
 
-    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The unreduced, unweighted loss of each sample: logits (N, C), y (N, C) -> (N,)."""
+    def kernel(
+        self, x: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-sample values (N,) and a finiteness probe for x (N, C) in the compute dtype."""
         raise NotImplementedError
+
+    def _values(self, logits: torch.Tensor, target: torch.Tensor, **kernel_kwargs: Any):
+        name = type(self).__name__
+        check_inputs(name, logits, target, self.weight, self.validate)
+        values, probe, t = _kernel_call(self.kernel, logits, target, kernel_kwargs)
+        check_finite(name, logits, probe, self.validate)
+        return values, t
+
+    def per_sample(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The unreduced, unweighted loss of each sample: logits (N, C), target -> (N,)."""
+        values, _ = self._values(logits, target)
+        return values.to(output_dtype(logits))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss of a batch: logits (N, C), target (N,) int or (N, C) float -> () or (N,)."""
-        y = self.prepare_target(logits, target)
-        return self.reduce(self.per_sample(logits, y), y)
-
-    def prepare_target(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Validate the inputs and return the dense target matrix y, (N, C), logits' dtype."""
-        name = type(self).__name__
-        if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
-            raise LosslabError(f"{name}: logits must be a floating-point tensor (N, C)")
-        if logits.ndim != 2 or logits.shape[1] < 2:
-            raise LosslabError(
-                f"{name}: logits must have shape (N, C) with C >= 2 classes; got "
-                f"{tuple(logits.shape)}. Flatten extra dimensions into N first."
-            )
-        if not isinstance(target, torch.Tensor):
-            raise LosslabError(f"{name}: target must be a tensor, got {type(target).__name__}")
-        n, c = logits.shape
-        if self.weight is not None and self.weight.shape[0] != c:
-            raise LosslabError(
-                f"{name}: weight has {self.weight.shape[0]} entries but the logits have "
-                f"C = {c} classes"
-            )
-        if target.ndim == 1:
-            if target.dtype == torch.bool or target.is_floating_point() or target.is_complex():
-                raise LosslabError(
-                    f"{name}: a 1-d target holds class indices and must be an integer tensor; "
-                    f"got dtype {target.dtype}. Pass target.long(), or a (N, C) probability matrix."
-                )
-            if target.shape[0] != n:
-                raise LosslabError(
-                    f"{name}: target has {target.shape[0]} labels but logits have N = {n} rows"
-                )
-            target = target.long()
-            if self.validate:
-                ok = torch.isfinite(logits).all() & (target >= 0).all() & (target < c).all()
-                if not bool(ok):
-                    self._diagnose(logits, labels=target)
-            return F.one_hot(target, c).to(logits.dtype)
-        if target.ndim == 2:
-            if not target.is_floating_point():
-                raise LosslabError(
-                    f"{name}: a (N, C) target must be a float probability matrix; got dtype "
-                    f"{target.dtype}. Pass class indices as a 1-d integer tensor instead."
-                )
-            if tuple(target.shape) != (n, c):
-                raise LosslabError(
-                    f"{name}: target shape {tuple(target.shape)} does not match logits shape "
-                    f"{(n, c)}"
-                )
-            y = target.to(logits.dtype)
-            if self.validate:
-                ok = (
-                    torch.isfinite(logits).all()
-                    & torch.isfinite(y).all()
-                    & (y >= 0).all()
-                    & ((y.sum(-1) - 1).abs() <= _ROW_SUM_TOLERANCE).all()
-                )
-                if not bool(ok):
-                    self._diagnose(logits, probs=y)
-            return y
-        raise LosslabError(
-            f"{name}: target must be (N,) class indices or an (N, C) probability matrix; got "
-            f"shape {tuple(target.shape)}"
-        )
-
-    def _diagnose(
-        self,
-        logits: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        probs: torch.Tensor | None = None,
-    ) -> None:
-        """Called only when a check failed: find out which one and raise its message."""
-        name = type(self).__name__
-        if not torch.isfinite(logits).all():
-            bad = int((~torch.isfinite(logits)).any(-1).sum())
-            raise LosslabError(
-                f"{name}: logits contain NaN or inf in {bad} of {logits.shape[0]} rows; the "
-                "model has probably diverged (lower the learning rate) or its input holds NaN"
-            )
-        c = logits.shape[1]
-        if labels is not None:
-            raise LosslabError(
-                f"{name}: class labels must lie in [0, {c}); got values from "
-                f"{int(labels.min())} to {int(labels.max())}"
-            )
-        if probs is not None:
-            if not torch.isfinite(probs).all() or (probs < 0).any():
-                raise LosslabError(
-                    f"{name}: a (N, C) target must hold finite, non-negative probabilities"
-                )
-            sums = probs.sum(-1)
-            raise LosslabError(
-                f"{name}: every row of a (N, C) target must sum to 1 (a probability "
-                f"distribution); row sums range from {float(sums.min()):g} to "
-                f"{float(sums.max()):g}"
-            )
-
-    def reduce(self, values: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Apply the class weights and the reduction to per-sample values (N,)."""
-        if self.weight is None:
-            if self.reduction == "none":
-                return values
-            return values.sum() if self.reduction == "sum" else values.mean()
-        w = y @ self.weight.to(device=y.device, dtype=y.dtype)
-        weighted = w * values
-        if self.reduction == "none":
-            return weighted
-        if self.reduction == "sum":
-            return weighted.sum()
-        return weighted.sum() / w.sum()
+        values, t = self._values(logits, target)
+        return reduce(values, t, self.weight, self.reduction).to(output_dtype(logits))
 
     def extra_repr(self) -> str:
         parts = [f"reduction={self.reduction!r}"]
@@ -240,7 +416,7 @@ class ProbabilityLoss(ClassificationLoss):
         probability: str = "softmax",
         reduction: str = "mean",
         weight: torch.Tensor | Sequence[float] | None = None,
-        validate: bool = True,
+        validate: bool | str = True,
     ) -> None:
         super().__init__(reduction=reduction, weight=weight, validate=validate)
         self.probability = check_choice("probability", probability, PROBABILITIES)

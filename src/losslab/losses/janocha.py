@@ -2,8 +2,9 @@ r"""The twelve classification losses of Janocha & Czarnecki (2017), Table 1.
 
 Notation: ``o`` logits (N, C); ``y`` target rows (N, C), one-hot or probabilities;
 :math:`\hat y = 2y - 1` (the +/-1 coding); ``p`` = softmax(o) or, with
-``probability="sigmoid"``, the element-wise sigmoid(o). Each function returns the
-per-sample value (N,); the module classes validate, weight and reduce (see
+``probability="sigmoid"``, the element-wise sigmoid(o). Each class supplies its kernel
+from :mod:`losslab.losses.functional` (which also offers every loss as a function); the
+base class validates, weights and reduces (see
 :class:`~losslab.losses._base.ClassificationLoss`).
 
 Which losses take ``probability``: the seven written with :math:`\sigma(o)` in Table 1 —
@@ -21,111 +22,11 @@ The raw-logit losses (l1, l2 and the three hinges) take no ``probability``.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from losslab.losses._base import (
-    ClassificationLoss,
-    ProbabilityLoss,
-    log_probabilities,
-    probabilities,
-)
+from losslab.losses import functional as LF
+from losslab.losses._base import ClassificationLoss, ProbabilityLoss
 
 _SEED = "Janocha & Czarnecki 2017, Table 1"
-
-# ---------------------------------------------------------------------------------------
-# per-sample functions: logits (N, C), y (N, C) -> (N,)
-
-
-def l1_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    r""":math:`\sum_j |y_j - o_j|` on the raw logits, (N,)."""
-    return (y - logits).abs().sum(-1)
-
-
-def l2_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    r""":math:`\sum_j (y_j - o_j)^2` on the raw logits, (N,)."""
-    return (y - logits).square().sum(-1)
-
-
-def expectation_loss(
-    logits: torch.Tensor, y: torch.Tensor, probability: str = "softmax"
-) -> torch.Tensor:
-    r""":math:`\sum_j |y_j - p_j|` (= 2 - 2 p_c for one-hot y and softmax), (N,)."""
-    return (y - probabilities(logits, probability)).abs().sum(-1)
-
-
-def regularised_expectation_loss(
-    logits: torch.Tensor, y: torch.Tensor, probability: str = "softmax"
-) -> torch.Tensor:
-    r""":math:`\sum_j (y_j - p_j)^2`, (N,)."""
-    return (y - probabilities(logits, probability)).square().sum(-1)
-
-
-def chebyshev_loss(
-    logits: torch.Tensor, y: torch.Tensor, probability: str = "softmax"
-) -> torch.Tensor:
-    r""":math:`\max_j |p_j - y_j|`, (N,); at ties the gradient is shared evenly (``amax``)."""
-    return (probabilities(logits, probability) - y).abs().amax(-1)
-
-
-def hinge_loss(logits: torch.Tensor, y: torch.Tensor, power: int = 1) -> torch.Tensor:
-    r""":math:`\sum_j \max(0, \tfrac12 - \hat y_j o_j)^{\mathrm{power}}`, :math:`\hat y = 2y-1`.
-
-    Returns (N,); ``power`` is 1, 2 or 3 (hinge, squared, cubed).
-    """
-    margin = torch.relu(0.5 - (2.0 * y - 1.0) * logits)
-    return (margin if power == 1 else margin.pow(power)).sum(-1)
-
-
-def log_loss(logits: torch.Tensor, y: torch.Tensor, probability: str = "softmax") -> torch.Tensor:
-    r"""Cross-entropy :math:`-\sum_j y_j \log p_j` via log-softmax, (N,).
-
-    For ``probability="sigmoid"``: the binary cross-entropy summed over classes.
-    """
-    if probability == "softmax":
-        return -(y * F.log_softmax(logits, dim=-1)).sum(-1)
-    return -(y * F.logsigmoid(logits) + (1.0 - y) * F.logsigmoid(-logits)).sum(-1)
-
-
-def squared_log_loss(
-    logits: torch.Tensor, y: torch.Tensor, probability: str = "softmax"
-) -> torch.Tensor:
-    r""":math:`\sum_j (y_j \log p_j)^2`; for sigmoid also :math:`((1-y_j)\log(1-p_j))^2`, (N,)."""
-    if probability == "softmax":
-        return (y * F.log_softmax(logits, dim=-1)).square().sum(-1)
-    positive = (y * F.logsigmoid(logits)).square()
-    negative = ((1.0 - y) * F.logsigmoid(-logits)).square()
-    return (positive + negative).sum(-1)
-
-
-def tanimoto_loss(
-    logits: torch.Tensor, y: torch.Tensor, probability: str = "softmax"
-) -> torch.Tensor:
-    r""":math:`-\,p\cdot y / (\|p\|^2 + \|y\|^2 - p\cdot y)`, in [-1, 0], (N,)."""
-    p = probabilities(logits, probability)
-    py = (p * y).sum(-1)
-    # The denominator is >= (||p||^2 + ||y||^2) / 2 > 0 for any probability row y.
-    return -py / (p.square().sum(-1) + y.square().sum(-1) - py)
-
-
-def cauchy_schwarz_loss(
-    logits: torch.Tensor, y: torch.Tensor, probability: str = "softmax"
-) -> torch.Tensor:
-    r""":math:`-\log(p\cdot y / (\|p\|\,\|y\|))`, computed in the log domain, (N,).
-
-    .. math::
-        -\log\sum_j e^{\log p_j + \log y_j} + \tfrac12 \log\sum_j e^{2\log p_j}
-        + \tfrac12\log\|y\|^2
-
-    so that an underflowing :math:`p_c` costs :math:`-\log p_c` (finite) instead of
-    :math:`-\log 0`; the zero entries of y enter as :math:`\log 0 = -\infty`, which
-    logsumexp ignores with a zero gradient.
-    """
-    log_p = log_probabilities(logits, probability)
-    log_py = torch.logsumexp(log_p + torch.log(y), dim=-1)
-    half_log_pp = 0.5 * torch.logsumexp(2.0 * log_p, dim=-1)
-    half_log_yy = 0.5 * torch.log(y.square().sum(-1))
-    return half_log_pp + half_log_yy - log_py
-
 
 # ---------------------------------------------------------------------------------------
 # modules
@@ -160,8 +61,8 @@ class L1Loss(ClassificationLoss):
     formula = "Σ_j |y_j − o_j|"
     seed = _SEED + " (L1)"
 
-    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return l1_loss(logits, y)
+    def kernel(self, x: torch.Tensor, target: torch.Tensor):
+        return LF.l1_kernel(x, target)
 
 
 class L2Loss(ClassificationLoss):
@@ -190,8 +91,8 @@ class L2Loss(ClassificationLoss):
     formula = "Σ_j (y_j − o_j)²"
     seed = _SEED + " (L2)"
 
-    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return l2_loss(logits, y)
+    def kernel(self, x: torch.Tensor, target: torch.Tensor):
+        return LF.l2_kernel(x, target)
 
 
 class ExpectationLoss(ProbabilityLoss):
@@ -226,8 +127,8 @@ class ExpectationLoss(ProbabilityLoss):
     formula = "Σ_j |y_j − p_j|  (= 2 − 2 p_c)"
     seed = _SEED + " (L1∘σ), Prop. 1"
 
-    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return expectation_loss(logits, y, self.probability)
+    def kernel(self, x: torch.Tensor, target: torch.Tensor):
+        return LF.expectation_kernel(x, target, self.probability)
 
 
 class RegularisedExpectationLoss(ProbabilityLoss):
@@ -262,8 +163,8 @@ class RegularisedExpectationLoss(ProbabilityLoss):
     formula = "Σ_j (y_j − p_j)²"
     seed = _SEED + " (L2∘σ), Prop. 1"
 
-    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return regularised_expectation_loss(logits, y, self.probability)
+    def kernel(self, x: torch.Tensor, target: torch.Tensor):
+        return LF.regularised_expectation_kernel(x, target, self.probability)
 
 
 class ChebyshevLoss(ProbabilityLoss):
@@ -297,8 +198,8 @@ class ChebyshevLoss(ProbabilityLoss):
     formula = "max_j |p_j − y_j|"
     seed = _SEED + " (L∞∘σ)"
 
-    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return chebyshev_loss(logits, y, self.probability)
+    def kernel(self, x: torch.Tensor, target: torch.Tensor):
+        return LF.chebyshev_kernel(x, target, self.probability)
 
 
 class HingeLoss(ClassificationLoss):
@@ -331,8 +232,8 @@ class HingeLoss(ClassificationLoss):
     seed = _SEED + " (hinge)"
     power = 1
 
-    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return hinge_loss(logits, y, self.power)
+    def kernel(self, x: torch.Tensor, target: torch.Tensor):
+        return LF.hinge_kernel(x, target, self.power)
 
 
 class SquaredHingeLoss(HingeLoss):
@@ -425,8 +326,8 @@ class LogLoss(ProbabilityLoss):
     formula = "−Σ_j y_j log p_j"
     seed = _SEED + " (log)"
 
-    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return log_loss(logits, y, self.probability)
+    def kernel(self, x: torch.Tensor, target: torch.Tensor):
+        return LF.log_kernel(x, target, self.probability)
 
 
 class SquaredLogLoss(ProbabilityLoss):
@@ -460,8 +361,8 @@ class SquaredLogLoss(ProbabilityLoss):
     formula = "Σ_j (y_j log p_j)²"
     seed = _SEED + " (log², sign typo fixed)"
 
-    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return squared_log_loss(logits, y, self.probability)
+    def kernel(self, x: torch.Tensor, target: torch.Tensor):
+        return LF.squared_log_kernel(x, target, self.probability)
 
 
 class TanimotoLoss(ProbabilityLoss):
@@ -491,8 +392,8 @@ class TanimotoLoss(ProbabilityLoss):
     formula = "−p·y / (‖p‖² + ‖y‖² − p·y)"
     seed = _SEED + " (Tanimoto)"
 
-    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return tanimoto_loss(logits, y, self.probability)
+    def kernel(self, x: torch.Tensor, target: torch.Tensor):
+        return LF.tanimoto_kernel(x, target, self.probability)
 
 
 class CauchySchwarzLoss(ProbabilityLoss):
@@ -502,8 +403,12 @@ class CauchySchwarzLoss(ProbabilityLoss):
         \ell(o, y) = -\log\frac{\sum_j p_j y_j}{\|p\|_2 \|y\|_2}
         \quad (= -\log p_c + \tfrac12 \log\|p\|^2 \text{ for one-hot } y)
 
-    The identity is Proposition 3: log loss regularised by half the Rényi quadratic
-    entropy of p. Computed in the log domain (see :func:`cauchy_schwarz_loss`).
+    The identity is Proposition 3. With the Rényi quadratic entropy
+    :math:`H_2(p) = -\log\|p\|^2` it reads :math:`-\log p_c - \tfrac12 H_2(p)`: log loss
+    *minus* half the Rényi entropy, so the loss rewards low-entropy (peaked) predictions.
+    The paper says "regularised by half the Rényi quadratic entropy", a sign slip: its
+    own formula :math:`-\log p_c + \tfrac12\log\|p\|^2` has the minus. Computed in the
+    log domain (see :func:`losslab.losses.functional.cauchy_schwarz_kernel`).
 
     Seed: Janocha & Czarnecki 2017, Table 1 (:math:`D_{CS}`), Proposition 3.
 
@@ -527,8 +432,8 @@ class CauchySchwarzLoss(ProbabilityLoss):
     formula = "−log(p·y / (‖p‖ ‖y‖))"
     seed = _SEED + " (D_CS), Prop. 3"
 
-    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return cauchy_schwarz_loss(logits, y, self.probability)
+    def kernel(self, x: torch.Tensor, target: torch.Tensor):
+        return LF.cauchy_schwarz_kernel(x, target, self.probability)
 
 
 JANOCHA_LOSSES: dict[str, type[ClassificationLoss]] = {

@@ -15,40 +15,12 @@ so that an infinite :math:`p_j^{q}` of a wrong class (alpha < 1) cannot produce
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
+from losslab.losses import functional as LF
 from losslab.losses._base import ClassificationLoss, check_number
-
-
-def _target_log_p(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """log softmax(o), set to 0 where y == 0 so nothing downstream can overflow there."""
-    return F.log_softmax(logits, dim=-1).masked_fill(y == 0, 0.0)
-
-
-def gce_loss(logits: torch.Tensor, y: torch.Tensor, q: float = 0.7) -> torch.Tensor:
-    r""":math:`\sum_j y_j (1 - p_j^q) / q`, (N,); q = 1 - 1/alpha also covers alpha-loss."""
-    log_p = _target_log_p(logits, y)
-    return (y * (-torch.expm1(q * log_p) / q)).sum(-1)
-
-
-def alpha_loss(logits: torch.Tensor, y: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
-    r""":math:`\sum_j y_j \frac{\alpha}{\alpha-1}(1 - p_j^{1-1/\alpha})`, (N,).
-
-    alpha = 1 is log loss, alpha = inf is 1 - p_c (both as limits).
-    """
-    if alpha == 1.0:
-        return -(y * F.log_softmax(logits, dim=-1)).sum(-1)
-    return gce_loss(logits, y, q=1.0 - 1.0 / alpha)
-
-
-def truncated_log_loss(logits: torch.Tensor, y: torch.Tensor, k: float = 0.5) -> torch.Tensor:
-    r""":math:`-\sum_j y_j \log\max(p_j, k)`, computed as :math:`-\max(\log p_j, \log k)`, (N,)."""
-    log_k = math.log(k) if k > 0 else -math.inf
-    return -(y * torch.clamp_min(F.log_softmax(logits, dim=-1), log_k)).sum(-1)
 
 
 class AlphaLoss(ClassificationLoss):
@@ -98,15 +70,15 @@ class AlphaLoss(ClassificationLoss):
         alpha: float = 2.0,
         reduction: str = "mean",
         weight: torch.Tensor | Sequence[float] | None = None,
-        validate: bool = True,
+        validate: bool | str = True,
     ) -> None:
         super().__init__(reduction=reduction, weight=weight, validate=validate)
         self.alpha = check_number(
             alpha, "alpha (alpha loss)", low=0.0, low_open=True, allow_inf=True
         )
 
-    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return alpha_loss(logits, y, self.alpha)
+    def kernel(self, x: torch.Tensor, target: torch.Tensor):
+        return LF.alpha_kernel(x, target, self.alpha)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, " + super().extra_repr()
@@ -120,8 +92,8 @@ class GCELoss(ClassificationLoss):
     q -> 0 recovers log loss, q = 1 gives 1 - p_c (half the expectation loss).
     alpha-loss with alpha = 1 / (1 - q) is the same function.
 
-    Seed: SPEC.md "Losses" (Zhang & Sabuncu 2018, cited there); related to the alpha-loss
-    of the Mendez-Vazquez slides.
+    Seed: Zhang & Sabuncu 2018, cited by Berlyand, Creese & Jabin 2021 (section 2.2,
+    ref. [15]); equal to the alpha-loss of the Mendez-Vazquez slides.
 
     Args:
         q: exponent in (0, 1], default 0.7 (Zhang & Sabuncu's recommended value).
@@ -141,20 +113,20 @@ class GCELoss(ClassificationLoss):
     """
 
     formula = "(1 − p_c^q) / q"
-    seed = "Zhang & Sabuncu 2018 (SPEC.md); = alpha(α = 1/(1−q))"
+    seed = "Zhang & Sabuncu 2018 (Berlyand et al. ref. 15); = alpha(α = 1/(1−q))"
 
     def __init__(
         self,
         q: float = 0.7,
         reduction: str = "mean",
         weight: torch.Tensor | Sequence[float] | None = None,
-        validate: bool = True,
+        validate: bool | str = True,
     ) -> None:
         super().__init__(reduction=reduction, weight=weight, validate=validate)
         self.q = check_number(q, "q (gce loss)", low=0.0, high=1.0, low_open=True)
 
-    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return gce_loss(logits, y, self.q)
+    def kernel(self, x: torch.Tensor, target: torch.Tensor):
+        return LF.gce_kernel(x, target, self.q)
 
     def extra_repr(self) -> str:
         return f"q={self.q}, " + super().extra_repr()
@@ -198,13 +170,13 @@ class TruncatedLogLoss(ClassificationLoss):
         k: float = 0.5,
         reduction: str = "mean",
         weight: torch.Tensor | Sequence[float] | None = None,
-        validate: bool = True,
+        validate: bool | str = True,
     ) -> None:
         super().__init__(reduction=reduction, weight=weight, validate=validate)
         self.k = check_number(k, "k (truncated_log loss)", low=0.0, high=1.0)
 
-    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return truncated_log_loss(logits, y, self.k)
+    def kernel(self, x: torch.Tensor, target: torch.Tensor):
+        return LF.truncated_log_kernel(x, target, self.k)
 
     def extra_repr(self) -> str:
         return f"k={self.k}, " + super().extra_repr()

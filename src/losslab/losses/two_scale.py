@@ -38,6 +38,12 @@ Choices the paper leaves open, and ours:
 * **Baselines.** The paper's single-scale baseline is the base loss on
   :math:`R_1 \hat z` with :math:`R_1` trainable (``baseline=True``, or ``eta=inf``,
   which gives the same numbers exactly); plain cross-entropy on z is ``get_loss("log")``.
+* **The separation loss's R** (eq. 17). The paper says R is fixed (section 2.3 after
+  eq. 17: "where R is fixed"; section 4: the third loss "fixed the first scale") and also
+  that R "evolves via gradient descent as normal" (section 3.5). ``scale="trained"``
+  (default) takes 3.5: the ordinary logits z, whose scale R(alpha) moves with the model.
+  ``scale="fixed"`` takes 2.3: logits :math:`R_0 z / R` with :math:`R_0 = R(\alpha^0)` set
+  by ``attach`` (or the first ``scale=``), so the unscaled branch keeps scale R0.
 * **Evaluation** uses :math:`R_1`: ``predict_logits`` returns :math:`R_1 z / R` (never
   :math:`R_2`, which would need the label).
 * **Approximation.** With biases or batch-norm the network is not homogeneous and
@@ -47,15 +53,23 @@ Choices the paper leaves open, and ours:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from losslab.checks import check_choice
 from losslab.errors import LosslabError
-from losslab.losses._base import ClassificationLoss, check_number
+from losslab.losses._base import (
+    ClassificationLoss,
+    check_number,
+    output_dtype,
+    reduce,
+    tracing,
+)
+from losslab.losses.janocha import JANOCHA_LOSSES
+from losslab.losses.robust import ROBUST_LOSSES
 from losslab.models.scale import parameter_scale
 from losslab.registry import build
 
@@ -75,9 +89,11 @@ def classification_confidence(logits: torch.Tensor, labels: torch.Tensor) -> tor
         (N,) tensor; positive exactly for correctly classified samples.
     """
     with torch.no_grad():
-        index = labels.unsqueeze(1)
-        correct = logits.gather(1, index).squeeze(1)
-        others = logits.scatter(1, index, -math.inf).amax(1)
+        correct = logits.gather(1, labels.unsqueeze(1)).squeeze(1)
+        # The best other class is the top logit, or the runner-up where c is on top: one
+        # top-2 pass instead of a masked copy of the logits. Ties give delta X = 0 either way.
+        top = logits.topk(2, dim=1)
+        others = torch.where(top.indices[:, 0] == labels, top.values[:, 1], top.values[:, 0])
         return correct - others
 
 
@@ -87,33 +103,29 @@ def _positive(raw: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
     return torch.where(raw >= floor, raw, below)
 
 
-def _base_losses() -> dict[str, type[ClassificationLoss]]:
-    from losslab.losses import LOSSES  # imported late: this module is part of that registry
-
-    return {
-        name: cls
-        for name, cls in LOSSES.items()
-        if not issubclass(cls, (TwoScaleLoss, TwoScaleSeparationLoss))
-    }
+# Any loss of the two non-scale families can be the base L (section 2.3: "a large variety
+# of ... loss functions").
+BASE_LOSSES: dict[str, type[ClassificationLoss]] = {**JANOCHA_LOSSES, **ROBUST_LOSSES}
+_TWO_SCALE_NAMES = ("two_scale", "two_scale_fixed", "two_scale_separation")
 
 
 def _build_base(base: str, base_kwargs: dict[str, Any]) -> ClassificationLoss:
-    bases = _base_losses()
-    if isinstance(base, str) and base.strip().lower().replace("-", "_") in (
-        "two_scale",
-        "two_scale_fixed",
-        "two_scale_separation",
-    ):
+    if isinstance(base, str) and base.strip().lower().replace("-", "_") in _TWO_SCALE_NAMES:
         raise LosslabError(
             f"base={base!r}: a two-scale loss cannot wrap another two-scale loss; choose one "
-            f"of: {', '.join(sorted(bases))}"
+            f"of: {', '.join(sorted(BASE_LOSSES))}"
         )
-    # The wrapper validates, weights and reduces; the base only supplies per_sample.
-    return build(bases, base, "base loss", **base_kwargs, validate=False)
+    # The wrapper validates, weights and reduces; the base only supplies its kernel.
+    return build(BASE_LOSSES, base, "base loss", **base_kwargs, validate=False)
 
 
 class _ScaleOwner(ClassificationLoss):
-    """Shared parts of the three two-scale losses: eta, the base loss, positive scales."""
+    """Shared parts of the three two-scale losses: eta, the base loss, the scales, R0 and R.
+
+    ``self._ready`` (mirrored by the ``initialised`` buffer so that it survives
+    ``state_dict``) says whether the reference scale (R1, or R0 of the separation loss)
+    has been set: by the constructor, :meth:`attach`, or the first ``scale=`` seen.
+    """
 
     def __init__(
         self,
@@ -121,7 +133,7 @@ class _ScaleOwner(ClassificationLoss):
         base: str,
         reduction: str,
         weight: torch.Tensor | Sequence[float] | None,
-        validate: bool,
+        validate: bool | str,
         base_kwargs: dict[str, Any],
     ) -> None:
         super().__init__(reduction=reduction, weight=weight, validate=validate)
@@ -130,6 +142,8 @@ class _ScaleOwner(ClassificationLoss):
         )
         self.base_name = base
         self.base = _build_base(base, base_kwargs)
+        self._model: nn.Module | None = None
+        self._fixed_scale: torch.Tensor | None = None
 
     def _add_scale(self, name: str, value: float, trainable: bool) -> None:
         raw = torch.tensor(float(value), dtype=torch.get_default_dtype())
@@ -139,6 +153,11 @@ class _ScaleOwner(ClassificationLoss):
             self.register_buffer(f"{name}_raw", raw)
         self.register_buffer(f"{name}_floor", raw * _FLOOR_FRACTION)
 
+    def _set_ready(self, ready: bool) -> None:
+        self.register_buffer("initialised", torch.tensor(ready))
+        self._ready = ready
+        self.register_load_state_dict_post_hook(_sync_ready)
+
     @torch.no_grad()
     def _set_scale(self, name: str, value: torch.Tensor | float) -> None:
         getattr(self, f"{name}_raw").fill_(float(value))
@@ -147,9 +166,128 @@ class _ScaleOwner(ClassificationLoss):
     def _scale(self, name: str) -> torch.Tensor:
         return _positive(getattr(self, f"{name}_raw"), getattr(self, f"{name}_floor"))
 
-    def _well_classified(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _initialise(self, r: torch.Tensor) -> None:
+        """Set the reference scale(s) from the model scale R at the start of training."""
+        raise NotImplementedError
+
+    def _well_classified(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Mask of samples with delta X >= eta on the raw logits, (N,) bool."""
-        return classification_confidence(logits, y.argmax(-1)) >= self.eta
+        labels = target if target.ndim == 1 else target.argmax(-1)
+        return classification_confidence(x, labels) >= self.eta
+
+    def attach(self, model_or_scale: nn.Module | torch.Tensor | float) -> _ScaleOwner:
+        """Give the loss the model's scale R; initialise the scales from it if not set yet.
+
+        Args:
+            model_or_scale: an ``nn.Module`` (held by reference, not as a submodule; every
+                forward without ``scale=`` then uses ``parameter_scale(model)``, with
+                gradient), or a positive number / 0-dim tensor R used as a constant.
+
+        Returns:
+            ``self``, so that ``get_loss("two_scale").attach(model)`` chains. Scales that
+            were already initialised (given to the constructor, attached before, or loaded
+            from a state dict) are left unchanged.
+        """
+        if isinstance(model_or_scale, nn.Module):
+            object.__setattr__(self, "_model", model_or_scale)
+            self._fixed_scale = None
+            r = parameter_scale(model_or_scale).detach()
+        else:
+            r = self._as_scalar_scale(model_or_scale, "attach")
+            object.__setattr__(self, "_model", None)
+            self._fixed_scale = r
+        if not self._ready:
+            self._initialise_from(r, "attach")
+        return self
+
+    def _as_scalar_scale(self, value: torch.Tensor | float, where: str) -> torch.Tensor:
+        r = torch.as_tensor(value, dtype=torch.get_default_dtype()).detach()
+        if r.ndim != 0:
+            raise LosslabError(
+                f"{where}: a scale must be a number or a 0-dim tensor; got shape "
+                f"{tuple(r.shape)}. For per-sample scales pass scale= to forward and set the "
+                "initial scales with r1= (or attach(R)) first."
+            )
+        check_number(r, f"{where}: the model scale R", low=0.0, low_open=True)
+        return r
+
+    def _initialise_from(self, r: torch.Tensor, where: str) -> None:
+        check_number(r, f"{where}: the model scale R", low=0.0, low_open=True)
+        self._initialise(r)
+        self.initialised.fill_(True)
+        self._ready = True
+
+    def _ensure_ready(self, logits: torch.Tensor, scale: torch.Tensor | float | None) -> None:
+        """Initialise from the first ``scale=`` seen (like attach), or explain what is missing."""
+        if self._ready:
+            return
+        if scale is not None and not tracing(logits):
+            self._initialise_from(self._as_scalar_scale(scale, "scale="), "scale=")
+            return
+        raise LosslabError(
+            f"{type(self).__name__}: the initial scale is not set; call loss.attach(model) "
+            "(or attach(R)) before the first forward, pass r1= to the constructor, or pass "
+            "scale=R (a number) to the first call"
+        )
+
+    def model_scale(
+        self, logits: torch.Tensor, scale: torch.Tensor | float | None = None
+    ) -> torch.Tensor:
+        """R for this batch: ``scale`` if given, else the attached model's or number's R.
+
+        Returns a 0-dim or (N,) tensor on the logits' device and dtype.
+        """
+        name = type(self).__name__
+        if scale is None:
+            if self._model is not None:
+                scale = parameter_scale(self._model)
+            elif self._fixed_scale is not None:
+                scale = self._fixed_scale
+            else:
+                raise LosslabError(
+                    f"{name} needs the model's parameter scale R: call loss.attach(model) "
+                    "(or attach(R)) once, or pass scale=R to every call"
+                )
+        r = torch.as_tensor(scale).to(device=logits.device, dtype=logits.dtype)
+        if r.ndim not in (0, 1) or (r.ndim == 1 and r.shape[0] != logits.shape[0]):
+            raise LosslabError(
+                f"{name}: scale must be a number, a 0-dim tensor or one value per sample "
+                f"({logits.shape[0]},); got shape {tuple(r.shape)}"
+            )
+        if self.validate is not False and not tracing(r) and not tracing(logits):
+            ok = (torch.isfinite(r) & (r > 0)).all()
+            if r.device.type == "cpu" or self.validate == "full":
+                if not bool(ok):
+                    raise LosslabError(f"{name}: the model scale R must be finite and > 0")
+            else:
+                torch._assert_async(ok, f"{name}: the model scale R must be finite and > 0")
+        return r
+
+    def _scaled_base(self, x: torch.Tensor, target: torch.Tensor, factor: torch.Tensor):
+        """The base kernel on the rescaled logits factor * x; factor () or (N,)."""
+        factor = factor.to(x.dtype)
+        return self.base.kernel(x * (factor.unsqueeze(1) if factor.ndim == 1 else factor), target)
+
+    # ``scale`` reaches the kernel through ClassificationLoss._values.
+    def per_sample(
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        scale: torch.Tensor | float | None = None,
+    ) -> torch.Tensor:
+        """Unreduced, unweighted loss of each sample, (N,); ``scale`` as in ``forward``."""
+        values, _ = self._values(logits, target, scale=scale)
+        return values.to(output_dtype(logits))
+
+    def forward(
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        scale: torch.Tensor | float | None = None,
+    ) -> torch.Tensor:
+        """Loss of a batch; ``scale`` is the model's current R (see :meth:`model_scale`)."""
+        values, t = self._values(logits, target, scale=scale)
+        return reduce(values, t, self.weight, self.reduction).to(output_dtype(logits))
 
 
 class TwoScaleLoss(_ScaleOwner):
@@ -182,6 +320,9 @@ class TwoScaleLoss(_ScaleOwner):
         baseline: tie R2 to R1 (the paper's single-scale baseline); R2 is then not created.
         reduction, weight, validate: as :class:`~losslab.losses._base.ClassificationLoss`.
         **base_kwargs: keyword arguments of the base loss (e.g. ``q=0.5`` for gce).
+
+    Without ``r1=`` or :meth:`attach`, the first call's ``scale=`` (a number or 0-dim
+    tensor) initialises R1 = R and R2 = 10 R1, as :meth:`attach` would.
 
     Shape:
         logits (N, C); target (N,) int64 or (N, C) probabilities; scale () or (N,);
@@ -218,7 +359,7 @@ class TwoScaleLoss(_ScaleOwner):
         baseline: bool = False,
         reduction: str = "mean",
         weight: torch.Tensor | Sequence[float] | None = None,
-        validate: bool = True,
+        validate: bool | str = True,
         **base_kwargs: Any,
     ) -> None:
         super().__init__(eta, base, reduction, weight, validate, base_kwargs)
@@ -234,11 +375,7 @@ class TwoScaleLoss(_ScaleOwner):
         self._add_scale("r1", 1.0 if r1 is None else r1, self.trainable)
         if not self.baseline:
             self._add_scale("r2", r2 if r2 is not None else 10.0 * (r1 or 1.0), self.trainable)
-        self.register_buffer("initialised", torch.tensor(r1 is not None))
-        self._ready = r1 is not None
-        self._model: nn.Module | None = None
-        self._fixed_scale: torch.Tensor | None = None
-        self.register_load_state_dict_post_hook(_sync_ready)
+        self._set_ready(r1 is not None)
 
     @property
     def r1(self) -> torch.Tensor:
@@ -250,101 +387,28 @@ class TwoScaleLoss(_ScaleOwner):
         """The current scale R2 (= R1 when ``baseline=True``)."""
         return self.r1 if self.baseline else self._scale("r2")
 
-    def attach(self, model_or_scale: nn.Module | torch.Tensor | float) -> TwoScaleLoss:
-        """Give the loss the model's scale R; initialise R1 = R, R2 = 10 R1 if not set yet.
+    def _initialise(self, r: torch.Tensor) -> None:
+        self._set_scale("r1", r)
+        if not self.baseline and self._r2_follows_r1:
+            self._set_scale("r2", 10.0 * r)
 
-        Args:
-            model_or_scale: an ``nn.Module`` (held by reference, not as a submodule; every
-                forward without ``scale=`` then uses ``parameter_scale(model)``, with
-                gradient), or a positive number / 0-dim tensor R used as a constant.
-
-        Returns:
-            ``self``, so that ``get_loss("two_scale").attach(model)`` chains. Scales that
-            were already initialised (given to the constructor, attached before, or loaded
-            from a state dict) are left unchanged.
-        """
-        if isinstance(model_or_scale, nn.Module):
-            object.__setattr__(self, "_model", model_or_scale)
-            self._fixed_scale = None
-            r = parameter_scale(model_or_scale).detach()
-        else:
-            r = torch.as_tensor(model_or_scale, dtype=torch.get_default_dtype()).detach()
-            if r.ndim != 0:
-                raise LosslabError(
-                    f"attach: a scale must be a number or a 0-dim tensor; got shape "
-                    f"{tuple(r.shape)}. For per-sample scales pass scale= to forward."
-                )
-            check_number(r, "attach: the model scale R", low=0.0, low_open=True)
-            object.__setattr__(self, "_model", None)
-            self._fixed_scale = r
-        if not self._ready:
-            check_number(r, "attach: the model scale R", low=0.0, low_open=True)
-            self._set_scale("r1", r)
-            if not self.baseline and self._r2_follows_r1:
-                self._set_scale("r2", 10.0 * r)
-            self.initialised.fill_(True)
-            self._ready = True
-        return self
-
-    def model_scale(self, logits: torch.Tensor, scale: torch.Tensor | float | None = None):
-        """R for this batch: ``scale`` if given, else the attached model's or number's R.
-
-        Returns a 0-dim or (N,) tensor on the logits' device and dtype.
-        """
-        name = type(self).__name__
-        if scale is None:
-            if self._model is not None:
-                scale = parameter_scale(self._model)
-            elif self._fixed_scale is not None:
-                scale = self._fixed_scale
-            else:
-                raise LosslabError(
-                    f"{name} needs the model's parameter scale R: call loss.attach(model) "
-                    "(or attach(R)) once, or pass scale=R to every call"
-                )
-        r = torch.as_tensor(scale).to(device=logits.device, dtype=logits.dtype)
-        if r.ndim not in (0, 1) or (r.ndim == 1 and r.shape[0] != logits.shape[0]):
-            raise LosslabError(
-                f"{name}: scale must be a number, a 0-dim tensor or one value per sample "
-                f"({logits.shape[0]},); got shape {tuple(r.shape)}"
-            )
-        if self.validate and not bool((torch.isfinite(r) & (r > 0)).all()):
-            raise LosslabError(f"{name}: the model scale R must be finite and > 0")
-        return r
-
-    def _check_ready(self) -> None:
-        if not self._ready:
-            raise LosslabError(
-                f"{type(self).__name__}: R1 is not initialised; call loss.attach(model) before "
-                "the first forward, or pass r1= to the constructor"
-            )
-
-    def forward(
-        self,
-        logits: torch.Tensor,
-        target: torch.Tensor,
-        scale: torch.Tensor | float | None = None,
-    ) -> torch.Tensor:
-        """Loss of a batch; ``scale`` is the model's current R (see :meth:`model_scale`)."""
-        y = self.prepare_target(logits, target)
-        self._check_ready()
-        r = self.model_scale(logits, scale)
+    def kernel(
+        self, x: torch.Tensor, target: torch.Tensor, scale: torch.Tensor | float | None = None
+    ):
+        self._ensure_ready(x, scale)
+        r = self.model_scale(x, scale)
         if self.baseline:
-            factor = self.r1 / r
-        else:
-            well = self._well_classified(logits, y)
-            factor = torch.where(well, self.r2, self.r1) / r
-        if factor.ndim == 1:
-            factor = factor.unsqueeze(1)
-        return self.reduce(self.base.per_sample(logits * factor, y), y)
+            return self._scaled_base(x, target, self.r1 / r)
+        well = self._well_classified(x, target)
+        return self._scaled_base(x, target, torch.where(well, self.r2, self.r1) / r)
 
     def predict_logits(
         self, logits: torch.Tensor, scale: torch.Tensor | float | None = None
     ) -> torch.Tensor:
         """Evaluation logits :math:`R_1 z / R`, (N, C): softmax them for probabilities."""
-        self._check_ready()
+        self._ensure_ready(logits, scale)
         r = self.model_scale(logits, scale)
-        factor = self.r1 / r
+        factor = (self.r1 / r).to(logits.dtype)
         return logits * (factor.unsqueeze(1) if factor.ndim == 1 else factor)
 
     def extra_repr(self) -> str:
@@ -403,7 +467,7 @@ class TwoScaleFixedLoss(TwoScaleLoss):
         baseline: bool = False,
         reduction: str = "mean",
         weight: torch.Tensor | Sequence[float] | None = None,
-        validate: bool = True,
+        validate: bool | str = True,
         **base_kwargs: Any,
     ) -> None:
         if "trainable" in base_kwargs:
@@ -438,8 +502,10 @@ class TwoScaleSeparationLoss(_ScaleOwner):
     well-classified ones are scaled by the trainable separation :math:`R_s` (eq. 18).
     :math:`\partial\ell/\partial R_s \le 0`, so the scales only move apart (the seed
     says "non-negative" and "ever more separated": the sign is a slip, the derivative
-    is the negative one of eq. 15). Needs no model scale (``requires_scale = False``);
-    ``scale`` arguments are accepted and ignored so all three losses share a signature.
+    is the negative one of eq. 15). With ``scale="trained"`` it needs no model scale
+    (``requires_scale`` is False and ``scale=`` arguments are ignored, so all three losses
+    share a signature); with ``scale="fixed"`` the logits are :math:`R_0 z / R` (see the
+    module docstring for the paper's two readings) and ``requires_scale`` is True.
 
     Seed: Berlyand, Creese & Jabin 2021, section 2.3, eqs. 17-18.
 
@@ -448,6 +514,8 @@ class TwoScaleSeparationLoss(_ScaleOwner):
         base: registry name of the base loss; default ``"log"``.
         rs: initial separation, > 0, default 10 (the paper's R2 / R1).
         trainable: R_s is an ``nn.Parameter`` (default True) or a frozen buffer.
+        scale: ``"trained"`` (default; R = the model's own, section 3.5) or ``"fixed"``
+            (R fixed at R0 = R(alpha^0), section 2.3 / eq. 17 / section 4).
         reduction, weight, validate: as :class:`~losslab.losses._base.ClassificationLoss`.
         **base_kwargs: keyword arguments of the base loss.
 
@@ -474,50 +542,72 @@ class TwoScaleSeparationLoss(_ScaleOwner):
         base: str = "log",
         rs: float = 10.0,
         trainable: bool = True,
+        scale: str = "trained",
         reduction: str = "mean",
         weight: torch.Tensor | Sequence[float] | None = None,
-        validate: bool = True,
+        validate: bool | str = True,
         **base_kwargs: Any,
     ) -> None:
         super().__init__(eta, base, reduction, weight, validate, base_kwargs)
         self.trainable = bool(trainable)
+        self.scale = check_choice("scale (two_scale_separation)", scale, ("trained", "fixed"))
+        # With R fixed at R0 the logits are R0 z / R: the loss needs the model scale R.
+        self.requires_scale = self.scale == "fixed"
         self._add_scale(
             "rs",
             check_number(rs, "rs (two_scale_separation)", low=0.0, low_open=True),
             self.trainable,
         )
+        if self.requires_scale:
+            self._add_scale("r0", 1.0, False)
+        self._set_ready(not self.requires_scale)
 
     @property
     def rs(self) -> torch.Tensor:
         """The current separation R_s (0-dim, positive)."""
         return self._scale("rs")
 
+    @property
+    def r0(self) -> torch.Tensor:
+        """The fixed scale R0 = R(alpha^0) of ``scale="fixed"`` (0-dim)."""
+        return self._scale("r0")
+
+    def _initialise(self, r: torch.Tensor) -> None:
+        self._set_scale("r0", r)
+
     def attach(self, model_or_scale: nn.Module | torch.Tensor | float) -> TwoScaleSeparationLoss:
-        """Accepted for a uniform API; this loss does not use the model scale."""
+        """``scale="fixed"``: take R0 (and R) from the model as :class:`TwoScaleLoss` does.
+
+        With ``scale="trained"`` the loss uses the ordinary logits and the call is a no-op.
+        """
+        if self.requires_scale:
+            super().attach(model_or_scale)
         return self
 
-    def forward(
-        self,
-        logits: torch.Tensor,
-        target: torch.Tensor,
-        scale: torch.Tensor | float | None = None,
-    ) -> torch.Tensor:
-        """Loss of a batch; ``scale`` is ignored."""
-        y = self.prepare_target(logits, target)
-        well = self._well_classified(logits, y)
-        factor = torch.where(well, self.rs, torch.ones_like(self.rs)).unsqueeze(1)
-        return self.reduce(self.base.per_sample(logits * factor.to(logits.dtype), y), y)
+    def kernel(
+        self, x: torch.Tensor, target: torch.Tensor, scale: torch.Tensor | float | None = None
+    ):
+        well = self._well_classified(x, target)
+        factor = torch.where(well, self.rs, torch.ones_like(self.rs))
+        if self.requires_scale:
+            self._ensure_ready(x, scale)
+            factor = factor * (self.r0 / self.model_scale(x, scale))
+        return self._scaled_base(x, target, factor)
 
     def predict_logits(
         self, logits: torch.Tensor, scale: torch.Tensor | float | None = None
     ) -> torch.Tensor:
-        """Evaluation logits: the ordinary logits z (scale 1, never R_s)."""
-        return logits
+        """Evaluation logits, (N, C): z (``"trained"``) or R0 z / R (``"fixed"``), never R_s."""
+        if not self.requires_scale:
+            return logits
+        self._ensure_ready(logits, scale)
+        factor = (self.r0 / self.model_scale(logits, scale)).to(logits.dtype)
+        return logits * (factor.unsqueeze(1) if factor.ndim == 1 else factor)
 
     def extra_repr(self) -> str:
         return (
             f"eta={self.eta}, base={self.base_name!r}, rs={float(self.rs.detach()):.4g}, "
-            f"trainable={self.trainable}, " + super().extra_repr()
+            f"trainable={self.trainable}, scale={self.scale!r}, " + super().extra_repr()
         )
 
 

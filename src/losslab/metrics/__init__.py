@@ -6,6 +6,11 @@
 * :mod:`~losslab.metrics.curves`: speed of learning and the input-noise robustness curve
   (Janocha & Czarnecki 2017, section 3).
 * :mod:`~losslab.metrics.diagnosis`: bias / variance diagnosis (lecture notes 2018, 6.2).
+* :mod:`~losslab.metrics.measurements`: what the training engine measures during a run
+  (``MEASUREMENTS``, ``get_measurement``); imported on demand.
+* :mod:`~losslab.metrics.stats`: statistics over seeds of a study's cells (bootstrap
+  intervals, paired Wilcoxon tests with Holm's correction, ranks); needs pandas, imported
+  on demand.
 
 :data:`METRICS` holds the scalar metrics of ``(scores, labels)``; :func:`get_metric`
 binds their keyword arguments, e.g. ``get_metric("top_k_accuracy", k=5)(logits, y)``.

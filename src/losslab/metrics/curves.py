@@ -18,19 +18,9 @@ import torch
 
 from losslab.errors import LosslabError
 from losslab.metrics._inputs import as_labels, as_scores, positive_int, real, to_numpy
+from losslab.seeding import as_rng
 
 __all__ = ["noise_robustness_curve", "speed_of_learning"]
-
-
-def _as_rng(rng: Any, what: str) -> np.random.Generator:
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise LosslabError(
-        f"{what}: rng must be a numpy.random.Generator or an integer seed, got {rng!r}; "
-        "randomness is always passed in, e.g. rng=np.random.default_rng(0)"
-    )
 
 
 def speed_of_learning(
@@ -107,7 +97,7 @@ def speed_of_learning(
                 "speed_of_learning: n_draws needs rng (a numpy Generator or seed); "
                 "leave n_draws=None for the exact mean"
             )
-        query = _as_rng(rng, "speed_of_learning").integers(lo, hi, size=n_draws, endpoint=True)
+        query = as_rng(rng, "speed_of_learning: rng").integers(lo, hi, size=n_draws, endpoint=True)
         query = query.astype(np.float64)
     curves = np.atleast_2d(a)
     means = np.array([np.interp(query, t, curve).mean() for curve in curves])
@@ -188,7 +178,7 @@ def noise_robustness_curve(
         raise LosslabError("eps_list is empty: give at least one noise variance, e.g. [0, 0.1]")
     n_repeats = positive_int(n_repeats, "noise_robustness_curve: n_repeats")
     batch = len(labels) if batch_size is None else positive_int(batch_size, "batch_size")
-    generator = _as_rng(rng, "noise_robustness_curve")
+    generator = as_rng(rng, "noise_robustness_curve: rng")
 
     def accuracy_on(inputs: Any) -> float:
         predicted = np.concatenate(

@@ -15,11 +15,19 @@ Two ways of evaluating the stack:
   Dropout. Weights are stored (M, D_in, D_out) and each layer is one ``torch.baddbmm``;
   when all M models read the same batch, the first layer is ONE large matmul
   ``x @ W.permute(1, 0, 2).reshape(D, M * H)``. Batch-norm normalises each model over
-  its own N samples; dropout draws an independent mask per model.
+  its own N samples.
 * ``"vmap"`` (generic path) for everything else: ``torch.func.functional_call`` of one
   template module, vectorised with ``torch.vmap(randomness="different")`` over the
   stacked parameters and buffers (the recipe of ``torch.func.stack_module_state``);
   batch-norm running statistics are updated per model in the stacked buffers.
+
+Dropout (and any other random op in a training forward) of a model comes from the
+``"dropout"`` stream of the seed it was built with (:mod:`losslab.seeding`), drawn exactly
+as the model would draw it alone: torch's global generator re-seeded from that stream
+(:func:`~losslab.seeding.seeded_global_rng`) before each forward, then the model's random
+ops in order. So a model drops the same units whether it runs alone
+(:func:`losslab.train.train`), in a loop or in any stack, whatever its neighbours, and
+models of one seed share their masks (common random numbers across losses).
 """
 
 from __future__ import annotations
@@ -35,9 +43,11 @@ from torch import nn
 from torch.func import functional_call
 
 from losslab.activations import ReLU as LosslabReLU
+from losslab.checks import check_int
 from losslab.errors import LosslabError
 from losslab.models.mlp import MLP
 from losslab.models.scale import _SCALED_LAYERS
+from losslab.seeding import draw_seed, seeded_global_rng, torch_generator, uses_global_rng
 
 Path = Literal["auto", "mlp", "vmap"]
 
@@ -119,7 +129,9 @@ class ModelStack(nn.Module):
         num_models: M.
         path: ``"mlp"`` (batched matmuls) or ``"vmap"`` (``torch.func``), see the module
             docstring.
-        generator: the ``torch.Generator`` the dropout masks are drawn from.
+        seeds: the seed of each model (M,), whose ``"dropout"`` stream draws its masks.
+        generators: one ``"dropout"`` stream ``torch.Generator`` per distinct seed, in
+            sorted seed order (their states belong in a checkpoint).
 
     Shape:
         input: (N, ...) one batch read by all M models, or (M, N, ...) one batch per
@@ -132,7 +144,7 @@ class ModelStack(nn.Module):
         self,
         models: Sequence[nn.Module],
         path: Path = "auto",
-        generator: torch.Generator | None = None,
+        seeds: Sequence[int] | None = None,
     ):
         super().__init__()
         if path not in ("auto", "mlp", "vmap"):
@@ -148,13 +160,17 @@ class ModelStack(nn.Module):
             )
         self.num_models = len(models)
         self.path = "mlp" if plan is not None else "vmap"
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise LosslabError(
-                f"generator must be a torch.Generator, got {type(generator).__name__}"
-            )
-        # A private generator by default: the global RNG is never read, and two stacks
-        # built alike draw the same dropout masks (common random numbers).
-        self.generator = torch.Generator().manual_seed(0) if generator is None else generator
+        self.seeds = _check_seeds(seeds, self.num_models)
+        distinct = sorted(set(self.seeds))
+        self.generators = [torch_generator(s, "dropout") for s in distinct]
+        # Model i draws its masks in group _group_of[i]; _groups[u] lists the models of
+        # distinct seed u.
+        self._group_of = torch.tensor([distinct.index(s) for s in self.seeds])
+        self._groups = [
+            torch.tensor([i for i, s in enumerate(self.seeds) if s == u]) for u in distinct
+        ]
+        self._rows_on: dict[torch.device, tuple[torch.Tensor, list[torch.Tensor]]] = {}
+        self._random = uses_global_rng(template)
         self._plan = plan
         # The template is deliberately not a registered submodule: its own parameters
         # must not appear in .parameters(); it only provides the structure.
@@ -257,6 +273,7 @@ class ModelStack(nn.Module):
             # x @ W.permute(1, 0, 2).reshape(D, M * H) would instead copy the first
             # weight forward and its gradient backward (measured slower at the MNIST shape).
             h = x.reshape(x.shape[0], d).expand(m, x.shape[0], d)
+        masks = iter(self._dropout_masks(h.shape[1], h.device, h.dtype))
         for step in self._plan:
             kind = step[0]
             if kind == "linear":
@@ -272,20 +289,45 @@ class ModelStack(nn.Module):
             elif kind == "activation":
                 h = step[1](h)
             elif kind == "dropout":
-                h = self._dropout(h, step[1])
+                if self.training and step[1] > 0.0:
+                    h = h * next(masks)
             else:
                 h = self._batchnorm(h, step[1], step[2])
         return h if h.is_contiguous() else h.contiguous()
 
-    def _dropout(self, h: torch.Tensor, p: float) -> torch.Tensor:
-        if not self.training or p == 0.0:
-            return h
-        # Inverted dropout with the 1/(1-p) folded into the mask: one multiply forward,
-        # one backward; every element of (M, N, H) gets its own draw. uniform_ + lt_ is
-        # ~4x faster than bernoulli_ (and F.dropout, which calls it) on CPU.
-        keep = 1.0 - p
-        mask = torch.empty_like(h).uniform_(generator=self.generator)
-        return h * mask.lt_(keep).div_(keep)
+    def _rows(self, device: torch.device) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        # Cached per device: copying the index tensors at every step would wait for the GPU.
+        if device not in self._rows_on:
+            self._rows_on[device] = (
+                self._group_of.to(device),
+                [rows.to(device) for rows in self._groups],
+            )
+        return self._rows_on[device]
+
+    def _dropout_masks(self, n: int, device: torch.device, dtype: torch.dtype) -> list:
+        """The inverted-dropout masks (M, n, H_l) of every active dropout layer, in order.
+
+        Each distinct seed draws ``F.dropout(ones(n, H_l), p)`` layer after layer from the
+        global generator re-seeded from its stream: the very calls, shapes and order of
+        ``nn.Dropout`` in the model run alone, hence the same masks (values 0 or 1/(1-p)).
+        """
+        if not self.training:
+            return []
+        shapes, width = [], 0
+        for step in self._plan:
+            if step[0] == "linear":
+                width = self.stacked(f"{step[1]}.weight").shape[2]
+            elif step[0] == "dropout" and step[1] > 0.0:
+                shapes.append((step[1], width))
+        if not shapes:
+            return []
+        per_seed = []
+        for generator in self.generators:
+            with seeded_global_rng(draw_seed(generator), device):
+                ones = [torch.ones(n, w, device=device, dtype=dtype) for _, w in shapes]
+                per_seed.append([F.dropout(o, p) for o, (p, _) in zip(ones, shapes, strict=True)])
+        rows = self._rows(device)[0]
+        return [torch.stack(layer).index_select(0, rows) for layer in zip(*per_seed, strict=True)]
 
     def _batchnorm(self, h: torch.Tensor, name: str, module: nn.BatchNorm1d) -> torch.Tensor:
         m, n, width = h.shape
@@ -316,25 +358,29 @@ class ModelStack(nn.Module):
         def one_model(p, b, xi):
             return functional_call(template, (p, b), (xi,))
 
-        batched = torch.vmap(
-            one_model, in_dims=(0, 0, 0 if per_model else None), randomness="different"
-        )
-        if not self.training:
-            return batched(params, buffers, x)
-        # vmap's random ops draw from the global generator of x's device: seed a private
-        # copy of it from our generator so the masks are reproducible and global state
-        # untouched.
-        seed = int(
-            torch.randint(2**62, (1,), generator=self.generator, device=self.generator.device)
-        )
-        cuda = x.device.type == "cuda"
-        with torch.random.fork_rng(devices=[x.device] if cuda else []):
-            if cuda:
-                with torch.cuda.device(x.device):
-                    torch.cuda.manual_seed(seed)
-            else:
-                torch.default_generator.manual_seed(seed)
-            return batched(params, buffers, x)
+        if not (self.training and self._random):
+            return torch.vmap(one_model, in_dims=(0, 0, 0 if per_model else None))(
+                params, buffers, x
+            )
+        # randomness="same": one draw of the unbatched shape from the global generator,
+        # as the model alone would draw it; one call per distinct seed, whose models share
+        # the draws.
+        batched = torch.vmap(one_model, in_dims=(0, 0, 0 if per_model else None), randomness="same")
+        if len(self.generators) == 1:
+            with seeded_global_rng(draw_seed(self.generators[0]), x.device):
+                return batched(params, buffers, x)
+        outs, order = [], []
+        for generator, rows in zip(self.generators, self._rows(x.device)[1], strict=True):
+            p = {k: v.index_select(0, rows) for k, v in params.items()}
+            b = {k: v.index_select(0, rows) for k, v in buffers.items()}
+            with seeded_global_rng(draw_seed(generator), x.device):
+                outs.append(batched(p, b, x.index_select(0, rows) if per_model else x))
+            with torch.no_grad():
+                # Batch-norm updated the selected copies of its running statistics.
+                for k, v in b.items():
+                    buffers[k].index_copy_(0, rows, v)
+            order.append(rows)
+        return torch.cat(outs).index_select(0, torch.argsort(torch.cat(order)))
 
     def parameter_scale(self) -> torch.Tensor:
         """R of each model (Berlyand et al. eq. 9), differentiable: shape (M,).
@@ -381,6 +427,16 @@ class ModelStack(nn.Module):
         return f"num_models={self.num_models}, path={self.path!r}"
 
 
+def _check_seeds(seeds: Sequence[int] | None, m: int) -> list[int]:
+    if seeds is None:
+        return list(range(m))
+    if isinstance(seeds, str | bytes) or not isinstance(seeds, Sequence) or len(seeds) != m:
+        raise LosslabError(
+            f"seeds must be a sequence of {m} integers, one per model, got {seeds!r}"
+        )
+    return [check_int("seed", s, 0) for s in seeds]
+
+
 def _check_same_architecture(models: Sequence[nn.Module]) -> list[nn.Module]:
     models = list(models) if not isinstance(models, nn.Module) else [models]
     if not models:
@@ -415,7 +471,7 @@ def _signature(model: nn.Module) -> tuple:
 def stack_models(
     models: Sequence[nn.Module],
     path: Path = "auto",
-    generator: torch.Generator | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> ModelStack:
     """Stack M models that share an architecture into one :class:`ModelStack`.
 
@@ -429,8 +485,10 @@ def stack_models(
             activation, ...).
         path: "auto" (default: the batched-matmul path for MLPs, vmap otherwise), "mlp"
             or "vmap".
-        generator: draws the dropout masks (default ``None``: a new generator seeded 0;
-            the global RNG is never used).
+        seeds: the seed each model was built with (default ``None``: model i has seed i);
+            a model's dropout masks come from its seed's ``"dropout"`` stream, the same
+            masks it draws alone (see the module docstring); the caller's global RNG is
+            never read.
 
     Example:
         >>> from losslab.models import mlp
@@ -438,4 +496,4 @@ def stack_models(
         >>> stack(torch.zeros(50, 2)).shape
         torch.Size([5, 50, 4])
     """
-    return ModelStack(models, path=path, generator=generator)
+    return ModelStack(models, path=path, seeds=seeds)

@@ -19,6 +19,7 @@ from torch import nn
 from losslab.activations import get_activation, init_
 from losslab.checks import check_int, check_real
 from losslab.errors import LosslabError
+from losslab.seeding import seeded_global_rng, torch_generator
 
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
@@ -27,8 +28,10 @@ def make_generator(seed: int | None = None, generator: torch.Generator | None = 
     """The generator a factory draws its weights from.
 
     Args:
-        seed: an integer seed; ``None`` together with ``generator=None`` means seed 0, so
-            that models are reproducible by default (the global RNG is never used).
+        seed: a non-negative integer seed: its ``"weights"`` stream
+            (:func:`losslab.seeding.torch_generator`). ``None`` together with
+            ``generator=None`` means seed 0, so that models are reproducible by default
+            (the global RNG is never used).
         generator: a ``torch.Generator`` to draw from (advanced by the draws). Give at
             most one of ``seed`` and ``generator``.
     """
@@ -41,11 +44,7 @@ def make_generator(seed: int | None = None, generator: torch.Generator | None = 
                 "pass an integer as seed= instead"
             )
         return generator
-    if seed is None:
-        seed = 0
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise LosslabError(f"seed must be an integer, got {seed!r}")
-    return torch.Generator().manual_seed(seed)
+    return torch_generator(0 if seed is None else seed, "weights")
 
 
 def initialise_(model: nn.Module, init: str, generator: torch.Generator) -> nn.Module:
@@ -92,8 +91,8 @@ def build_initialised(
     """``cls(*args)`` with its weights drawn by :func:`initialise_` from ``seed`` / ``generator``.
 
     PyTorch's layer constructors draw their default weights from the global RNG; building
-    under ``fork_rng`` restores it afterwards, so making a model never changes the random
-    numbers the rest of a program sees.
+    under :func:`~losslab.seeding.seeded_global_rng` restores it afterwards, so making a
+    model never changes the random numbers the rest of a program sees.
 
     Args:
         cls: the model class; ``args`` its positional arguments.
@@ -101,7 +100,7 @@ def build_initialised(
         seed, generator: see :func:`make_generator` (at most one; neither means seed 0).
     """
     generator = make_generator(seed, generator)
-    with torch.random.fork_rng(devices=[]):
+    with seeded_global_rng(0):
         model = cls(*args)
     return initialise_(model, init, generator)
 
@@ -273,7 +272,7 @@ def mnist1d_mlp(
     generator: torch.Generator | None = None,
 ) -> MNIST1DMLP:
     """An initialised :class:`MNIST1DMLP`, 40-100-100-10 by default: 15,210 parameters
-    (SPEC.md "External reference experiments"; Greydanus & Kobak, ICML 2024).
+    (Greydanus & Kobak, "Scaling down deep learning", ICML 2024).
 
     Args:
         in_features: D (default 40, the MNIST-1D length).

@@ -26,21 +26,13 @@ import numpy as np
 from losslab.errors import LosslabError
 from losslab.npnet import functional as F
 from losslab.registry import build, lookup
+from losslab.seeding import as_rng
 
 Array = np.ndarray
 
 
-def as_generator(rng: np.random.Generator | int) -> np.random.Generator:
-    """A ``numpy.random.Generator`` from a generator (returned as is) or an integer seed."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise LosslabError(f"rng must be a numpy.random.Generator or an int seed, got {rng!r}")
-
-
 # ---------------------------------------------------------------------------
-# Initialisers (lecture notes §7.3; SPEC.md "Initialisers"; Daza §1.2)
+# Initialisers (lecture notes §7.3; Daza §1.2; Mendez-Vazquez slides)
 # ---------------------------------------------------------------------------
 
 
@@ -288,7 +280,7 @@ ACTIVATIONS["adaptive_relu"] = AdaptiveReLU
 
 
 def get_activation(name: str, **kwargs) -> Layer:
-    """Build the npnet activation layer registered as ``name`` (SPEC.md "Activations").
+    """Build the npnet activation layer registered as ``name`` (Mendez-Vazquez slides).
 
     Example:
         >>> act = get_activation("leaky_relu", alpha=0.1)
@@ -325,7 +317,7 @@ class Linear(Layer):
     ) -> None:
         super().__init__()
         self.params["W"] = init_weight(
-            init, (in_features, out_features), in_features, out_features, as_generator(rng), dtype
+            init, (in_features, out_features), in_features, out_features, as_rng(rng), dtype
         )
         if bias:
             self.params["b"] = np.zeros(out_features, dtype=dtype)
@@ -376,7 +368,7 @@ class Conv2d(Layer):
             (out_channels, in_channels, kh, kw),
             in_channels * kh * kw,
             out_channels * kh * kw,
-            as_generator(rng),
+            as_rng(rng),
             dtype,
         )
         if bias:
@@ -452,7 +444,7 @@ class Dropout(Layer):
         super().__init__()
         if not 0 <= p < 1:
             raise LosslabError(f"dropout probability must be in [0, 1), got {p}")
-        self.p, self.rng = p, as_generator(rng)
+        self.p, self.rng = p, as_rng(rng)
 
     def __repr__(self) -> str:
         return f"Dropout(p={self.p})"
@@ -629,7 +621,7 @@ class MLP(Sequential):
             raise LosslabError(
                 f"MLP sizes must be >= 2 positive ints (input ... output), got {sizes}"
             )
-        rng = as_generator(rng)
+        rng = as_rng(rng)
         kwargs = dict(activation_kwargs or {})
         if activation in ("prelu", "swish", "adaptive_relu"):
             kwargs.setdefault("dtype", dtype)
@@ -662,7 +654,7 @@ def janocha_convnet(
     Shape:
         (N, in_channels, image_size, image_size) -> (N, num_classes).
     """
-    rng = as_generator(rng)
+    rng = as_rng(rng)
     size = image_size
     layers: list[Layer] = []
     for i, channels in enumerate((in_channels, 64, 64)):
@@ -701,7 +693,7 @@ def vgg_small(
     Shape:
         (N, in_channels, image_size, image_size) -> (N, num_classes).
     """
-    rng = as_generator(rng)
+    rng = as_rng(rng)
     if image_size % (2 ** len(channels)):
         raise LosslabError(
             f"vgg_small: image_size {image_size} must be divisible by 2^{len(channels)}"

@@ -5,12 +5,13 @@ the parameter scales R (M,), the optimizer's parameters, gradient masking of ina
 models, snapshots of the best weights, and state dicts for checkpoints.
 
 * :class:`StackBackend` runs the models as one :class:`~losslab.models.ModelStack`
-  (batched matmuls for MLPs, ``torch.vmap`` otherwise). Its dropout masks come from one
-  generator for the whole (M, N, H) tensor, so they are reproducible but not shared
-  between models of the same seed.
+  (batched matmuls for MLPs, ``torch.vmap`` otherwise).
 * :class:`LoopBackend` runs plain ``nn.Module`` s one after another: the reference the
-  stack is tested against, and the engine of :func:`losslab.train.train`. Each model's
-  dropout masks come from its own seed (drawn into a forked global RNG, which is restored).
+  stack is tested against, and the engine of :func:`losslab.train.train`.
+
+In both, a model's dropout masks come from the ``"dropout"`` stream of its own seed
+(:mod:`losslab.seeding`), drawn the same way, so a model drops the same units in either
+backend and whatever the other models are.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ import torch
 from torch import nn
 
 from losslab.models import parameter_scale, stack_models
+from losslab.seeding import draw_seed, seeded_global_rng, torch_generator, uses_global_rng
+from losslab.train.optim import Param
 
 
-def _has_dropout(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules())
+def _layer(name: str) -> str:
+    """The layer a parameter belongs to: its module path ("3" of "3.weight")."""
+    return name.rpartition(".")[0] or name
 
 
 class StackBackend:
@@ -34,7 +38,7 @@ class StackBackend:
     Args:
         models: M models (copied into the stack).
         device, dtype: where and in which precision the stack lives.
-        dropout_seed: seed of the stack's dropout-mask generator.
+        seeds: the seed of each model (M,), whose ``"dropout"`` stream draws its masks.
     """
 
     def __init__(
@@ -42,10 +46,9 @@ class StackBackend:
         models: Sequence[nn.Module],
         device: torch.device,
         dtype: torch.dtype,
-        dropout_seed: int,
+        seeds: Sequence[int],
     ):
-        self.generator = torch.Generator(device=device).manual_seed(dropout_seed)
-        self.stack = stack_models(models, generator=self.generator).to(device=device, dtype=dtype)
+        self.stack = stack_models(models, seeds=seeds).to(device=device, dtype=dtype)
         self.stack.train()
         self.num_models = len(models)
         self._views = [(1,) * (p.dim() - 1) for p in self.stack.parameters()]
@@ -62,6 +65,28 @@ class StackBackend:
         """The stacked parameters (leading dimension M) the optimizer updates."""
         return [p for p in self.stack.parameters() if p.requires_grad]
 
+    def _named(self) -> list[tuple[str, torch.Tensor]]:
+        # ModelStack registers "a.b" of the models as "a__b".
+        return [
+            (name.replace("__", "."), p)
+            for name, p in self.stack.named_parameters()
+            if p.requires_grad
+        ]
+
+    def param_entries(self, decay_all: bool) -> list[Param]:
+        """The optimizer's view of the parameters; weights are those with >= 2 dims per model."""
+        return [Param(p, None, decay_all or p.dim() - 1 >= 2) for _, p in self._named()]
+
+    def grad_norms(self) -> dict[str, torch.Tensor]:
+        """Per layer, the L2 norm of every model's current gradient, (M,) each."""
+        squares: dict[str, torch.Tensor] = {}
+        for name, p in self._named():
+            if p.grad is not None:
+                value = p.grad.detach().pow(2).flatten(1).sum(1)
+                key = _layer(name)
+                squares[key] = squares[key] + value if key in squares else value
+        return {k: v.sqrt() for k, v in squares.items()}
+
     def mask_grads(self, inactive: torch.Tensor) -> None:
         """Zero the gradients of the models flagged in ``inactive`` (M,) bool, no host sync.
 
@@ -71,6 +96,11 @@ class StackBackend:
         for p, view in zip(self.stack.parameters(), self._views, strict=True):
             if p.grad is not None:
                 p.grad.masked_fill_(inactive.view(-1, *view), 0.0)
+
+    @property
+    def training(self) -> bool:
+        """In training mode (dropout on, batch statistics)."""
+        return self.stack.training
 
     def train(self, mode: bool = True) -> None:
         """Training (dropout on, batch statistics) or evaluation mode."""
@@ -87,13 +117,17 @@ class StackBackend:
                 target.copy_(value)
 
     def state_dict(self) -> dict[str, Any]:
-        """Weights, buffers and the dropout generator."""
-        return {"stack": self.stack.state_dict(), "generator": self.generator.get_state()}
+        """Weights, buffers and the dropout generators."""
+        return {
+            "stack": self.stack.state_dict(),
+            "generators": [g.get_state() for g in self.stack.generators],
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` in place (the optimizer keeps its parameters)."""
         self.stack.load_state_dict(state["stack"])
-        self.generator.set_state(state["generator"])
+        for g, s in zip(self.stack.generators, state["generators"], strict=True):
+            g.set_state(s)
 
     def models(self) -> list[nn.Module]:
         """M independent modules holding the trained weights, in evaluation mode."""
@@ -103,9 +137,10 @@ class StackBackend:
 class LoopBackend:
     """M plain modules run one after another (the per-model reference; ``train()``).
 
-    The modules are trained in place. ``dropout_seeds`` gives each model its own stream
-    of dropout masks: before every training forward the global RNG is forked and seeded
-    from that model's generator, so the caller's global RNG is left untouched.
+    The modules are trained in place. Before every training forward of a model with
+    dropout, torch's global generator is re-seeded from the ``"dropout"`` stream of the
+    model's seed (``seeds``, M ints) and restored afterwards
+    (:func:`~losslab.seeding.seeded_global_rng`), so the caller's global RNG is untouched.
     """
 
     def __init__(
@@ -113,23 +148,20 @@ class LoopBackend:
         models: Sequence[nn.Module],
         device: torch.device,
         dtype: torch.dtype,
-        dropout_seeds: Sequence[int],
+        seeds: Sequence[int],
     ):
         self._models = [m.to(device=device, dtype=dtype).train() for m in models]
         self.num_models = len(self._models)
         self.device = device
-        self.generators = [torch.Generator().manual_seed(s) for s in dropout_seeds]
-        self._random = [_has_dropout(m) for m in self._models]
+        self.generators = [torch_generator(s, "dropout") for s in seeds]
+        self._random = [uses_global_rng(m) for m in self._models]
         self._training = True
 
     def _run(self, i: int, x: torch.Tensor) -> torch.Tensor:
         model = self._models[i]
         if not (self._training and self._random[i]):
             return model(x)
-        seed = int(torch.randint(2**62, (1,), generator=self.generators[i]))
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+        with seeded_global_rng(draw_seed(self.generators[i]), self.device):
             return model(x)
 
     def forward(self, x: torch.Tensor, shared: bool) -> torch.Tensor:
@@ -144,12 +176,37 @@ class LoopBackend:
         """Every trainable parameter of every model."""
         return [p for m in self._models for p in m.parameters() if p.requires_grad]
 
+    def param_entries(self, decay_all: bool) -> list[Param]:
+        """The optimizer's view of the parameters; weights are those with >= 2 dims."""
+        return [
+            Param(p, i, decay_all or p.dim() >= 2)
+            for i, m in enumerate(self._models)
+            for p in m.parameters()
+            if p.requires_grad
+        ]
+
+    def grad_norms(self) -> dict[str, torch.Tensor]:
+        """Per layer, the L2 norm of every model's current gradient, (M,) each."""
+        squares: dict[str, list[torch.Tensor]] = {}
+        for i, model in enumerate(self._models):
+            for name, p in model.named_parameters():
+                if p.grad is None:
+                    continue
+                rows = squares.setdefault(_layer(name), [p.grad.new_zeros(())] * self.num_models)
+                rows[i] = rows[i] + p.grad.detach().pow(2).sum()
+        return {k: torch.stack(v).sqrt() for k, v in squares.items()}
+
     def mask_grads(self, inactive: torch.Tensor) -> None:
         """Zero the gradients of the models flagged in ``inactive`` (M,) bool."""
         for i, model in enumerate(self._models):
             for p in model.parameters():
                 if p.grad is not None:
                     p.grad.masked_fill_(inactive[i], 0.0)
+
+    @property
+    def training(self) -> bool:
+        """In training mode (dropout on, batch statistics)."""
+        return self._training
 
     def train(self, mode: bool = True) -> None:
         """Training or evaluation mode of every model."""

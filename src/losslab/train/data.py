@@ -1,8 +1,9 @@
 """Data resident on the device and the seeded batch order (airbench style, no DataLoader).
 
 The whole dataset is moved to the device once; a batch is an index into it. Each seed owns
-its own ``torch.Generator`` of permutations, so models trained with the same seed see the
-same batches in the same order whatever their loss or learning rate (common random numbers).
+its own ``torch.Generator`` of permutations (its ``"batch_order"`` stream of
+:mod:`losslab.seeding`), so models trained with the same seed see the same batches in the
+same order whatever their loss or learning rate (common random numbers).
 """
 
 from __future__ import annotations
@@ -15,17 +16,9 @@ import numpy as np
 import torch
 
 from losslab.errors import LosslabError
+from losslab.seeding import torch_generator
 
 _SPLITS = ("train", "dev", "test")
-
-# Independent random streams derived from one user seed.
-STREAM_ORDER = 1
-STREAM_DROPOUT = 2
-
-
-def derive_seed(seed: int, stream: int) -> int:
-    """A 63-bit seed for random stream ``stream`` of user seed ``seed`` (numpy SeedSequence)."""
-    return int(np.random.SeedSequence([seed, stream]).generate_state(1, np.uint64)[0] >> 1)
 
 
 @dataclass
@@ -36,6 +29,8 @@ class TrainData:
         x_train: (n, ...) floating point; y_train: (n,) int64 in [0, C).
         x_dev, y_dev, x_test, y_test: the same for the other splits, or None.
         num_classes: C.
+        coarse_train, coarse_dev, coarse_test: (n,) int64 super-class labels of the splits
+            (e.g. CIFAR-100's 20 coarse classes), or None.
     """
 
     x_train: torch.Tensor
@@ -45,6 +40,13 @@ class TrainData:
     x_test: torch.Tensor | None
     y_test: torch.Tensor | None
     num_classes: int
+    coarse_train: torch.Tensor | None = None
+    coarse_dev: torch.Tensor | None = None
+    coarse_test: torch.Tensor | None = None
+
+    def coarse(self, name: str) -> torch.Tensor | None:
+        """(n,) super-class labels of split ``name``, or None."""
+        return getattr(self, f"coarse_{name}")
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(x, y) of split ``name`` ("train", "dev", "test"), or None when it is absent."""
@@ -69,9 +71,9 @@ def as_train_data(data: Any, device: torch.device, dtype: torch.dtype) -> TrainD
         dtype: floating dtype of the inputs.
     """
     if isinstance(data, TrainData):
-        data = {f"{p}_{s}": getattr(data, f"{p}_{s}") for p in "xy" for s in _SPLITS} | {
-            "num_classes": data.num_classes
-        }
+        data = {
+            f"{p}_{s}": getattr(data, f"{p}_{s}") for p in ("x", "y", "coarse") for s in _SPLITS
+        } | {"num_classes": data.num_classes}
     tensors: dict[str, torch.Tensor | None] = {}
     for split in _SPLITS:
         x, y = _get(data, f"x_{split}"), _get(data, f"y_{split}")
@@ -118,16 +120,29 @@ def as_train_data(data: Any, device: torch.device, dtype: torch.dtype) -> TrainD
     }
     if len(shapes) != 1:
         raise LosslabError(f"all splits must have the same sample shape, got {sorted(shapes)}")
+    for split in _SPLITS:
+        coarse = _get(data, f"coarse_{split}")
+        y = tensors[f"y_{split}"]
+        if coarse is not None and y is not None:
+            coarse = torch.as_tensor(
+                np.asarray(coarse) if not isinstance(coarse, torch.Tensor) else coarse
+            )
+            if tuple(coarse.shape) != tuple(y.shape):
+                raise LosslabError(
+                    f"coarse_{split} must have one super-class label per sample, shape "
+                    f"{tuple(y.shape)}; got {tuple(coarse.shape)}"
+                )
+            tensors[f"coarse_{split}"] = coarse.to(device=device, dtype=torch.long)
     return TrainData(num_classes=classes, **tensors)
 
 
 class BatchOrder:
     """Mini-batch indices for U seeds: one permutation stream per seed.
 
-    Epoch e of seed u is ``randperm(n)`` drawn from that seed's generator (or ``arange(n)``
-    without shuffling); its steps take consecutive slices of ``batch_size`` indices and
-    drop the remainder, so every batch has the same size (one compiled shape, and batched
-    models stay aligned).
+    Epoch e of seed u is ``randperm(n)`` drawn from that seed's ``"batch_order"`` stream
+    (or ``arange(n)`` without shuffling); its steps take consecutive slices of
+    ``batch_size`` indices and drop the remainder, so every batch has the same size (one
+    compiled shape, and batched models stay aligned).
 
     Args:
         seeds: the U distinct seeds.
@@ -145,9 +160,7 @@ class BatchOrder:
         self.steps_per_epoch = n // self.batch_size
         self.shuffle = shuffle
         self.device = device
-        self.generators = [
-            torch.Generator().manual_seed(derive_seed(s, STREAM_ORDER)) for s in seeds
-        ]
+        self.generators = [torch_generator(s, "batch_order") for s in seeds]
         self.epoch = -1
         self.order: torch.Tensor | None = None
 
@@ -165,7 +178,7 @@ class BatchOrder:
         start = position * self.batch_size
         return self.order[:, start : start + self.batch_size]
 
-    def state(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """What a checkpoint needs to continue the same sequence of batches."""
         return {
             "generators": [g.get_state() for g in self.generators],
@@ -173,8 +186,8 @@ class BatchOrder:
             "order": None if self.order is None else self.order.cpu(),
         }
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state`."""
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
         for g, s in zip(self.generators, state["generators"], strict=True):
             g.set_state(s)
         self.epoch = state["epoch"]

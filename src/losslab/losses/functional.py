@@ -1,0 +1,584 @@
+r"""Every stateless loss as a function (``torch.nn.functional`` style), and the kernels behind it.
+
+::
+
+    import losslab.functional as LF
+    LF.cauchy_schwarz(logits, labels)                      # a 0-dim tensor
+    LF.gce(logits, labels, q=0.5, reduction="none")        # (N,)
+
+Each function takes logits (N, C) and a target: (N,) int64 class indices or (N, C)
+probability rows; keyword-only ``reduction="mean"|"sum"|"none"``, ``weight=`` (C,) class
+weights (as ``F.cross_entropy``), ``validate=True|False|"full"`` (see
+:class:`~losslab.losses.ClassificationLoss`) and the loss's own hyper-parameters. The
+modules of :mod:`losslab.losses` call the same kernels, so both give identical numbers.
+
+How they reach PyTorch's speed (index targets, the common case):
+
+* No one-hot matrix: the target terms are gathered. A sum over classes with a different
+  term at the target, :math:`\sum_j \phi(o_j) - \phi(o_c) + \psi(o_c)`, is a row reduction
+  plus an O(N) correction.
+* Losses of :math:`p_c` alone (log, squared log, expectation, alpha, gce, truncated log)
+  are functions of the (N,) vector ``F.cross_entropy(o, c, reduction="none")`` =
+  :math:`-\log p_c`, so they cost one cross-entropy.
+* In eager mode, the raw-logit losses (l1, l2, hinges) and the losses of
+  :math:`\|p\|^2` (regularised expectation, Tanimoto, Cauchy-Schwarz) run as
+  ``torch.autograd.Function`` s whose backward is derived by hand (the same derivations
+  as :mod:`losslab.npnet.losses`). Their backward is written with differentiable ops when
+  a second derivative is requested (``create_graph=True``). Under ``torch.compile`` and
+  ``torch.func`` transforms the plain differentiable formula runs instead: the compiler
+  fuses it better than any hand-written kernel, and every transform composes with it.
+* float16 / bfloat16 logits are computed in float32; the result has the logits' dtype
+  (float32 under autocast).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from losslab.checks import check_choice
+from losslab.losses._base import PROBABILITIES, check_number, run_loss, tracing
+
+__all__ = [
+    "alpha",
+    "cauchy_schwarz",
+    "chebyshev",
+    "cubed_hinge",
+    "expectation",
+    "gce",
+    "hinge",
+    "l1",
+    "l2",
+    "log",
+    "regularised_expectation",
+    "squared_hinge",
+    "squared_log",
+    "tanimoto",
+    "truncated_log",
+]
+
+Tensor = torch.Tensor
+
+
+def _gather(x: Tensor, t: Tensor) -> Tensor:
+    """x[i, t_i] for x (N, C), t (N,) -> (N,)."""
+    return x.gather(1, t.unsqueeze(1)).squeeze(1)
+
+
+def _fast(x: Tensor) -> bool:
+    """The hand-written autograd Functions run only on plain eager tensors."""
+    return not tracing(x)
+
+
+# ---------------------------------------------------------------------------------------
+# raw-logit losses: sum_j phi(o_j) - phi(o_c) + psi(o_c) for an index target c
+#   l1:     phi = |o|,                psi = |1 - o|
+#   l2:     phi = o^2,                psi = (1 - o)^2
+#   hinge:  phi = max(0, 1/2 + o)^p,  psi = max(0, 1/2 - o)^p   (+/-1 coding of y)
+
+
+def _phi(kind: str, x: Tensor) -> Tensor:
+    if kind == "l1":
+        return x.abs()
+    if kind == "l2":
+        return x.square()
+    power = int(kind[-1])
+    m = torch.relu(0.5 + x)
+    return m if power == 1 else m.pow(power)
+
+
+def _psi(kind: str, x: Tensor) -> Tensor:
+    if kind == "l1":
+        return (1.0 - x).abs()
+    if kind == "l2":
+        return (1.0 - x).square()
+    power = int(kind[-1])
+    m = torch.relu(0.5 - x)
+    return m if power == 1 else m.pow(power)
+
+
+def _dphi(kind: str, x: Tensor, g: Tensor, inplace: bool) -> Tensor:
+    """g * phi'(x), (N, C) or (N,) with g broadcastable; in place on fresh tensors only."""
+    if kind == "l1":
+        d = torch.sign(x)
+        return d.mul_(g) if inplace else d * g
+    if kind == "l2":
+        return x * (2.0 * g)
+    power = int(kind[-1])
+    if power == 1:
+        return torch.where(x > -0.5, g, 0.0)
+    m = torch.clamp_min(x + 0.5, 0.0)
+    if power == 2:
+        return m.mul_(2.0 * g) if inplace else m * (2.0 * g)
+    return m.square_().mul_(3.0 * g) if inplace else m.square() * (3.0 * g)
+
+
+def _dpsi(kind: str, x: Tensor, g: Tensor) -> Tensor:
+    """g * psi'(x) on the (N,) target logits."""
+    if kind == "l1":
+        return torch.sign(x - 1.0) * g
+    if kind == "l2":
+        return (x - 1.0) * (2.0 * g)
+    power = int(kind[-1])
+    if power == 1:
+        return -torch.where(x < 0.5, g, 0.0)
+    m = torch.clamp_min(0.5 - x, 0.0)
+    return -(m * (2.0 * g) if power == 2 else m.square() * (3.0 * g))
+
+
+def _row_sum_phi(kind: str, x: Tensor) -> Tensor:
+    """sum_j phi(x_j) in as few passes as possible, (N,)."""
+    if kind == "l1":
+        return torch.linalg.vector_norm(x, 1, dim=-1)
+    if kind == "l2":
+        return torch.linalg.vector_norm(x, 2, dim=-1).square()
+    power = int(kind[-1])
+    m = torch.clamp_min(x + 0.5, 0.0)
+    if power == 1:
+        return m.sum(-1)
+    return torch.linalg.vector_norm(m, power, dim=-1).pow(power)
+
+
+class _RawSum(torch.autograd.Function):
+    """sum_j phi(x_j) - phi(x_c) + psi(x_c) with the hand-derived backward.
+
+    d/dx_j = phi'(x_j) for j != c and psi'(x_c) at c: one elementwise pass over x and
+    an O(N) scatter, instead of autograd's chain of (N, C) temporaries.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, t: Tensor, kind: str) -> Tensor:
+        xc = _gather(x, t)
+        return _row_sum_phi(kind, x) - _phi(kind, xc) + _psi(kind, xc)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, t, kind = inputs
+        ctx.kind = kind
+        ctx.save_for_backward(x, t)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        x, t = ctx.saved_tensors
+        kind = ctx.kind
+        # With create_graph the backward itself is differentiated: no in-place ops.
+        inplace = not torch.is_grad_enabled()
+        xc = _gather(x, t)
+        grad = _dphi(kind, x, g.unsqueeze(1), inplace)
+        correction = (_dpsi(kind, xc, g) - _dphi(kind, xc, g, False)).unsqueeze(1)
+        index = t.unsqueeze(1)
+        if inplace:
+            return grad.scatter_add_(1, index, correction), None, None
+        return grad.scatter_add(1, index, correction), None, None
+
+
+def _raw(kind: str, x: Tensor, t: Tensor) -> tuple[Tensor, None]:
+    if t.ndim == 2:
+        return _raw_dense(kind, x, t), None
+    if _fast(x):
+        return _RawSum.apply(x, t, kind), None
+    xc = _gather(x, t)
+    return _phi(kind, x).sum(-1) - _phi(kind, xc) + _psi(kind, xc), None
+
+
+def _raw_dense(kind: str, x: Tensor, y: Tensor) -> Tensor:
+    if kind == "l1":
+        return (y - x).abs().sum(-1)
+    if kind == "l2":
+        return (y - x).square().sum(-1)
+    power = int(kind[-1])
+    margin = torch.relu(0.5 - (2.0 * y - 1.0) * x)
+    return (margin if power == 1 else margin.pow(power)).sum(-1)
+
+
+# ---------------------------------------------------------------------------------------
+# softmax statistics: log p_c and log ||p||^2
+
+
+class _SoftmaxStats(torch.autograd.Function):
+    r"""(log p_c, log ||p||^2) of p = softmax(x) for index targets, hand-derived backward.
+
+    Forward: one fused softmax, one max (for :math:`\log\sum e^x = x_m - \log p_m` at the
+    arg-max m, where :math:`p_m \ge 1/C` cannot underflow) and one norm. Backward with
+    upstream (a, b): :math:`\partial \log p_c/\partial x = \delta_c - p` and
+    :math:`\partial \log\|p\|^2/\partial x = 2p \odot (p/\|p\|^2 - 1)`, so
+    :math:`\nabla = p \odot (-(a + 2b) + (2b/\|p\|^2)\, p) + a\,\delta_c`.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, t: Tensor):
+        p = torch.softmax(x, dim=-1)
+        top, arg = x.max(dim=-1)
+        lse = top - torch.log(_gather(p, arg))
+        pp = torch.linalg.vector_norm(p, dim=-1).square()
+        return _gather(x, t) - lse, torch.log(pp), p, pp
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, t = inputs
+        _, _, p, pp = output
+        ctx.mark_non_differentiable(p, pp)
+        ctx.save_for_backward(x, t, p, pp)
+
+    @staticmethod
+    def backward(ctx, g_pc: Tensor, g_pp: Tensor, _gp, _gpp):
+        x, t, p, pp = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            # Second derivatives: rebuild p from x so the backward is differentiable.
+            p = torch.softmax(x, dim=-1)
+            pp = p.square().sum(-1)
+        a = (-(g_pc + 2.0 * g_pp)).unsqueeze(1)
+        b = (2.0 * g_pp / pp).unsqueeze(1)
+        index = t.unsqueeze(1)
+        if torch.is_grad_enabled():
+            grad = p * (a + b * p)
+            return grad.scatter_add(1, index, g_pc.unsqueeze(1)), None
+        grad = torch.addcmul(a, p, b).mul_(p)
+        return grad.scatter_add_(1, index, g_pc.unsqueeze(1)), None
+
+
+def _softmax_stats(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """(log p_c, log ||p||^2), each (N,), for p = softmax(x) and index targets t."""
+    if _fast(x):
+        log_pc, log_pp, _, _ = _SoftmaxStats.apply(x, t)
+        return log_pc, log_pp
+    log_p = F.log_softmax(x, dim=-1)
+    return _gather(log_p, t), torch.logsumexp(2.0 * log_p, dim=-1)
+
+
+def _probabilities(x: Tensor, probability: str) -> Tensor:
+    return torch.softmax(x, dim=-1) if probability == "softmax" else torch.sigmoid(x)
+
+
+def _log_probabilities(x: Tensor, probability: str) -> Tensor:
+    return F.log_softmax(x, dim=-1) if probability == "softmax" else F.logsigmoid(x)
+
+
+def _nll(x: Tensor, t: Tensor) -> Tensor:
+    r""":math:`-\log p_c` = per-sample cross-entropy, (N,)."""
+    return F.cross_entropy(x, t, reduction="none")
+
+
+# ---------------------------------------------------------------------------------------
+# kernels: (x (N, C), t (N,) int64 or (N, C) float, **hyper) -> (values (N,), probe)
+# The probe is non-finite when the row holds NaN or +inf (see _base.Kernel).
+
+
+def l1_kernel(x: Tensor, t: Tensor):
+    r""":math:`\sum_j |y_j - o_j|`."""
+    return _raw("l1", x, t)
+
+
+def l2_kernel(x: Tensor, t: Tensor):
+    r""":math:`\sum_j (y_j - o_j)^2`."""
+    return _raw("l2", x, t)
+
+
+def hinge_kernel(x: Tensor, t: Tensor, power: int = 1):
+    r""":math:`\sum_j \max(0, \tfrac12 - \hat y_j o_j)^{\mathrm{power}}`, :math:`\hat y = 2y-1`."""
+    return _raw(f"hinge{power}", x, t)
+
+
+def log_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
+    r""":math:`-\sum_j y_j \log p_j`; for sigmoid the binary cross-entropy summed over classes."""
+    if t.ndim == 2:
+        if probability == "softmax":
+            return -(t * F.log_softmax(x, dim=-1)).sum(-1), None
+        return -(t * F.logsigmoid(x) + (1.0 - t) * F.logsigmoid(-x)).sum(-1), None
+    if probability == "softmax":
+        return _nll(x, t), None
+    # -sum_{j != c} log(1 - p_j) - log p_c = sum_j softplus(o_j) - o_c
+    return F.softplus(x).sum(-1) - _gather(x, t), None
+
+
+def squared_log_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
+    r""":math:`\sum_j (y_j \log p_j)^2`; for sigmoid also :math:`((1-y_j)\log(1-p_j))^2`."""
+    if t.ndim == 2:
+        if probability == "softmax":
+            return (t * F.log_softmax(x, dim=-1)).square().sum(-1), None
+        positive = (t * F.logsigmoid(x)).square()
+        negative = ((1.0 - t) * F.logsigmoid(-x)).square()
+        return (positive + negative).sum(-1), None
+    if probability == "softmax":
+        nll = _nll(x, t)
+        return nll.square(), nll
+    # log(1 - p_j) = -softplus(o_j), log p_c = -softplus(-o_c)
+    xc = _gather(x, t)
+    values = F.softplus(x).square().sum(-1) - F.softplus(xc).square() + F.softplus(-xc).square()
+    return values, None
+
+
+def expectation_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
+    r""":math:`\sum_j |y_j - p_j|` (= 2 - 2 p_c for one-hot y and softmax)."""
+    if t.ndim == 2:
+        return (t - _probabilities(x, probability)).abs().sum(-1), None
+    if probability == "softmax":
+        nll = _nll(x, t)
+        return 2.0 - 2.0 * torch.exp(-nll), nll
+    p = torch.sigmoid(x)
+    return p.sum(-1) + 1.0 - 2.0 * _gather(p, t), x.sum(-1)
+
+
+def regularised_expectation_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
+    r""":math:`\sum_j (y_j - p_j)^2` (= 1 - 2 p_c + ||p||^2 for one-hot y)."""
+    if t.ndim == 2:
+        return (t - _probabilities(x, probability)).square().sum(-1), None
+    if probability == "softmax":
+        log_pc, log_pp = _softmax_stats(x, t)
+        return 1.0 - 2.0 * torch.exp(log_pc) + torch.exp(log_pp), log_pc
+    p = torch.sigmoid(x)
+    return p.square().sum(-1) + 1.0 - 2.0 * _gather(p, t), x.sum(-1)
+
+
+def chebyshev_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
+    r""":math:`\max_j |p_j - y_j|`; at ties the gradient is shared evenly (``amax``)."""
+    p = _probabilities(x, probability)
+    if t.ndim == 2:
+        return (p - t).abs().amax(-1), None
+    index = t.unsqueeze(1)
+    # |p - y| without a one-hot: p_j off the target, 1 - p_c on it.
+    distance = p.scatter(1, index, 1.0 - p.gather(1, index))
+    return distance.amax(-1), (None if probability == "softmax" else x.sum(-1))
+
+
+def tanimoto_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
+    r""":math:`-\,p\cdot y / (\|p\|^2 + \|y\|^2 - p\cdot y)`, in [-1, 0]."""
+    if t.ndim == 2:
+        p = _probabilities(x, probability)
+        py = (p * t).sum(-1)
+        # The denominator is >= (||p||^2 + ||y||^2) / 2 > 0 for any probability row y.
+        return -py / (p.square().sum(-1) + t.square().sum(-1) - py), None
+    if probability == "softmax":
+        log_pc, log_pp = _softmax_stats(x, t)
+        pc = torch.exp(log_pc)
+        return -pc / (torch.exp(log_pp) + 1.0 - pc), log_pc
+    p = torch.sigmoid(x)
+    pc = _gather(p, t)
+    return -pc / (p.square().sum(-1) + 1.0 - pc), x.sum(-1)
+
+
+def cauchy_schwarz_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
+    r""":math:`-\log(p\cdot y / (\|p\|\,\|y\|))`, in the log domain.
+
+    For one-hot y: :math:`-\log p_c + \tfrac12\log\|p\|^2`. For soft y:
+    :math:`-\log\sum_j e^{\log p_j + \log y_j} + \tfrac12 \log\sum_j e^{2\log p_j}
+    + \tfrac12\log\|y\|^2`, where the zero entries of y enter as :math:`\log 0 = -\infty`,
+    which logsumexp ignores with a zero gradient. An underflowing :math:`p_c` thus costs
+    :math:`-\log p_c` (finite) instead of :math:`-\log 0`.
+    """
+    if t.ndim == 2:
+        log_p = _log_probabilities(x, probability)
+        log_py = torch.logsumexp(log_p + torch.log(t), dim=-1)
+        half_log_pp = 0.5 * torch.logsumexp(2.0 * log_p, dim=-1)
+        return half_log_pp + 0.5 * torch.log(t.square().sum(-1)) - log_py, None
+    if probability == "softmax":
+        log_pc, log_pp = _softmax_stats(x, t)
+        return 0.5 * log_pp - log_pc, None
+    log_p = F.logsigmoid(x)
+    return 0.5 * torch.logsumexp(2.0 * log_p, dim=-1) - _gather(log_p, t), None
+
+
+def _masked_log_p(x: Tensor, y: Tensor) -> Tensor:
+    """log softmax(o), set to 0 where y == 0 so nothing downstream can overflow there."""
+    return F.log_softmax(x, dim=-1).masked_fill(y == 0, 0.0)
+
+
+def gce_kernel(x: Tensor, t: Tensor, q: float = 0.7):
+    r""":math:`\sum_j y_j (1 - p_j^q) / q`; :math:`p^q = e^{q \log p}`, ``-expm1`` for 1 - p^q."""
+    if t.ndim == 2:
+        return (t * (-torch.expm1(q * _masked_log_p(x, t)) / q)).sum(-1), None
+    nll = _nll(x, t)
+    return -torch.expm1(-q * nll) / q, nll
+
+
+def alpha_kernel(x: Tensor, t: Tensor, alpha: float = 2.0):
+    r""":math:`\sum_j y_j \frac{\alpha}{\alpha-1}(1 - p_j^{1-1/\alpha})`; alpha = 1: log loss."""
+    if alpha == 1.0:
+        return log_kernel(x, t)
+    return gce_kernel(x, t, q=1.0 - 1.0 / alpha)
+
+
+def truncated_log_kernel(x: Tensor, t: Tensor, k: float = 0.5):
+    r""":math:`-\sum_j y_j \log\max(p_j, k)` = :math:`\min(-\log p_c, -\log k)` for index c."""
+    cap = -math.log(k) if k > 0 else math.inf
+    if t.ndim == 2:
+        return -(t * torch.clamp_min(F.log_softmax(x, dim=-1), -cap)).sum(-1), None
+    nll = _nll(x, t)
+    return torch.clamp_max(nll, cap), nll
+
+
+# ---------------------------------------------------------------------------------------
+# public functions
+
+_SEED = "Janocha & Czarnecki 2017, Table 1"
+
+
+def _probability(probability: str) -> str:
+    return check_choice("probability", probability, PROBABILITIES)
+
+
+def l1(logits, target, *, reduction="mean", weight=None, validate=True) -> Tensor:
+    r"""L1 loss on the raw logits, :math:`\sum_j |y_j - o_j|` (Janocha & Czarnecki 2017, Table 1).
+
+    Args:
+        logits: (N, C) float. target: (N,) int64 class indices or (N, C) probability rows.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        weight: optional (C,) class weights. validate: ``True``, ``False`` or ``"full"``.
+
+    Returns:
+        () or (N,) for ``reduction="none"``.
+    """
+    return run_loss("l1", l1_kernel, logits, target, reduction=reduction, weight=weight,
+                    validate=validate)  # fmt: skip
+
+
+def l2(logits, target, *, reduction="mean", weight=None, validate=True) -> Tensor:
+    r"""Squared L2 loss on the raw logits, :math:`\sum_j (y_j - o_j)^2` (Janocha, Table 1).
+
+    Arguments, shapes and result as :func:`l1`.
+    """
+    return run_loss("l2", l2_kernel, logits, target, reduction=reduction, weight=weight,
+                    validate=validate)  # fmt: skip
+
+
+def hinge(logits, target, *, reduction="mean", weight=None, validate=True) -> Tensor:
+    r"""Hinge loss :math:`\sum_j \max(0, \tfrac12 - \hat y_j o_j)`, :math:`\hat y = 2y - 1`.
+
+    Janocha & Czarnecki 2017, Table 1. Arguments, shapes and result as :func:`l1`.
+    """
+    return run_loss("hinge", hinge_kernel, logits, target, reduction=reduction, weight=weight,
+                    validate=validate, power=1)  # fmt: skip
+
+
+def squared_hinge(logits, target, *, reduction="mean", weight=None, validate=True) -> Tensor:
+    r"""Squared hinge loss :math:`\sum_j \max(0, \tfrac12 - \hat y_j o_j)^2` (Janocha, Table 1).
+
+    Arguments, shapes and result as :func:`l1`.
+    """
+    return run_loss("squared_hinge", hinge_kernel, logits, target, reduction=reduction,
+                    weight=weight, validate=validate, power=2)  # fmt: skip
+
+
+def cubed_hinge(logits, target, *, reduction="mean", weight=None, validate=True) -> Tensor:
+    r"""Cubed hinge loss :math:`\sum_j \max(0, \tfrac12 - \hat y_j o_j)^3` (Janocha, Table 1).
+
+    Arguments, shapes and result as :func:`l1`.
+    """
+    return run_loss("cubed_hinge", hinge_kernel, logits, target, reduction=reduction,
+                    weight=weight, validate=validate, power=3)  # fmt: skip
+
+
+def log(logits, target, *, reduction="mean", weight=None, validate=True,
+        probability="softmax") -> Tensor:  # fmt: skip
+    r"""Log loss :math:`-\sum_j y_j \log p_j` (Janocha, Table 1; Berlyand et al. 2021, eq. 4).
+
+    With index targets and ``"softmax"`` it is ``F.cross_entropy``; with ``"sigmoid"`` the
+    binary cross-entropy summed over classes. Arguments as :func:`l1`, plus
+    ``probability="softmax"|"sigmoid"``.
+    """
+    return run_loss("log", log_kernel, logits, target, reduction=reduction, weight=weight,
+                    validate=validate, probability=_probability(probability))  # fmt: skip
+
+
+def squared_log(logits, target, *, reduction="mean", weight=None, validate=True,
+                probability="softmax") -> Tensor:  # fmt: skip
+    r"""Squared log loss :math:`\sum_j (y_j \log p_j)^2` (Janocha, Table 1, sign typo fixed).
+
+    Arguments as :func:`log`.
+    """
+    return run_loss("squared_log", squared_log_kernel, logits, target, reduction=reduction,
+                    weight=weight, validate=validate,
+                    probability=_probability(probability))  # fmt: skip
+
+
+def expectation(logits, target, *, reduction="mean", weight=None, validate=True,
+                probability="softmax") -> Tensor:  # fmt: skip
+    r"""Expectation loss :math:`\sum_j |y_j - p_j|` (Janocha, Table 1, Proposition 1).
+
+    Arguments as :func:`log`.
+    """
+    return run_loss("expectation", expectation_kernel, logits, target, reduction=reduction,
+                    weight=weight, validate=validate,
+                    probability=_probability(probability))  # fmt: skip
+
+
+def regularised_expectation(logits, target, *, reduction="mean", weight=None, validate=True,
+                            probability="softmax") -> Tensor:  # fmt: skip
+    r"""Regularised expectation loss :math:`\sum_j (y_j - p_j)^2` (Janocha, Table 1, Prop. 1).
+
+    Arguments as :func:`log`.
+    """
+    return run_loss("regularised_expectation", regularised_expectation_kernel, logits, target,
+                    reduction=reduction, weight=weight, validate=validate,
+                    probability=_probability(probability))  # fmt: skip
+
+
+def chebyshev(logits, target, *, reduction="mean", weight=None, validate=True,
+              probability="softmax") -> Tensor:  # fmt: skip
+    r"""Chebyshev loss :math:`\max_j |p_j - y_j|` (Janocha, Table 1, :math:`L_\infty\circ\sigma`).
+
+    Arguments as :func:`log`.
+    """
+    return run_loss("chebyshev", chebyshev_kernel, logits, target, reduction=reduction,
+                    weight=weight, validate=validate,
+                    probability=_probability(probability))  # fmt: skip
+
+
+def tanimoto(logits, target, *, reduction="mean", weight=None, validate=True,
+             probability="softmax") -> Tensor:  # fmt: skip
+    r"""Tanimoto loss :math:`-p\cdot y / (\|p\|^2 + \|y\|^2 - p\cdot y)` (Janocha, Table 1).
+
+    Arguments as :func:`log`.
+    """
+    return run_loss("tanimoto", tanimoto_kernel, logits, target, reduction=reduction,
+                    weight=weight, validate=validate,
+                    probability=_probability(probability))  # fmt: skip
+
+
+def cauchy_schwarz(logits, target, *, reduction="mean", weight=None, validate=True,
+                   probability="softmax") -> Tensor:  # fmt: skip
+    r"""Cauchy-Schwarz divergence :math:`-\log(p\cdot y / (\|p\|\|y\|))` (Janocha, Prop. 3).
+
+    Arguments as :func:`log`.
+    """
+    return run_loss("cauchy_schwarz", cauchy_schwarz_kernel, logits, target,
+                    reduction=reduction, weight=weight, validate=validate,
+                    probability=_probability(probability))  # fmt: skip
+
+
+def alpha(logits, target, *, alpha=2.0, reduction="mean", weight=None, validate=True) -> Tensor:
+    r"""alpha-loss :math:`\frac{\alpha}{\alpha-1}(1 - p_c^{1-1/\alpha})` (Mendez-Vazquez slides).
+
+    ``alpha`` > 0, ``inf`` allowed (1 - p_c); alpha = 1 is log loss. Other arguments as
+    :func:`l1`.
+    """
+    a = check_number(alpha, "alpha (alpha loss)", low=0.0, low_open=True, allow_inf=True)
+    return run_loss("alpha", alpha_kernel, logits, target, reduction=reduction, weight=weight,
+                    validate=validate, alpha=a)  # fmt: skip
+
+
+def gce(logits, target, *, q=0.7, reduction="mean", weight=None, validate=True) -> Tensor:
+    r"""Generalised cross-entropy :math:`(1 - p_c^q)/q`, q in (0, 1] (Zhang & Sabuncu 2018).
+
+    Other arguments as :func:`l1`.
+    """
+    q = check_number(q, "q (gce loss)", low=0.0, high=1.0, low_open=True)
+    return run_loss("gce", gce_kernel, logits, target, reduction=reduction, weight=weight,
+                    validate=validate, q=q)  # fmt: skip
+
+
+def truncated_log(logits, target, *, k=0.5, reduction="mean", weight=None,
+                  validate=True) -> Tensor:  # fmt: skip
+    r"""Truncated log loss :math:`-\log\max(p_c, k)`, k in [0, 1] (Berlyand et al. 2021, eq. 12).
+
+    Other arguments as :func:`l1`.
+    """
+    k = check_number(k, "k (truncated_log loss)", low=0.0, high=1.0)
+    return run_loss("truncated_log", truncated_log_kernel, logits, target, reduction=reduction,
+                    weight=weight, validate=validate, k=k)  # fmt: skip

@@ -1,0 +1,334 @@
+"""The study verbs of the ``losslab`` command line: run, status, export, report.
+
+Thin: each verb calls :mod:`losslab.study` and prints. Registered into
+``losslab.cli:app`` by :func:`register`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+
+import typer
+
+from losslab.errors import LosslabError
+
+_RUN_HELP = """Run a study: every cell of the grid in STUDY.toml that is not stored yet.
+
+Cells that differ only in loss, seed, lr or weight decay train as one stack. Results go to
+DIR/study.sqlite (default DIR: results/<study name>); rerunning skips stored cells, and a
+killed run continues where it stopped. Ctrl-C stops at the next step boundary.
+
+Examples:
+
+  losslab run studies/demo.toml --scale quick
+
+  losslab run my.toml --out results/my --dry-run
+
+  losslab run my.toml --executor process --jobs 2
+
+  losslab run my.toml --executor ray --address auto
+"""
+
+
+def _fmt_seconds(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+class _Display:
+    """A rich progress bar on a terminal; plain lines otherwise; nothing with --quiet."""
+
+    def __init__(self, quiet: bool, name: str):
+        from rich.console import Console
+
+        self.quiet = quiet
+        self.console = Console(stderr=True)
+        self.live = not quiet and self.console.is_terminal
+        self.bar = None
+        self.name = name
+        self.last_line = ""
+        self.seen_messages = 0
+
+    def __enter__(self) -> _Display:
+        if self.live:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[cells]}"),
+                TextColumn("{task.fields[rate]}"),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self.console,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(self.name, total=1, cells="", rate="")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def update(self, ev) -> None:
+        if self.quiet:
+            return
+        for message in ev.messages[self.seen_messages :]:
+            self.console.print(message)
+        self.seen_messages = len(ev.messages)
+        steps = ev.model_steps_done + ev.model_steps_live
+        elapsed = time.perf_counter() - ev.started
+        rate = steps / elapsed if elapsed > 0 else 0.0
+        cells = f"{ev.done}/{ev.total} cells"
+        if ev.failed:
+            cells += f", {ev.failed} failed"
+        rate_text = f"{rate:,.0f} model-steps/s"
+        if self.bar is not None:
+            self.bar.update(self.task, total=max(ev.model_steps_total, 1),
+                            completed=steps, cells=cells, rate=rate_text)
+            return
+        left = ev.model_steps_total - steps
+        eta = left / rate if rate > 0 else math.inf
+        line = f"{cells}  {rate_text}  ETA {_fmt_seconds(eta)}"
+        # Plain output: one line per finished stack, not per engine report.
+        if ev.model_steps_live == 0 and line.split("  ")[0] != self.last_line:
+            self.console.print(line, highlight=False)
+            self.last_line = line.split("  ")[0]
+
+
+def run(
+    study_file: str = typer.Argument(
+        ..., help="the study file (TOML), or a ready-made study's name (losslab list studies)"
+    ),
+    out: str = typer.Option(None, "--out", help="study directory (default results/<name>)"),
+    scale: str = typer.Option(None, "--scale", help="a [scales.NAME] of the file, e.g. quick"),
+    executor: str = typer.Option("inprocess", "--executor", help="inprocess, process or ray"),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="worker processes / local Ray CPUs"),
+    address: str = typer.Option(None, "--address", help="Ray cluster address (ray only)"),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda"),
+    max_stack: int = typer.Option(64, "--max-stack", min=1, help="most models per stack"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print cells, stacks, time; run nothing"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
+) -> None:
+    from losslab.catalogue import resolve_study
+    from losslab.study.runner import run_study
+    from losslab.study.spec import load_study
+
+    study = load_study(resolve_study(study_file), scale)
+    if dry_run:
+        _dry_run(study, out, device, max_stack)
+        return
+    stop = threading.Event()
+
+    def interrupt(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    started = time.perf_counter()
+    try:
+        with _Display(quiet, study.name) as display:
+            events = run_study(study, out, executor=executor, jobs=jobs, address=address,
+                               device=device, max_stack=max_stack, on_update=display.update,
+                               stop=stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    from losslab.study.runner import default_out
+
+    where = out if out is not None else default_out(study)
+    seconds = time.perf_counter() - started
+    trained = events.trained
+    if stop.is_set():
+        typer.echo(f"interrupted: {events.done}/{events.total} cells stored in {where}; "
+                   "run the same command again to continue", err=True)
+        raise typer.Exit(130)
+    if not quiet:
+        line = (f"{study.name}: {events.done}/{events.total} cells stored in {where} "
+                f"({trained} trained now in {_fmt_seconds(seconds)}")
+        line += f", {events.failed} failed" if events.failed else ""
+        line += f", {events.held} left to another run" if events.held else ""
+        typer.echo(line + ")")
+
+
+run.__doc__ = _RUN_HELP
+
+
+def _dry_run(study, out: Path | None, device: str, max_stack: int) -> None:
+    from losslab.study.estimate import estimate_seconds
+    from losslab.study.executors import DataCache
+    from losslab.study.runner import default_out, prepare
+    from losslab.study.store import read_meta, store_path
+
+    cache = DataCache()
+    plan = prepare(study, cache, max_stack)
+    where = out if out is not None else default_out(study)
+    stored = 0
+    if read_meta(where) is not None:
+        from losslab.study.results import load
+
+        frame = load(where, all_cells=True).cells()
+        ids = {c.cell_id for c in plan.cells}
+        stored = int(frame[frame["cell_id"].isin(ids) & frame["status"].isin(
+            ["done", "diverged"])].shape[0])
+    typer.echo(f"study {study.name}" + (f" (scale {study.scale})" if study.scale else "")
+               + f": {len(plan.cells)} cells ({plan.excluded} excluded), "
+               f"{len(plan.groups)} stacks, {stored} already stored in {store_path(where)}")
+    typer.echo(f"varying axes: {', '.join(plan.varying) or 'none'}")
+    seconds = estimate_seconds(plan, cache, device)
+    for group, estimate in zip(plan.groups, seconds, strict=True):
+        first = group.cells[0].axes
+        losses = len({c.axes["loss"] for c in group.cells})
+        seeds = len({c.axes["seed"] for c in group.cells})
+        typer.echo(
+            f"  stack {group.stack_id}: {len(group.cells)} models ({losses} losses x {seeds} "
+            f"seeds), {first['dataset']} / {first['model']} / {first['activation']}, "
+            f"{first['steps']} steps, ~{_fmt_seconds(estimate)}"
+        )
+    total = sum(seconds)
+    if study.spec.tune is not None:
+        from losslab.study.tuning import tuning_study
+
+        tune = study.spec.tune
+        tuning = prepare(tuning_study(study), cache, max_stack)
+        rounds = 1 if tune.method == "grid" else tune.trials
+        tuning_seconds = rounds * sum(estimate_seconds(tuning, cache, device))
+        total += tuning_seconds
+        typer.echo(
+            f"  [tune] {tune.method}: {rounds * len(tuning.cells)} tuning models first "
+            f"(seeds {tune.seeds}, dev split), ~{_fmt_seconds(tuning_seconds)}"
+        )
+    typer.echo(f"estimated time (in-process, this machine): ~{_fmt_seconds(total)}")
+
+
+def status(
+    directory: str = typer.Argument(..., help="a study directory"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object"),
+) -> None:
+    """Count the cells of a study directory by status.
+
+    Example: losslab status results/demo --json
+    """
+    from losslab.study.results import load
+
+    res = load(directory)
+    counts = res.status_counts()
+    if as_json:
+        typer.echo(json.dumps({"study": res.meta().get("study_name"), **counts}))
+        return
+    parts = ", ".join(f"{counts[s]} {s}" for s in ("done", "diverged", "failed", "running",
+                                                    "pending"))
+    typer.echo(f"{res.meta().get('study_name')}: {counts['total']} cells: {parts}")
+    if counts["failed"]:
+        frame = res.cells()
+        for _, row in frame[frame["status"] == "failed"].head(5).iterrows():
+            typer.echo(f"  failed {row['cell_id']} ({row['condition']}, seed {row['seed']}): "
+                       f"{row['error']}")
+
+
+def export(
+    directory: str = typer.Argument(..., help="a study directory"),
+    fmt: str = typer.Option("csv", "--format", help="csv or parquet"),
+    table: str = typer.Option("cells", "--table", help="cells, curves or measurements"),
+    out: str = typer.Option(None, "--out", help="output file (default DIR/<table>.<format>)"),
+) -> None:
+    """Write a table of the study (cells, curves, measurements) as CSV or Parquet.
+
+    Example: losslab export results/demo --format parquet --table curves
+    """
+    from losslab.study.results import load
+
+    if fmt not in ("csv", "parquet"):
+        raise LosslabError(f"--format must be csv or parquet, got {fmt!r}")
+    if table not in ("cells", "curves", "measurements"):
+        raise LosslabError(f"--table must be cells, curves or measurements, got {table!r}")
+    frame = getattr(load(directory), table)()
+    target = out or Path(directory) / f"{table}.{fmt}"
+    try:
+        if fmt == "csv":
+            frame.to_csv(target, index=False)
+        else:
+            try:
+                import pyarrow  # noqa: F401
+            except ImportError:
+                raise LosslabError(
+                    "--format parquet needs pyarrow: pip install 'losslab[parquet]'"
+                ) from None
+            frame.to_parquet(target, index=False)
+    except OSError as err:
+        raise LosslabError(
+            f"cannot write {target} ({err.strerror}); choose another --out"
+        ) from None
+    typer.echo(f"wrote {len(frame)} rows to {target}")
+
+
+def report(
+    directory: str = typer.Argument(..., help="a study directory"),
+    reference: str = typer.Option(None, help="the loss the others are compared with "
+                                  "(default: log if the study has it, else its first loss)"),
+    metric: str = typer.Option("test_accuracy", help="the final metric compared"),
+) -> None:
+    """Print the mean final metrics of every condition over its seeds, then the statistics:
+    bootstrap CIs, ranks, paired tests against a reference loss with their verdicts, the
+    bias/variance diagnosis and the settings [tune] chose.
+
+    Example: losslab report results/demo --reference log --metric test_accuracy
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from losslab.study.results import load
+
+    frame = load(directory).cells()
+    done = frame[frame["status"].isin(["done", "diverged"])]
+    table = Table(title=f"{directory}: mean ± sd over seeds (done cells)")
+    for name in ("condition", "seeds", "test acc", "train acc", "test loss", "diverged"):
+        table.add_column(name, justify="left" if name == "condition" else "right")
+    order = frame.drop_duplicates("condition_id")["condition_id"]
+    for condition_id in order:
+        rows = done[done["condition_id"] == condition_id]
+        label = frame.loc[frame["condition_id"] == condition_id, "condition"].iloc[0]
+        if rows.empty:
+            table.add_row(label, "0", "-", "-", "-", "-")
+            continue
+        table.add_row(
+            label,
+            str(len(rows)),
+            _mean_sd(rows["test_accuracy"], percent=True),
+            _mean_sd(rows["train_accuracy"], percent=True),
+            _mean_sd(rows["test_loss"]),
+            str(int((rows["status"] == "diverged").sum())),
+        )
+    console = Console(width=200)
+    console.print(table)
+    from losslab.study.stats import statistics_tables
+
+    for extra in statistics_tables(load(directory), reference, metric):
+        console.print(extra)
+
+
+def _mean_sd(values, percent: bool = False) -> str:
+    values = values.dropna()
+    if values.empty:
+        return "-"
+    scale = 100.0 if percent else 1.0
+    mean = values.mean() * scale
+    sd = values.std(ddof=1) * scale if len(values) > 1 else 0.0
+    return f"{mean:.2f} ± {sd:.2f}" if percent else f"{mean:.4f} ± {sd:.4f}"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the study verbs to the ``losslab`` app."""
+    app.command("run", help=_RUN_HELP)(run)
+    app.command("status")(status)
+    app.command("export")(export)
+    app.command("report")(report)

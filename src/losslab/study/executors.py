@@ -1,0 +1,375 @@
+"""Executors: where the stacks of a study are trained. Workers return results; only the
+driver writes the store.
+
+A stack is described by a plain, picklable *task* (the shared configuration and, per cell,
+loss, seed, lr and weight decay); :func:`train_task` turns it into ONE
+:func:`~losslab.train.train_many` call and returns one plain *outcome* dict per cell. The
+same function runs in the driver (:class:`InProcessExecutor`), in a local process pool
+(:class:`ProcessExecutor`, ``--jobs N``) or on Ray workers (:class:`RayExecutor`).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import inspect
+import multiprocessing
+import os
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from losslab.errors import LosslabError
+from losslab.plugins import import_modules, load_plugins
+from losslab.study.plan import Group, canonical_json
+
+Task = dict[str, Any]
+Outcome = dict[str, Any]
+EXECUTORS = ("inprocess", "process", "ray")
+
+
+def make_task(group: Group, cell_ids: list[str], device: str, imports: list[str]) -> Task:
+    """The picklable description of training ``cell_ids`` of ``group`` in one stack."""
+    chosen = set(cell_ids)
+    cfg = group.config
+    return {
+        "stack_id": group.stack_id,
+        "dataset": cfg["dataset"],
+        "model": cfg["model"],
+        "train": {k: v for k, v in cfg["train"].items() if k not in ("lr", "weight_decay")},
+        "measure": cfg.get("measure", {}),
+        "device": device,
+        "imports": list(imports),
+        "cells": [
+            {
+                "cell_id": c.cell_id,
+                "loss": c.config["loss"],
+                "seed": c.config["seed"],
+                "lr": c.config["train"]["lr"],
+                "weight_decay": c.config["train"]["weight_decay"],
+            }
+            for c in group.cells
+            if c.cell_id in chosen
+        ],
+    }
+
+
+class DataCache:
+    """Datasets loaded once per resolved configuration (the last ``size`` kept)."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+        self._data: dict[str, Any] = {}
+
+    def get(self, config: Mapping[str, Any]) -> Any:
+        from losslab.data import load_dataset
+
+        key = canonical_json(config)
+        if key not in self._data:
+            options = {k: v for k, v in config.items() if k != "name"}
+            data = load_dataset(config["name"], options.pop("root", None), **options)
+            while len(self._data) >= self.size:
+                self._data.pop(next(iter(self._data)))
+            self._data[key] = data
+        return self._data[key]
+
+
+def _measurements(measure: Mapping[str, Any]) -> list[Any]:
+    if not measure:
+        return []
+    from losslab.metrics.measurements import get_measurement
+
+    return [get_measurement(name, **options) for name, options in measure.items()]
+
+
+def takes_data_shape(factory: Callable[..., Any]) -> bool:
+    """A (user) model factory that sizes itself from ``input_shape`` and ``num_classes``."""
+    params = inspect.signature(factory).parameters
+    return "input_shape" in params and "num_classes" in params
+
+
+def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, **kwargs: Any):
+    """Model ``name`` for samples of ``input_shape`` and ``num_classes`` classes:
+    :func:`losslab.models.for_data`, or the factory itself where it takes the data shape
+    (plugins, :mod:`losslab.plugins`)."""
+    from losslab.models import MODELS, for_data
+    from losslab.registry import lookup
+
+    factory = lookup(MODELS, name, "model")
+    if takes_data_shape(factory):
+        return factory(input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
+    return for_data(name, input_shape, num_classes, **kwargs)
+
+
+def _engine_options() -> set[str]:
+    from losslab.train import train_many
+
+    return set(inspect.signature(train_many).parameters)
+
+
+def train_task(task: Task, cache: DataCache, progress: Callable[[dict], None] | None = None,
+               stop: threading.Event | None = None) -> list[Outcome]:
+    """Train the cells of ``task`` as ONE train_many stack and return their outcomes.
+
+    Args:
+        task: from :func:`make_task`.
+        cache: where datasets are loaded once.
+        progress: the engine's progress callback (a dict per report), if any.
+        stop: an event that interrupts training (results are then ``interrupted``).
+
+    Returns:
+        One dict per cell: ``cell_id``, ``status`` ("done", "diverged", "failed" or
+        "interrupted"), ``error``, ``diverged_at``, ``final``, ``curves``,
+        ``measurements`` (rows (step, name, index, value)), ``seconds``, ``steps_run``,
+        ``best_step``, ``stopped_early``. A failure (e.g. out of memory) fails every cell
+        of the stack with its error; it never raises.
+    """
+    from losslab.train import ModelSpec, TrainConfig, resolve_device, train_many
+
+    try:
+        load_plugins()
+        import_modules(task["imports"])
+        data = cache.get(task["dataset"])
+        model_cfg = {k: v for k, v in task["model"].items() if k != "name"}
+        name = task["model"]["name"]
+
+        def build(seed: int):
+            return build_model(name, data.input_shape, data.num_classes, seed=seed,
+                               **model_cfg)
+
+        config = TrainConfig(**task["train"], device=task["device"])
+        device = str(resolve_device(config.device))
+        specs = [
+            ModelSpec(
+                loss=c["loss"]["name"],
+                seed=c["seed"],
+                loss_kwargs={k: v for k, v in c["loss"].items() if k != "name"},
+                lr=c["lr"],
+                weight_decay=c["weight_decay"],
+                label=c["cell_id"],
+            )
+            for c in task["cells"]
+        ]
+        accepted = _engine_options()
+        extra: dict[str, Any] = {}
+        if "progress" in accepted:
+            extra["progress"] = progress
+        if "stop" in accepted:
+            extra["stop"] = stop
+        measure = _measurements(task["measure"])
+        if measure and "measure" in accepted:
+            extra["measure"] = measure
+        results = train_many(build, specs, data, config, **extra)
+    except Exception as err:  # noqa: BLE001 - a failed stack is recorded, the study goes on
+        error = _one_line(err)
+        return [{"cell_id": c["cell_id"], "status": "failed", "error": error,
+                 "device": task["device"]} for c in task["cells"]]
+    out = []
+    for cell, result in zip(task["cells"], results, strict=True):
+        if getattr(result, "interrupted", False):
+            status = "interrupted"
+        else:
+            status = "diverged" if result.diverged else "done"
+        out.append(
+            {
+                "cell_id": cell["cell_id"],
+                "status": status,
+                "error": None,
+                "diverged_at": result.diverged_at,
+                "final": dict(result.final),
+                "curves": {k: list(v) for k, v in result.curves.items()},
+                "measurements": [tuple(r) for r in getattr(result, "measurements", [])],
+                "seconds": result.seconds,
+                "steps_run": result.steps_run,
+                "best_step": result.best_step,
+                "stopped_early": result.stopped_early,
+                "device": device,
+            }
+        )
+    return out
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or repr(err)
+    if not isinstance(err, LosslabError):
+        frame = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+        where = f" (at {os.path.basename(frame.filename)}:{frame.lineno})" if frame else ""
+        text = f"{type(err).__name__}: {text}{where}"
+    return text[:1000]
+
+
+# ---------------------------------------------------------------------- executors
+class InProcessExecutor:
+    """Trains the stacks one after another in the driver process (the default)."""
+
+    name = "inprocess"
+
+    def __init__(self, cache: DataCache | None = None):
+        self.cache = cache or DataCache()
+
+    def run(self, tasks: Iterator[Task], progress: Callable[[str, dict], None] | None,
+            stop: threading.Event) -> Iterator[tuple[Task, list[Outcome]]]:
+        for task in tasks:
+            if stop.is_set():
+                return
+            def report(info: dict, stack_id: str = task["stack_id"]) -> None:
+                if progress is not None:
+                    progress(stack_id, info)
+            yield task, train_task(task, self.cache, report, stop)
+
+    def close(self) -> None:
+        return None
+
+
+_WORKER_CACHE: DataCache | None = None
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    global _WORKER_CACHE
+    torch.set_num_threads(threads)
+    _WORKER_CACHE = DataCache(size=2)
+
+
+def _worker_train(task: Task) -> list[Outcome]:
+    assert _WORKER_CACHE is not None
+    return train_task(task, _WORKER_CACHE)
+
+
+class ProcessExecutor:
+    """A local pool of ``jobs`` worker processes, each with ``cores // jobs`` torch threads.
+
+    Workers are started with ``spawn`` (no forked torch state) and return outcomes; the
+    driver writes them.
+    """
+
+    name = "process"
+
+    def __init__(self, jobs: int, threads: int | None = None):
+        self.jobs = jobs
+        self.threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+        self.pool = futures.ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(self.threads,),
+        )
+
+    def run(self, tasks: Iterator[Task], progress: Callable[[str, dict], None] | None,
+            stop: threading.Event) -> Iterator[tuple[Task, list[Outcome]]]:
+        return _drain(tasks, self.jobs, lambda t: self.pool.submit(_worker_train, t),
+                      futures.wait, lambda f: f.result(), stop)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class RayExecutor:
+    """Stacks as Ray tasks on a local or remote cluster (``pip install losslab[ray]``).
+
+    Args:
+        address: a cluster address (``ray start --head`` prints it), ``"auto"``, or None
+            for a local instance.
+        num_cpus: CPUs of a local instance (default: all).
+        cpus_per_task: CPUs each stack reserves, also its torch thread count.
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None,
+                 cpus_per_task: int = 1):
+        try:
+            import ray
+        except ImportError:
+            raise LosslabError(
+                "--executor ray needs Ray: pip install 'losslab[ray]'"
+            ) from None
+        self.ray = ray
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if address:
+                kwargs["address"] = address
+            else:
+                kwargs["num_cpus"] = num_cpus
+            try:
+                ray.init(**kwargs)
+            except ConnectionError as err:
+                raise LosslabError(
+                    f"cannot reach the Ray cluster at {address!r} ({err}); check --address"
+                ) from None
+            self._started = True
+        else:
+            self._started = False
+        self.remote = ray.remote(num_cpus=cpus_per_task)(_ray_train).options(
+            max_retries=0
+        )
+        self.threads = cpus_per_task
+        self.slots = max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus_per_task)
+
+    def run(self, tasks: Iterator[Task], progress: Callable[[str, dict], None] | None,
+            stop: threading.Event) -> Iterator[tuple[Task, list[Outcome]]]:
+        ray = self.ray
+
+        def wait(pending, return_when=None):
+            ready, rest = ray.wait(list(pending), num_returns=1)
+            return ready, rest
+
+        return _drain(tasks, self.slots, lambda t: self.remote.remote(t, self.threads), wait,
+                      ray.get, stop)
+
+    def close(self) -> None:
+        if self._started:
+            self.ray.shutdown()
+
+
+_RAY_CACHE: DataCache | None = None
+
+
+def _ray_train(task: Task, threads: int) -> list[Outcome]:
+    import torch
+
+    global _RAY_CACHE
+    torch.set_num_threads(threads)
+    if _RAY_CACHE is None:
+        _RAY_CACHE = DataCache(size=2)
+    return train_task(task, _RAY_CACHE)
+
+
+def _drain(tasks: Iterator[Task], slots: int, submit: Callable[[Task], Any],
+           wait: Callable[..., tuple[Any, Any]], result: Callable[[Any], list[Outcome]],
+           stop: threading.Event) -> Iterator[tuple[Task, list[Outcome]]]:
+    """Keep ``slots`` tasks in flight; yield (task, outcomes) as they finish."""
+    running: dict[Any, Task] = {}
+    tasks = iter(tasks)
+    exhausted = False
+    while True:
+        while not exhausted and not stop.is_set() and len(running) < slots:
+            task = next(tasks, None)
+            if task is None:
+                exhausted = True
+                break
+            running[submit(task)] = task
+        if not running:
+            return
+        done, _ = wait(list(running), return_when=futures.FIRST_COMPLETED)
+        for handle in done:
+            task = running.pop(handle)
+            try:
+                outcomes = result(handle)
+            except Exception as err:  # noqa: BLE001 - a lost worker fails its stack only
+                outcomes = [{"cell_id": c["cell_id"], "status": "failed",
+                             "error": _one_line(err)} for c in task["cells"]]
+            yield task, outcomes
+
+
+def make_executor(kind: str, jobs: int = 1, address: str | None = None,
+                  cache: DataCache | None = None) -> Any:
+    """An executor by name: ``inprocess``, ``process`` (``jobs`` workers) or ``ray``."""
+    if kind == "inprocess":
+        return InProcessExecutor(cache)
+    if kind == "process":
+        return ProcessExecutor(jobs)
+    if kind == "ray":
+        return RayExecutor(address, num_cpus=jobs if jobs > 1 and not address else None)
+    raise LosslabError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}")

@@ -1,0 +1,262 @@
+"""The driver of ``losslab run``: plan, store, lease, execute, record.
+
+Order of work, so that bad input never touches the store: validate the study, load every
+dataset (missing files are reported here), expand the grid, check that the directory
+belongs to this study and this losslab version; only then open the store for writing.
+
+Seed: Janocha & Czarnecki 2017 §3 (the grids a study runs).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from losslab.errors import LosslabError
+from losslab.study.executors import (
+    DataCache,
+    Task,
+    make_executor,
+    make_task,
+    takes_data_shape,
+)
+from losslab.study.plan import DEFAULT_MAX_STACK, Plan, expand
+from losslab.study.spec import Study
+from losslab.study.store import Store, check_compatible, environment
+
+HEARTBEAT_SECONDS = 5.0
+LEASE_GRACE_SECONDS = 60.0
+DONE = ("done", "diverged")
+
+
+def default_out(study: Study) -> Path:
+    """``results/<study name>`` under the current directory."""
+    return Path("results") / study.name
+
+
+def prepare(study: Study, cache: DataCache, max_stack: int = DEFAULT_MAX_STACK,
+            tuned: Callable[[dict[str, Any]], Any] | None = None) -> Plan:
+    """Load every dataset of the study (missing files fail here) and expand its grid.
+
+    ``tuned`` gives each cell the settings chosen by ``[tune]`` (see :func:`expand`).
+    """
+    from losslab.models import MODELS, models_for
+    from losslab.study.plan import _resolve_dataset
+    from losslab.study.spec import NOISE_FIELDS, registry_key
+
+    spec = study.spec
+    noise = {k: getattr(spec.noise, k) for k in NOISE_FIELDS}
+    clean = {k: (v[0] if isinstance(v, list) else v) for k, v in noise.items()}
+    for i, item in enumerate(spec.datasets):
+        try:
+            data = cache.get(_resolve_dataset(item, clean))
+        except LosslabError as err:
+            raise study.fail(f"datasets[{i}]", str(err)) from None
+        fitting = models_for(data.input_shape)
+        for j, model in enumerate(spec.models):
+            key = registry_key("model", model.name)
+            if not takes_data_shape(MODELS[key]) and key not in fitting:
+                raise study.fail(
+                    f"models[{j}]",
+                    f"model {key!r} cannot read the samples {tuple(data.input_shape)} of "
+                    f"datasets[{i}] ({item.name}); models that can: {', '.join(fitting)}. "
+                    "Split the study or add an [[exclude]] rule",
+                )
+
+    def n_train(config: dict[str, Any]) -> int:
+        return int(len(cache.get(config).y_train))
+
+    return expand(study, n_train, max_stack, tuned)
+
+
+@dataclass
+class RunEvents:
+    """What the driver reports while it runs (the CLI draws it).
+
+    Attributes:
+        total: cells in the plan; ``done_before``: stored (done or diverged) at the start;
+        ``done``: stored now; ``trained``: results this run stored (failed included);
+        ``failed``: cells this run recorded as failed; ``held``: cells skipped because
+        another live run holds their lease.
+        model_steps_total / _done / _live: the planned model-steps of this run, those of
+        finished stacks, and those reported so far by the stacks in flight.
+    """
+
+    total: int = 0
+    done_before: int = 0
+    done: int = 0
+    trained: int = 0
+    failed: int = 0
+    held: int = 0
+    model_steps_total: int = 0
+    model_steps_done: int = 0
+    model_steps_live: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+    messages: list[str] = field(default_factory=list)
+
+
+def run_study(
+    study: Study,
+    out: Path | None = None,
+    *,
+    executor: str = "inprocess",
+    jobs: int = 1,
+    address: str | None = None,
+    device: str = "auto",
+    max_stack: int = DEFAULT_MAX_STACK,
+    lease_grace: float = LEASE_GRACE_SECONDS,
+    on_update: Callable[[RunEvents], None] | None = None,
+    stop: threading.Event | None = None,
+) -> RunEvents:
+    """Run every cell of ``study`` that is not stored yet, writing results to ``out``.
+
+    Args:
+        study: a validated study (:func:`~losslab.study.spec.load_study`).
+        out: the study directory (default ``results/<name>``).
+        executor: ``"inprocess"``, ``"process"`` or ``"ray"``.
+        jobs: worker processes (process) or CPUs of a local Ray instance (ray).
+        address: a Ray cluster address.
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        max_stack: most models per train_many call.
+        lease_grace: seconds without heartbeat after which another run's lease is stale.
+        on_update: called with the :class:`RunEvents` after every change.
+        stop: set it to stop at the next step boundary; unfinished cells stay pending.
+
+    Returns:
+        The final :class:`RunEvents`.
+    """
+    from losslab.train import resolve_device
+
+    out = Path(out) if out is not None else default_out(study)
+    device_name = str(resolve_device(device))
+    # Ray workers may sit on other machines: they resolve "auto" themselves.
+    task_device = device if executor == "ray" else device_name
+    cache = DataCache()
+    plan = prepare(study, cache, max_stack)
+    check_compatible(out, study.name, study.path)
+    stop = stop or threading.Event()
+    runner = make_executor(executor, jobs, address, cache if executor == "inprocess" else None)
+    store = Store(out)
+    events = RunEvents(total=len(plan.cells))
+    beat_stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(store, beat_stop), daemon=True)
+    outcome = "finished"
+    try:
+        store.initialise(study.name, study.path)
+        store.begin_run(study.scale, executor, environment(device_name, executor, jobs),
+                        study.text)
+        if study.spec.tune is not None:
+            plan = _tune(study, out, cache, device_name, max_stack, stop, events, on_update)
+            if plan is None:
+                outcome = "interrupted"
+                return events
+        store.add_cells(plan.cells)
+        status = store.statuses([c.cell_id for c in plan.cells])
+        events.done_before = sum(s in DONE for s in status.values())
+        events.done = events.done_before
+        events.model_steps_total = sum(
+            c.axes["steps"] for c in plan.cells if status[c.cell_id] not in DONE
+        )
+        beat.start()
+        _notify(on_update, events)
+        progress_of: dict[str, float] = {}
+        steps_of_task: dict[str, int] = {}
+
+        def progress(stack_id: str, info: dict) -> None:
+            progress_of[stack_id] = float(info.get("step", 0)) * float(info.get("models", 0))
+            events.model_steps_live = sum(progress_of.values())
+            _notify(on_update, events)
+
+        def tasks() -> Iterator[Task]:
+            for group in plan.groups:
+                if stop.is_set():
+                    return
+                ids = [c.cell_id for c in group.cells if status[c.cell_id] not in DONE]
+                if not ids:
+                    continue
+                claimed, held = store.claim(ids, lease_grace)
+                if held:
+                    events.held += len(held)
+                    events.messages.append(
+                        f"{len(held)} cell(s) of stack {group.stack_id} are being trained by "
+                        "another losslab run on this directory; this run skips them"
+                    )
+                    _notify(on_update, events)
+                if claimed:
+                    task = make_task(group, claimed, task_device, study.spec.imports)
+                    steps_of_task[task["stack_id"]] = sum(
+                        c.axes["steps"] for c in group.cells if c.cell_id in set(claimed)
+                    )
+                    yield task
+
+        for task, outcomes in runner.run(tasks(), progress, stop):
+            finished = [o for o in outcomes if o["status"] != "interrupted"]
+            interrupted = [o["cell_id"] for o in outcomes if o["status"] == "interrupted"]
+            if interrupted:
+                store.release(interrupted)
+            events.trained += store.record(finished)
+            events.done += sum(o["status"] in DONE for o in finished)
+            events.failed += sum(o["status"] == "failed" for o in finished)
+            progress_of.pop(task["stack_id"], None)
+            events.model_steps_done += steps_of_task.pop(task["stack_id"], 0)
+            events.model_steps_live = sum(progress_of.values())
+            _notify(on_update, events)
+        if stop.is_set():
+            outcome = "interrupted"
+    except BaseException:
+        outcome = "crashed"
+        raise
+    finally:
+        beat_stop.set()
+        if beat.is_alive():
+            beat.join()
+        runner.close()
+        store.end_run(outcome)
+        store.close()
+    return events
+
+
+def _tune(study: Study, out: Path, cache: DataCache, device: str, max_stack: int,
+          stop: threading.Event, events: RunEvents,
+          on_update: Callable[[RunEvents], None] | None) -> Plan | None:
+    """Run (or resume) ``[tune]``; the final plan at the chosen values, None if stopped."""
+    from losslab.study.tuning import run_tuning, tune_key
+
+    tuned = study.spec.tune.tuned
+    events.messages.append("tuning the learning rate per loss on the dev split")
+    _notify(on_update, events)
+
+    def trained(models: int) -> None:
+        events.messages.append(f"tuning: trained {models} models")
+        _notify(on_update, events)
+
+    def n_train(config: dict[str, Any]) -> int:
+        return int(len(cache.get(config).y_train))
+
+    chosen = run_tuning(study, out, cache, device, n_train, max_stack, stop, trained)
+    if stop.is_set():
+        return None
+    plan = prepare(study, cache, max_stack, lambda config: chosen[tune_key(config, tuned)])
+    events.total = len(plan.cells)
+    return plan
+
+
+def _notify(on_update: Callable[[RunEvents], None] | None, events: RunEvents) -> None:
+    if on_update is not None:
+        on_update(events)
+
+
+def _heartbeat(store: Store, stop: threading.Event) -> None:
+    """Refresh this run's leases from its own connection until ``stop`` is set."""
+    from losslab.study.store import connect
+
+    conn = connect(store.path)
+    try:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            store.heartbeat(conn)
+    finally:
+        conn.close()

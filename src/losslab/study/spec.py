@@ -1,0 +1,516 @@
+"""The study file: a TOML grid of datasets x models x activations x losses x settings x seeds.
+
+A study file is read with :mod:`tomllib` and validated completely (structure with pydantic,
+names against the registries, values by building the objects they describe) before
+anything runs. Every problem is ONE :class:`~losslab.errors.LosslabError` line naming the
+file, the field and the fix, e.g.::
+
+    demo.toml: losses[1]: unknown loss 'hnge'. Did you mean 'hinge'? Valid loss names: ...
+
+Schema (every list on a scalar setting is a grid axis; the grid is the product of the axes)::
+
+    name = "demo"                       # required; [a-z0-9_-]+
+    description = "which losses fit the deep toy nets"
+    imports = []                        # user modules that register losses/models/...
+    seeds = 3                           # n -> seeds 0..n-1, or a list [0, 1, 2]
+    datasets = ["checkerboard", {name = "digits", dev_fraction = 0.1, standardize = true}]
+    models   = [{name = "mlp", hidden = [200, 200]}, {name = "mlp", hidden = []}]
+    losses   = ["log", "hinge", {name = "alpha", alpha = 4}]
+    activations = ["relu"]              # default ["relu"]; the model's activation=
+    [train]                             # TrainConfig fields; steps or epochs
+    lr = [3e-5, 1e-4]
+    [noise]                             # label_noise_rate, label_noise_kind, input_noise_eps
+    label_noise_rate = [0.0, 0.2]
+    [measure]                           # extra measurements: name = true | {options}
+    [tune]                              # per-loss lr / weight decay chosen on dev
+    lr = [1e-4, 3e-4, 1e-3]             #   (losslab.study.tuning)
+    seeds = [100, 101]
+    [[exclude]]                         # drop the cells matching every key given
+    dataset = "spirals"
+    loss = "hinge"
+    [scales.quick]                      # deep-merged over the file by --scale quick
+    train = {steps = 300}
+
+Seed: Janocha & Czarnecki 2017 §3 (the grids of losses x nets x datasets x noise they
+report); lecture notes 2018 §5-7 (the training settings).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import importlib
+import inspect
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from losslab.errors import LosslabError
+from losslab.plugins import import_modules, load_plugins
+from losslab.study.tuning import TuneSpec, check_tune
+
+# TrainConfig fields a study may not set: the seed is the `seeds` axis, the device a
+# command-line choice, checkpoints belong to the runner.
+_TRAIN_RESERVED = {
+    "seed": "seeds are the top-level `seeds` axis (seeds = 3 or seeds = [0, 1, 2])",
+    "device": "the device is chosen on the command line: losslab run --device auto|cpu|cuda",
+    "checkpoint_path": "the study store replaces checkpoints; remove it",
+    "checkpoint_every": "the study store replaces checkpoints; remove it",
+    "resume": "losslab run resumes by itself; remove it",
+}
+NOISE_FIELDS = ("label_noise_rate", "label_noise_kind", "input_noise_eps", "noise_test")
+
+
+class StudyFileError(LosslabError):
+    """A bad study file: the message names the file, the field and the fix."""
+
+
+class Item(BaseModel):
+    """One entry of a dataset/model/loss/activation axis: a registry name and its options."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, value: Any) -> Item:
+        if isinstance(value, str):
+            return cls(name=value)
+        if isinstance(value, Mapping):
+            if "name" not in value:
+                raise ValueError(
+                    "a table needs a `name` key, e.g. {name = \"mlp\", hidden = [100]}"
+                )
+            options = {k: v for k, v in value.items() if k != "name"}
+            return cls(name=value["name"], options=options)
+        raise ValueError(f"expected a name or a table with `name`, got {value!r}")
+
+
+def _items(value: Any) -> list[Item]:
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise ValueError("must name at least one entry")
+    return [Item.parse(v) for v in values]
+
+
+class NoiseSpec(BaseModel):
+    """Noise of the training labels and inputs (Janocha & Czarnecki 2017 §3)."""
+
+    model_config = ConfigDict(extra="forbid")
+    label_noise_rate: float | list[float] = 0.0
+    label_noise_kind: str | list[str] = "symmetric"
+    input_noise_eps: float | list[float] = 0.0
+    noise_test: bool = False
+
+
+class StudySpec(BaseModel):
+    """The validated structure of a study file (names and values are checked afterwards)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z0-9_-]+$")
+    description: str = ""
+    imports: list[str] = Field(default_factory=list)
+    seeds: int | list[int]
+    datasets: list[Item]
+    models: list[Item]
+    losses: list[Item]
+    activations: list[Item] = Field(default_factory=lambda: [Item(name="relu")])
+    train: dict[str, Any] = Field(default_factory=dict)
+    noise: NoiseSpec = Field(default_factory=NoiseSpec)
+    measure: dict[str, bool | dict[str, Any]] = Field(default_factory=dict)
+    tune: TuneSpec | None = None
+    exclude: list[dict[str, Any]] = Field(default_factory=list)
+    scales: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("datasets", "models", "losses", "activations", mode="before")
+    @classmethod
+    def _axis(cls, value: Any) -> list[Item]:
+        return _items(value)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, value: int | list[int]) -> int | list[int]:
+        if isinstance(value, int):
+            if value < 1:
+                raise ValueError("seeds = n needs n >= 1 (seeds 0..n-1), or give a list")
+        else:
+            if not value:
+                raise ValueError("the seed list is empty; e.g. seeds = [0, 1, 2]")
+            if min(value) < 0 or len(set(value)) != len(value):
+                raise ValueError("seeds must be distinct integers >= 0")
+        return value
+
+    @property
+    def seed_list(self) -> list[int]:
+        """The seeds as a list."""
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("int", "list[int]", "str", "bool", "float", "list[float]", "list[str]"):
+            continue
+        elif part.startswith(("function-", "dict[")):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _pydantic_message(err: ValidationError, model: type[BaseModel]) -> str:
+    first = err.errors()[0]
+    where = _loc(first["loc"])
+    if first["type"] == "extra_forbidden":
+        key = str(first["loc"][-1])
+        target = NoiseSpec if first["loc"][0] == "noise" else model
+        close = difflib.get_close_matches(key, list(target.model_fields), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "remove it"
+        return f"{where}: unknown field {key!r}; {hint} Valid: {', '.join(target.model_fields)}"
+    if first["type"] == "missing":
+        return f"{where}: required field missing; add it (see the schema in `losslab run --help`)"
+    if first["type"] == "string_pattern_mismatch":
+        return f"{where}: must use only a-z, 0-9, '_' and '-', got {first['input']!r}"
+    msg = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {msg} (got {first['input']!r})"
+
+
+def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` merged into a copy of ``base``: tables merge key by key, other values replace."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_toml(path: str | Path) -> tuple[dict[str, Any], str]:
+    """The parsed TOML document and its text; unreadable or malformed files are errors."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StudyFileError(f"{path}: no such study file; check the path") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise StudyFileError(f"{path}: cannot read the study file ({err})") from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as err:
+        raise StudyFileError(f"{path}: malformed TOML: {err}; fix the syntax there") from None
+
+
+class Study:
+    """A validated study: the spec at one scale, its source file and text.
+
+    Attributes:
+        spec: the :class:`StudySpec` with the scale's overrides applied.
+        path: the study file; ``text``: its content as read; ``scale``: the applied scale
+            (None: the file as written).
+    """
+
+    def __init__(self, spec: StudySpec, path: Path, text: str, scale: str | None):
+        self.spec, self.path, self.text, self.scale = spec, path, text, scale
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def fail(self, field: str, message: str) -> StudyFileError:
+        """A one-line error naming this file and ``field``."""
+        where = f"{self.path}" + (f" (scale {self.scale})" if self.scale else "")
+        return StudyFileError(f"{where}: {field}: {message}")
+
+
+def _validate_document(doc: dict[str, Any], path: Path, scale: str | None) -> StudySpec:
+    try:
+        return StudySpec.model_validate(doc)
+    except ValidationError as err:
+        where = f"{path}" + (f" (scale {scale})" if scale else "")
+        raise StudyFileError(f"{where}: {_pydantic_message(err, StudySpec)}") from None
+
+
+def import_plugins(modules: list[str], path: Path) -> None:
+    """Import the user modules of ``imports`` (they register losses, models, ...)."""
+    for i, module in enumerate(modules):
+        try:
+            import_modules([module])
+        except LosslabError as err:
+            raise StudyFileError(f"{path}: imports[{i}]: {err}") from None
+
+
+def load_study(path: str | Path, scale: str | None = None) -> Study:
+    """Read, merge the scale into, and completely validate a study file.
+
+    Every scale of the file is validated too, so a typo in ``[scales.full]`` is found by
+    a quick run.
+
+    Args:
+        path: the TOML file.
+        scale: a key of the file's ``[scales]`` table, or None for the file as written.
+
+    Returns:
+        The :class:`Study` at that scale.
+
+    Raises:
+        StudyFileError: one line naming the file, the field and the fix.
+    """
+    path = Path(path)
+    doc, text = read_toml(path)
+    base = _validate_document(doc, path, None)
+    load_plugins()
+    import_plugins(base.imports, path)
+    scales = doc.get("scales", {})
+    if scale is not None and scale not in scales:
+        valid = ", ".join(scales) or "none (add a [scales.NAME] table)"
+        raise StudyFileError(
+            f"{path}: --scale {scale!r} is not defined; scales in the file: {valid}"
+        )
+    chosen = None
+    for name in [None, *scales]:
+        merged = doc if name is None else deep_merge(doc, scales[name])
+        spec = _validate_document(merged, path, name)
+        if name is not None and "scales" in scales[name]:
+            raise StudyFileError(f"{path}: scales.{name}.scales: a scale cannot define scales")
+        study = Study(spec, path, text, name)
+        check_study(study)
+        if name == scale:
+            chosen = study
+    assert chosen is not None
+    return chosen
+
+
+# ----------------------------------------------------------------- semantic checks
+def _registries() -> dict[str, dict[str, Any]]:
+    from losslab.activations import ACTIVATIONS
+    from losslab.data import DATASETS
+    from losslab.losses import LOSSES
+    from losslab.models import MODELS
+
+    return {"dataset": DATASETS, "model": MODELS, "loss": LOSSES, "activation": ACTIVATIONS}
+
+
+def registry_key(kind: str, name: str) -> str:
+    """The registry key of ``name`` (unknown names raise, suggesting the closest one)."""
+    from losslab.registry import lookup
+
+    registry = _registries()[kind]
+    entry = lookup(registry, name, kind)
+    return next(k for k, v in registry.items() if v is entry)
+
+
+def _accepted(func: Any, skip: tuple[str, ...] = ()) -> tuple[dict[str, Any], bool]:
+    """(parameters with their defaults (inspect.Parameter.empty if none), takes **kwargs)."""
+    params = inspect.signature(func).parameters
+    named = {
+        k: p.default
+        for k, p in params.items()
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and k not in skip and k != "self"
+    }
+    return named, any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
+def _check_options(study: Study, field: str, what: str, options: dict[str, Any],
+                   named: list[str], open_kw: bool, reserved: Mapping[str, str]) -> None:
+    """Every key of ``options`` must be one of ``named`` (unless ``open_kw``) and not reserved."""
+    for key in options:
+        if key in reserved:
+            raise study.fail(f"{field}.{key}", reserved[key])
+        if key not in named and not open_kw:
+            close = difflib.get_close_matches(key, named, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "remove it."
+            raise study.fail(
+                f"{field}.{key}",
+                f"{what} has no option {key!r}; {hint} Options: {', '.join(named) or 'none'}",
+            )
+
+
+# Model arguments the runner sets: sizes from the data, seed from the cell, activation
+# from the activations axis.
+MODEL_DERIVED = ("in_features", "in_channels", "image_size", "length", "classes", "seed",
+                 "generator", "input_shape", "num_classes")
+_MODEL_RESERVED = {
+    "activation": "activations are their own axis: activations = [\"relu\", ...]",
+    "activation_kwargs": "give activation options in the activations axis, e.g. "
+    "activations = [{name = \"leaky_relu\", alpha = 0.1}]",
+    "seed": "seeds are the top-level `seeds` axis",
+    "generator": "seeds are the top-level `seeds` axis",
+}
+_DATASET_RESERVED = {
+    "seed": "the data seed is fixed at 0 so every cell sees the same data (common random "
+    "numbers); vary `seeds` instead",
+    "label_noise_rate": "put noise in the [noise] table",
+    "label_noise_kind": "put noise in the [noise] table",
+    "input_noise_eps": "put noise in the [noise] table",
+    "noise_test": "put noise in the [noise] table",
+}
+
+
+def _as_axis(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def train_axes(train: dict[str, Any]) -> dict[str, list[Any]]:
+    """Each [train] field as its list of values (a list on a scalar field is an axis)."""
+    out = {}
+    for key, value in train.items():
+        if key == "betas":
+            out[key] = value if value and isinstance(value[0], list) else [value]
+        else:
+            out[key] = _as_axis(value)
+    return out
+
+
+def check_study(study: Study) -> None:
+    """Check names against the registries and values by building what they describe."""
+    from losslab.activations import get_activation
+    from losslab.data import load_dataset
+    from losslab.losses import get_loss
+    from losslab.train import TrainConfig
+
+    spec = study.spec
+    registries = _registries()
+    axes = (("datasets", "dataset", spec.datasets), ("models", "model", spec.models),
+            ("losses", "loss", spec.losses), ("activations", "activation", spec.activations))
+    for field, kind, axis in axes:
+        for i, item in enumerate(axis):
+            at = f"{field}[{i}]"
+            try:
+                key = registry_key(kind, item.name)
+            except LosslabError as err:
+                raise study.fail(at, str(err)) from None
+            factory = registries[kind][key]
+            if kind == "dataset":
+                source, open_kw = _accepted(factory, ("root", "rng"))
+                common, _ = _accepted(load_dataset, ("name", *_DATASET_RESERVED))
+                named, reserved = [*common, *source], _DATASET_RESERVED
+            else:
+                skip = {"loss": ("validate",), "model": MODEL_DERIVED}.get(kind, ())
+                params, open_kw = _accepted(factory, skip)
+                named = list(params)
+                reserved = _MODEL_RESERVED if kind == "model" else {}
+            _check_options(study, at, f"{kind} {key!r}", item.options, named, open_kw, reserved)
+            try:
+                # Cheap objects are built, so their own checks judge the values; models and
+                # datasets are built at run time, before anything is stored.
+                if kind == "loss":
+                    get_loss(key, **item.options)
+                elif kind == "activation":
+                    get_activation(key, **item.options)
+            except LosslabError as err:
+                raise study.fail(at, str(err)) from None
+            except TypeError as err:
+                raise study.fail(at, f"bad options for {kind} {key!r}: {err}") from None
+    _check_train(study, TrainConfig)
+    _check_noise(study)
+    _check_measure(study)
+    _check_exclude(study)
+    check_tune(study)
+
+
+def _check_train(study: Study, train_config: type) -> None:
+    train = study.spec.train
+    names = {f.name for f in fields(train_config)}
+    for key in train:
+        if key in _TRAIN_RESERVED:
+            raise study.fail(f"train.{key}", _TRAIN_RESERVED[key])
+        if key not in names and key != "epochs":
+            close = difflib.get_close_matches(key, [*names, "epochs"], n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "remove it"
+            raise study.fail(f"train.{key}", f"unknown training setting {key!r}; {hint}")
+    if "steps" in train and "epochs" in train:
+        raise study.fail("train.epochs", "give steps or epochs, not both")
+    for key, values in train_axes(train).items():
+        if not values:
+            raise study.fail(f"train.{key}", "an empty list; give a value or a list of values")
+        if len(values) != len({repr(v) for v in values}):
+            raise study.fail(f"train.{key}", f"repeated values in {values!r}; list each once")
+        for j, value in enumerate(values):
+            at = f"train.{key}" + (f"[{j}]" if len(values) > 1 else "")
+            if key == "epochs":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                    math.isfinite(value) and value > 0
+                ):
+                    raise study.fail(at, f"epochs must be a number > 0, got {value!r}")
+                continue
+            try:
+                train_config(**{key: value, "device": "cpu"})
+            except LosslabError as err:
+                raise study.fail(at, str(err)) from None
+            except TypeError as err:
+                raise study.fail(at, f"bad value {value!r}: {err}") from None
+
+
+def _check_noise(study: Study) -> None:
+    from losslab.checks import check_choice, check_real
+    from losslab.data.noise import LABEL_NOISE_KINDS
+
+    noise = study.spec.noise
+    checks = {
+        "label_noise_rate": lambda v: check_real("label_noise_rate", v, 0.0, 1.0, high_open=True),
+        "label_noise_kind": lambda v: check_choice("label_noise_kind", v, LABEL_NOISE_KINDS),
+        "input_noise_eps": lambda v: check_real("input_noise_eps", v, 0.0),
+    }
+    for key, check in checks.items():
+        values = _as_axis(getattr(noise, key))
+        if not values:
+            raise study.fail(f"noise.{key}", "an empty list; give a value or a list of values")
+        for j, value in enumerate(values):
+            try:
+                check(value)
+            except LosslabError as err:
+                at = f"noise.{key}" + (f"[{j}]" if len(values) > 1 else "")
+                raise study.fail(at, str(err)) from None
+
+
+def measurement_registry() -> Mapping[str, Any] | None:
+    """``losslab.metrics.measurements.MEASUREMENTS`` where that module exists, else None."""
+    try:
+        module = importlib.import_module("losslab.metrics.measurements")
+    except ImportError:
+        return None
+    return getattr(module, "MEASUREMENTS", None)
+
+
+def _check_measure(study: Study) -> None:
+    if measurement_registry() is None:
+        return
+    from losslab.metrics.measurements import get_measurement
+
+    for key, value in study.spec.measure.items():
+        if value is False:
+            continue
+        try:
+            get_measurement(key, **(value if isinstance(value, dict) else {}))
+        except LosslabError as err:
+            raise study.fail(f"measure.{key}", str(err)) from None
+        except TypeError as err:
+            raise study.fail(f"measure.{key}", f"bad options: {err}") from None
+
+
+# Axis columns an [[exclude]] rule may name.
+EXCLUDE_KEYS = ("dataset", "model", "activation", "loss", "optimizer", "lr", "weight_decay",
+                "label_noise_rate", "label_noise_kind", "input_noise_eps", "steps", "epochs",
+                "batch_size", "seed")
+
+
+def _check_exclude(study: Study) -> None:
+    for i, rule in enumerate(study.spec.exclude):
+        if not rule:
+            raise study.fail(f"exclude[{i}]", "an empty rule would drop every cell; give keys")
+        for key in rule:
+            if key not in EXCLUDE_KEYS:
+                close = difflib.get_close_matches(key, EXCLUDE_KEYS, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else "remove it"
+                raise study.fail(
+                    f"exclude[{i}].{key}",
+                    f"cannot match on {key!r}; {hint} Keys: {', '.join(EXCLUDE_KEYS)}",
+                )

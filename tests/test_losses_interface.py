@@ -1,0 +1,226 @@
+"""The loss interface a trainer relies on, the functional forms, and refusals of bad input.
+
+Covers: every registered loss subclasses ``Loss`` and honours ``per_sample`` /
+``requires_scale`` / ``attach`` / ``predict_logits``; ``losslab.functional.<name>``
+equals the module; an empty batch is refused; two-scale losses initialise from the first
+``scale=``; the separation loss's ``scale="fixed"`` reading of the paper.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import losslab.functional as LF
+from losslab.errors import LosslabError
+from losslab.losses import LOSSES, Loss, ProbabilityLoss, get_loss, skip_finite_check
+from losslab.losses.janocha import JANOCHA_LOSSES
+from losslab.losses.robust import ROBUST_LOSSES
+from losslab.losses.two_scale import BASE_LOSSES, TWO_SCALE_LOSSES
+from losslab.models.scale import parameter_scale
+
+C = 5
+NAMES = sorted(LOSSES)
+STATELESS = sorted(set(LOSSES) - set(TWO_SCALE_LOSSES))
+
+
+def _batch(n=6, seed=0, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    logits = 2 * torch.randn(n, C, generator=gen, dtype=dtype)
+    return logits, torch.randint(0, C, (n,), generator=gen)
+
+
+def _loss(name, **kwargs):
+    loss = get_loss(name, **kwargs)
+    return loss.attach(2.0) if name in TWO_SCALE_LOSSES else loss
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_loss_implements_the_interface(name):
+    cls = LOSSES[name]
+    assert issubclass(cls, Loss) and isinstance(cls.requires_scale, bool)
+    fresh = get_loss(name)
+    assert fresh.attach(nn.Linear(3, C, bias=False)) is fresh
+    loss = _loss(name)
+    logits, labels = _batch()
+    values = loss.per_sample(logits, labels)
+    assert values.shape == (6,)
+    torch.testing.assert_close(values, _loss(name, reduction="none")(logits, labels))
+    weighted = _loss(name, weight=[1.0, 2.0, 3.0, 4.0, 5.0])
+    # per_sample is unweighted even when the module has class weights.
+    torch.testing.assert_close(weighted.per_sample(logits, labels), values)
+    if name not in TWO_SCALE_LOSSES:
+        assert loss.predict_logits(logits) is logits
+
+
+def test_two_scale_bases_are_the_other_two_families():
+    assert BASE_LOSSES == {**JANOCHA_LOSSES, **ROBUST_LOSSES}
+    source = inspect.getsource(__import__("losslab.losses.two_scale", fromlist=["x"]))
+    assert "from losslab.losses import LOSSES" not in source
+
+
+@pytest.mark.parametrize("name", STATELESS)
+def test_functional_form_equals_the_module(name):
+    logits, labels = _batch(seed=1)
+    soft = torch.softmax(torch.randn(6, C, dtype=torch.float64), -1)
+    fn = getattr(LF, name)
+    weight = torch.tensor([0.5, 1.0, 2.0, 1.0, 3.0], dtype=torch.float64)
+    for target in (labels, soft):
+        for reduction in ("mean", "sum", "none"):
+            want = get_loss(name, reduction=reduction, weight=weight)(logits, target)
+            got = fn(logits, target, reduction=reduction, weight=weight)
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+    kwargs = {"alpha": {"alpha": 3.0}, "gce": {"q": 0.3}, "truncated_log": {"k": 0.2}}
+    if name in kwargs:
+        torch.testing.assert_close(
+            fn(logits, labels, **kwargs[name]), get_loss(name, **kwargs[name])(logits, labels)
+        )
+    if issubclass(LOSSES[name], ProbabilityLoss):
+        torch.testing.assert_close(
+            fn(logits, labels, probability="sigmoid"),
+            get_loss(name, probability="sigmoid")(logits, labels),
+        )
+
+
+def test_functional_refuses_bad_arguments():
+    logits, labels = _batch()
+    with pytest.raises(LosslabError, match="q"):
+        LF.gce(logits, labels, q=0.0)
+    with pytest.raises(LosslabError, match="probability"):
+        LF.log(logits, labels, probability="softplus")
+    with pytest.raises(LosslabError, match=r"\[0, 5\)"):
+        LF.hinge(logits, labels + C)
+    with pytest.raises(LosslabError, match="validate"):
+        LF.l1(logits, labels, validate="yes")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_empty_batch_is_refused(name):
+    loss = _loss(name)
+    for target in (torch.zeros(0, dtype=torch.long), torch.zeros(0, C)):
+        with pytest.raises(LosslabError, match="empty"):
+            loss(torch.zeros(0, C), target)
+    if name in STATELESS:
+        with pytest.raises(LosslabError, match="empty"):
+            getattr(LF, name)(torch.zeros(0, C), torch.zeros(0, dtype=torch.long))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_labels_are_refused_before_the_kernel_and_name_the_fix(name):
+    logits, labels = _batch(dtype=torch.float32)
+    bad = labels.clone()
+    bad[3] = 1_000_000
+    with pytest.raises(LosslabError, match=r"\[0, 5\); got values from \d+ to 1000000"):
+        _loss(name)(logits, bad)
+
+
+def test_skip_finite_check_lets_a_trainer_see_nan_but_still_checks_labels():
+    logits, labels = _batch(dtype=torch.float32)
+    logits[2, 1] = math.nan
+    loss = get_loss("log")
+    with pytest.raises(LosslabError, match="NaN or inf"):
+        loss(logits, labels)
+    with skip_finite_check():
+        assert torch.isnan(loss(logits, labels))
+        with pytest.raises(LosslabError, match=r"\[0, 5\)"):
+            loss(logits, labels - C)
+    with pytest.raises(LosslabError, match="NaN or inf"):  # the block has ended
+        loss(logits, labels)
+
+
+def test_minus_infinity_on_a_wrong_class_is_probability_zero_like_cross_entropy():
+    # -inf logits mask classes (F.cross_entropy accepts them); on the target or as NaN/+inf
+    # they are refused.
+    logits = torch.tensor([[0.0, -math.inf, 1.0], [2.0, 0.0, -math.inf]])
+    labels = torch.tensor([0, 1])
+    want = torch.nn.functional.cross_entropy(logits, labels)
+    torch.testing.assert_close(get_loss("log")(logits, labels), want)
+    with pytest.raises(LosslabError, match="NaN or inf"):
+        get_loss("log")(logits, torch.tensor([1, 1]))
+
+
+def test_validate_full_checks_everything_up_front():
+    logits, labels = _batch(dtype=torch.float32)
+    logits[0, 0] = -math.inf
+    assert torch.isfinite(get_loss("log")(logits, labels)) or labels[0] == 0
+    with pytest.raises(LosslabError, match="NaN or inf"):
+        get_loss("log", validate="full")(logits, labels)
+    with pytest.raises(LosslabError, match="validate"):
+        get_loss("log", validate="always")
+
+
+# ---------------------------------------------------------------------------------------
+# two-scale: scale= alone, dtypes, the separation loss's fixed R
+
+
+def test_scale_alone_initialises_r1_like_attach():
+    logits, labels = _batch(dtype=torch.float64)
+    alone = get_loss("two_scale", eta=0.5).double()
+    value = alone(logits, labels, scale=3.0)
+    assert alone.r1.item() == pytest.approx(3.0) and alone.r2.item() == pytest.approx(30.0)
+    attached = get_loss("two_scale", eta=0.5).attach(3.0).double()
+    torch.testing.assert_close(value, attached(logits, labels))
+    # Later scales are the model's current R, they do not re-initialise R1.
+    alone(logits, labels, scale=5.0)
+    assert alone.r1.item() == pytest.approx(3.0)
+    with pytest.raises(LosslabError, match="r1="):
+        get_loss("two_scale")(logits, labels, scale=torch.full((6,), 2.0))
+    with pytest.raises(LosslabError, match="attach"):
+        get_loss("two_scale")(logits, labels)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_result_has_the_dtype_of_half_logits(name, dtype):
+    logits, labels = _batch(dtype=torch.float32)
+    loss = _loss(name)
+    half = loss(logits.to(dtype), labels)
+    assert half.dtype == dtype
+    # Computed in float32 from the rounded logits, then rounded once: within one
+    # half-precision ulp (2^-10 for float16, 2^-7 for bfloat16, relative) of float32.
+    want = _loss(name)(logits.to(dtype).float(), labels)
+    ulp = 2.0**-10 if dtype == torch.float16 else 2.0**-7
+    torch.testing.assert_close(half.float(), want, rtol=ulp, atol=ulp * 1e-3)
+    assert loss.per_sample(logits.to(dtype), labels).dtype == dtype
+
+
+def _net(seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    net = nn.Sequential(nn.Linear(4, 8, bias=False), nn.ReLU(), nn.Linear(8, C, bias=False))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+    return net.double()
+
+
+def test_separation_fixed_scale_uses_r0_z_over_r():
+    net = _net()
+    x = torch.randn(12, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    labels = torch.randint(0, C, (12,), generator=torch.Generator().manual_seed(4))
+    fixed = get_loss("two_scale_separation", scale="fixed", eta=0.5, reduction="none")
+    assert fixed.requires_scale and not get_loss("two_scale_separation").requires_scale
+    fixed = fixed.attach(net).double()
+    r0 = parameter_scale(net).item()
+    with torch.no_grad():
+        net[0].weight.mul_(1.7)  # the model's R moves; R0 stays
+    z = net(x)
+    r = parameter_scale(net).item()
+    zd = z.detach().numpy()
+    dx = np.array([zd[i, c] - np.delete(zd[i], c).max() for i, c in enumerate(labels.tolist())])
+    factor = torch.tensor(np.where(dx >= 0.5, 10.0, 1.0) * r0 / r)[:, None]
+    want = torch.nn.functional.cross_entropy(z.detach() * factor, labels, reduction="none")
+    torch.testing.assert_close(fixed(z, labels).detach(), want)
+    torch.testing.assert_close(fixed.predict_logits(z).detach(), z.detach() * r0 / r)
+    trained = get_loss("two_scale_separation", eta=0.5, reduction="none").attach(net).double()
+    want_trained = torch.nn.functional.cross_entropy(
+        z.detach() * torch.tensor(np.where(dx >= 0.5, 10.0, 1.0))[:, None], labels,
+        reduction="none",
+    )  # fmt: skip
+    torch.testing.assert_close(trained(z, labels).detach(), want_trained)
+    with pytest.raises(LosslabError, match="scale"):
+        get_loss("two_scale_separation", scale="evolving")

@@ -1,0 +1,221 @@
+"""Running studies in-process: stored results against per-model training, the DataFrames,
+resume, failures, directory checks and the command line (real engine, real SQLite)."""
+
+import hashlib
+import json
+import math
+import sqlite3
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from losslab import cli
+from losslab.data import load_dataset
+from losslab.errors import LosslabError
+from losslab.models import for_data
+from losslab.study import load, load_study, run_study
+from losslab.study.results import CELL_COLUMNS
+from losslab.train import TrainConfig, train
+
+TINY = """
+name = "tiny"
+description = "two losses, two learning rates, two seeds on a small checkerboard"
+seeds = 2
+datasets = [{name = "checkerboard", n_train = 120, n_test = 80}]
+models = [{name = "mlp", hidden = [8]}]
+losses = ["log", "hinge"]
+[train]
+lr = [1e-2, 3e-2]
+batch_size = 20
+steps = 12
+eval_every = 4
+"""
+runner = CliRunner()
+
+
+def write(tmp_path, text=TINY, name="tiny.toml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    study = load_study(write(root))
+    events = run_study(study, root / "out", device="cpu")
+    return root, events
+
+
+@pytest.mark.slow
+def test_every_cell_equals_training_that_model_alone(tiny_run):
+    root, events = tiny_run
+    assert events.done == events.total == 8 and events.failed == 0
+    cells = load(root / "out").cells()
+    curves = load(root / "out").curves()
+    data = load_dataset("checkerboard", n_train=120, n_test=80)
+    for row in cells.itertuples():
+        net = for_data("mlp", data.input_shape, data.num_classes, hidden=[8], seed=row.seed)
+        config = TrainConfig(lr=row.lr, batch_size=20, steps=12, eval_every=4, seed=row.seed,
+                             device="cpu")
+        alone = train(net, data, row.loss_name, config)
+        # The stack (one batched matmul chain) and the single model differ only in float32
+        # summation order: ~eps = 1.2e-7 per op, grown over 12 Adam steps; 1e-5 relative
+        # leaves a wide margin above the ~2e-7 observed, and far below any real difference.
+        for metric in ("train_loss", "test_loss", "train_accuracy", "test_accuracy"):
+            assert math.isclose(getattr(row, metric), alone.final[metric], rel_tol=1e-5), metric
+        mine = curves[(curves.cell_id == row.cell_id) & (curves.metric == "test_loss")]
+        assert mine.step.tolist() == [4, 8, 12]
+        np.testing.assert_allclose(mine.value, alone.curves["test_loss"], rtol=1e-5)
+
+
+def test_cells_frame_follows_the_contract(tiny_run):
+    root, _ = tiny_run
+    res = load(root / "out")
+    cells = res.cells()
+    assert list(cells.columns[: len(CELL_COLUMNS)]) == list(CELL_COLUMNS)
+    assert (cells.status == "done").all() and cells.error.isna().all()
+    assert sorted(cells.loss.unique()) == ["hinge", "log"]
+    assert sorted(cells.lr.unique()) == [1e-2, 3e-2] and sorted(cells.seed.unique()) == [0, 1]
+    assert (cells.steps == 12).all() and (cells.steps_run == 12).all()
+    assert cells.dev_accuracy.isna().all() and cells.test_accuracy.between(0, 1).all()
+    assert cells.cell_id.is_unique and cells.condition_id.nunique() == 4
+    assert res.axes() == ["loss", "lr", "seed"]
+    config = json.loads(cells.config.iloc[0])
+    assert config["seed"] == cells.seed.iloc[0] and config["train"]["steps"] == 12
+    assert cells.condition.iloc[0] == "checkerboard / mlp[8x1] / relu / log / lr=0.01"
+    assert res.study_text().startswith("\nname = \"tiny\"")
+    env = res.environment()
+    assert env["device"] == "cpu" and env["losslab"] and env["torch"] and env["threads"] >= 1
+    assert set(res.curves().columns) == {"cell_id", "step", "metric", "value"}
+    assert list(res.measurements().columns) == ["cell_id", "step", "name", "index", "value"]
+
+
+def test_rerun_skips_stored_cells_and_a_new_value_adds_only_new_cells(tmp_path):
+    path = write(tmp_path, TINY.replace("lr = [1e-2, 3e-2]", "lr = 1e-2"))
+    first = run_study(load_study(path), tmp_path / "out", device="cpu")
+    assert first.done == first.total == 4
+    before = load(tmp_path / "out").cells()
+    again = run_study(load_study(path), tmp_path / "out", device="cpu")
+    assert again.done_before == again.done == 4
+    pd.testing.assert_frame_equal(load(tmp_path / "out").cells(), before)
+    path.write_text(textwrap.dedent(TINY.replace('lr = [1e-2, 3e-2]', 'lr = 1e-2').replace(
+        '"log", "hinge"', '"log", "hinge", "l2"')))
+    grown = run_study(load_study(path), tmp_path / "out", device="cpu")
+    assert grown.total == 6 and grown.done_before == 4 and grown.done == 6
+    after = load(tmp_path / "out").cells().set_index("cell_id")
+    kept = before.set_index("cell_id")
+    pd.testing.assert_frame_equal(after.loc[kept.index, kept.columns], kept)
+
+
+def test_a_cell_that_fails_at_run_time_is_recorded_and_the_study_goes_on(tmp_path):
+    # 2^36 hidden units cannot be allocated: a real out-of-memory error in one stack.
+    text = TINY.replace("lr = [1e-2, 3e-2]", "lr = 1e-2").replace(
+        'models = [{name = "mlp", hidden = [8]}]',
+        'models = [{name = "mlp", hidden = [68719476736]}, {name = "mlp", hidden = [8]}]')
+    events = run_study(load_study(write(tmp_path, text)), tmp_path / "out", device="cpu")
+    cells = load(tmp_path / "out").cells()
+    failed = cells[cells.model == "mlp[68719476736x1]"]
+    assert (failed.status == "failed").all() and len(failed) == 4
+    assert failed.error.str.contains("allocate").all()
+    assert (cells[cells.model == "mlp[8x1]"].status == "done").all()
+    assert events.failed == 4 and events.done == 4
+
+
+def test_another_study_file_or_version_is_refused_without_touching_the_store(tmp_path):
+    path = write(tmp_path, TINY.replace("lr = [1e-2, 3e-2]", "lr = 1e-2").replace(
+        "steps = 12", "steps = 4"))
+    run_study(load_study(path), tmp_path / "out", device="cpu")
+    store = tmp_path / "out" / "study.sqlite"
+    before = digest(store)
+    (tmp_path / "copy").mkdir()
+    copy = write(tmp_path / "copy", path.read_text())
+    with pytest.raises(LosslabError, match="another study file under the same name"):
+        run_study(load_study(copy), tmp_path / "out", device="cpu")
+    other = write(tmp_path, path.read_text().replace('name = "tiny"', 'name = "other"'), "o.toml")
+    with pytest.raises(LosslabError, match="holds study 'tiny'"):
+        run_study(load_study(other), tmp_path / "out", device="cpu")
+    conn = sqlite3.connect(store)
+    with conn:
+        conn.execute("UPDATE meta SET value = '0.0.1' WHERE key = 'losslab_version'")
+    conn.close()
+    changed = digest(store)
+    with pytest.raises(LosslabError, match="made by losslab 0.0.1"):
+        run_study(load_study(path), tmp_path / "out", device="cpu")
+    assert digest(store) == changed != before
+
+
+def test_missing_dataset_files_and_unwritable_directory(tmp_path):
+    missing = TINY.replace('{name = "checkerboard", n_train = 120, n_test = 80}',
+                           f'{{name = "arrays", path = "{tmp_path / "absent.npz"}"}}')
+    with pytest.raises(LosslabError, match=r"datasets\[0\]"):
+        run_study(load_study(write(tmp_path, missing)), tmp_path / "out", device="cpu")
+    assert not (tmp_path / "out").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(LosslabError, match="cannot write to the study directory"):
+        run_study(load_study(write(tmp_path)), blocker / "out", device="cpu")
+
+
+def test_cli_run_status_export_report(tmp_path):
+    path = write(tmp_path, TINY.replace("lr = [1e-2, 3e-2]", "lr = 1e-2").replace(
+        "steps = 12", "steps = 4"))
+    out = tmp_path / "out"
+    dry = runner.invoke(cli.app, ["run", str(path), "--out", str(out), "--dry-run",
+                                  "--device", "cpu"])
+    assert dry.exit_code == 0, dry.output
+    assert "4 cells (0 excluded), 1 stacks, 0 already stored" in dry.stdout
+    assert not out.exists()
+    result = runner.invoke(cli.app, ["run", str(path), "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "tiny: 4/4 cells stored" in result.stdout
+    status = runner.invoke(cli.app, ["status", str(out), "--json"])
+    counts = json.loads(status.stdout)
+    assert counts == {"study": "tiny", "total": 4, "pending": 0, "running": 0, "done": 4,
+                      "diverged": 0, "failed": 0}
+    cells = load(out).cells()
+    for fmt, read in (("csv", pd.read_csv), ("parquet", pd.read_parquet)):
+        target = tmp_path / f"cells.{fmt}"
+        exported = runner.invoke(cli.app, ["export", str(out), "--format", fmt, "--out",
+                                           str(target)])
+        assert exported.exit_code == 0, exported.output
+        back = read(target)
+        assert back.cell_id.tolist() == cells.cell_id.tolist()
+        np.testing.assert_allclose(back.test_accuracy, cells.test_accuracy, rtol=0, atol=0)
+    report = runner.invoke(cli.app, ["report", str(out)])
+    assert report.exit_code == 0, report.output
+    for condition, rows in cells.groupby("condition"):
+        line = next(ln for ln in report.stdout.splitlines() if condition in ln)
+        mean = rows.test_accuracy.mean() * 100
+        sd = rows.test_accuracy.std(ddof=1) * 100
+        assert f"{mean:.2f} ± {sd:.2f}" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "{dir}/absent.toml"], "no such study file"),
+        (["run", "{dir}/bad.toml"], "malformed TOML"),
+        (["run", "{dir}/tiny.toml", "--scale", "huge"], "--scale 'huge' is not defined"),
+        (["status", "{dir}"], "holds no study results"),
+        (["export", "{dir}", "--format", "xlsx"], "csv or parquet"),
+    ],
+)
+def test_cli_errors_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, message):
+    write(tmp_path)
+    (tmp_path / "bad.toml").write_text("name = [\n")
+    argv = [a.replace("{dir}", str(tmp_path)) for a in args]
+    monkeypatch.setattr(sys, "argv", ["losslab", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
