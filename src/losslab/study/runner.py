@@ -141,7 +141,7 @@ def run_study(
     stop = stop or threading.Event()
     runner = make_executor(executor, jobs, address, cache if executor == "inprocess" else None)
     store = Store(out)
-    events = RunEvents(total=len(plan.cells))
+    events = RunEvents(total=len(plan.cells), messages=list(study.notes))
     beat_stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(store, beat_stop), daemon=True)
     outcome = "finished"
