@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: venv demo test test-matrix lint fashion-mnist clean
+.PHONY: venv demo test test-matrix lint fashion-mnist chromium clean
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,13 +27,23 @@ fashion-mnist:
 		|| echo "note: could not install dataset-fashion-mnist; its test will be skipped"; \
 	fi
 
+# Installs Debian's headless Chromium and its driver where possible (root with apt), so
+# the report's browser test runs; elsewhere that test is skipped with the reason.
+chromium:
+	@if ! { [ -x /usr/bin/chromium ] && command -v chromedriver >/dev/null; } \
+		&& [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1)) \
+		|| echo "note: could not install chromium; the report's browser test will be skipped"; \
+	fi
+
 # The demo study (studies/demo.toml, embedded data only) into results/demo, then its report.
 # A second `make demo` finds every cell stored and only rebuilds the report.
 demo: venv
 	$(PY) -m losslab.cli run studies/demo.toml --out results/demo
 	$(PY) -m losslab.cli report results/demo
 
-test: venv fashion-mnist
+test: venv fashion-mnist chromium
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m pytest -q -n 2 --dist loadfile
 

@@ -43,7 +43,8 @@ def _wait_for(stream, text, timeout=120.0):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_at_a_step_and_prints_the_result_so_far():
+def test_ctrl_c_stops_at_a_step_and_prints_and_saves_the_result_so_far(tmp_path):
+    out_file = tmp_path / "result.json"
     proc = _start(
         "-m",
         "losslab.cli",
@@ -58,6 +59,8 @@ def test_ctrl_c_stops_at_a_step_and_prints_the_result_so_far():
         "--json",
         "--device",
         "cpu",
+        "--out",
+        str(out_file),
     )
     try:
         _wait_for(proc.stderr, "step ")  # training has started (plain progress lines)
@@ -71,6 +74,9 @@ def test_ctrl_c_stops_at_a_step_and_prints_the_result_so_far():
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["interrupted"] is True and 0 < summary["steps"] < 200000
     assert 0.0 <= summary["test_accuracy"] <= 1.0
+    saved = json.loads(out_file.read_text())
+    assert saved["result"]["interrupted"] is True
+    assert saved["result"]["steps_run"] == summary["steps"]
 
 
 def test_a_second_ctrl_c_aborts():

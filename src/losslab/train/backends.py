@@ -1,8 +1,9 @@
 """How the M models of one run are evaluated: one stacked computation, or a plain loop.
 
 Both backends expose the same small interface to the training loop: logits (M, N, C),
-the parameter scales R (M,), the optimizer's parameters, gradient masking of inactive
-models, snapshots of the best weights, and state dicts for checkpoints.
+the parameter scales R (M,), the optimizer's parameters (which of them are weights, for
+weight decay), per-layer gradient norms (M,), gradient masking of inactive models,
+snapshots of the best weights, and state dicts for checkpoints.
 
 * :class:`StackBackend` runs the models as one :class:`~losslab.models.ModelStack`
   (batched matmuls for MLPs, ``torch.vmap`` otherwise).
@@ -60,10 +61,6 @@ class StackBackend:
     def scales(self) -> torch.Tensor:
         """R of every model, (M,), differentiable."""
         return self.stack.parameter_scale()
-
-    def parameters(self) -> list[torch.Tensor]:
-        """The stacked parameters (leading dimension M) the optimizer updates."""
-        return [p for p in self.stack.parameters() if p.requires_grad]
 
     def _named(self) -> list[tuple[str, torch.Tensor]]:
         # ModelStack registers "a.b" of the models as "a__b".
@@ -171,10 +168,6 @@ class LoopBackend:
     def scales(self) -> torch.Tensor:
         """R of every model, (M,), differentiable."""
         return torch.stack([parameter_scale(m) for m in self._models])
-
-    def parameters(self) -> list[torch.Tensor]:
-        """Every trainable parameter of every model."""
-        return [p for m in self._models for p in m.parameters() if p.requires_grad]
 
     def param_entries(self, decay_all: bool) -> list[Param]:
         """The optimizer's view of the parameters; weights are those with >= 2 dims."""

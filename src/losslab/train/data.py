@@ -107,6 +107,12 @@ def as_train_data(data: Any, device: torch.device, dtype: torch.dtype) -> TrainD
     classes = _get(data, "num_classes")
     if classes is None:
         classes = 1 + max(int(t.max()) for t in labels)
+        samples = sum(t.numel() for t in labels)
+        if classes > samples:
+            raise LosslabError(
+                f"the largest label is {classes - 1}, i.e. {classes} classes for {samples} "
+                "samples; relabel the classes 0..C-1 or give num_classes explicitly"
+            )
     classes = int(classes)
     for t in labels:
         if int(t.min()) < 0 or int(t.max()) >= classes:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import pickle
 import platform
 import threading
 import time
@@ -53,6 +54,7 @@ import losslab
 from losslab.errors import LosslabError
 from losslab.losses import Loss, get_loss, skip_finite_check
 from losslab.train.backends import LoopBackend, StackBackend
+from losslab.train.checks import check_start
 from losslab.train.config import ModelSpec, TrainConfig, resolve_device
 from losslab.train.data import BatchOrder, TrainData, as_train_data
 from losslab.train.evaluate import SPLITS, Evaluator
@@ -257,7 +259,12 @@ class Checkpoint:
             # On the CPU: generator states must stay CPU tensors; the parts copy the rest.
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # any unreadable or foreign file is a user error here
-            reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err)
+            # torch's message advises weights_only=False, i.e. running the file's code:
+            # never repeat that; say what was refused instead.
+            if isinstance(err, pickle.UnpicklingError) or "weights_only" in str(err):
+                reason = "it holds objects other than tensors and plain data; nothing was run"
+            else:
+                reason = " ".join(str(err).split())[:200] or type(err).__name__
             raise LosslabError(
                 f"cannot read checkpoint {path!r} ({reason}); delete it or use another "
                 "checkpoint_path"
@@ -689,6 +696,7 @@ def train(
     measure = check_measurements(measure)
     device = resolve_device(config.device)
     train_data = as_train_data(data, device, config.torch_dtype)
+    check_start([model], train_data, config.checkpoint_path)
     built = _build_loss(spec)
     resolved = _resolve(
         config, spec, built, _describe_model(model), _describe_data(data, train_data), device
@@ -755,6 +763,7 @@ def train_many(
                 f"model({spec.seed}) returned a {type(net).__name__}, not an nn.Module"
             )
         built.append(net)
+    check_start(built, train_data, config.checkpoint_path)
     losses = _distinct_losses(specs)
     described = _describe_model(built[0])
     data_description = _describe_data(data, train_data)

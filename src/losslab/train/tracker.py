@@ -99,10 +99,6 @@ class Tracker:
             self.running &= ~torch.tensor(stopped, device=self.device)
         return improved
 
-    def stop_all(self) -> None:
-        """End every model's training now (an interrupted run)."""
-        self.running.zero_()
-
     def _early_stopping(self, i: int, step: int, row: dict[str, float]) -> bool:
         if self.config.patience is None:
             return False
