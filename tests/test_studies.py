@@ -17,6 +17,7 @@ from losslab.study.runner import prepare
 
 STUDIES = sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.toml"))
 TINY_STEPS = 2
+TINY_LOSSES = 3
 
 
 def planned(path: Path, scale: str):
@@ -79,7 +80,18 @@ def test_quick_scale_runs_at_tiny_size(path, tmp_path):
     study = load_study(path, "quick" if "quick" in scales_of(path) else None)
     train = {k: v for k, v in study.spec.train.items() if k not in ("steps", "epochs")}
     train.update(steps=TINY_STEPS, eval_every=TINY_STEPS, eval_train=False)
-    study.spec = study.spec.model_copy(update={"seeds": [0], "train": train})
+    # One seed and the first losses keep the run small (every loss entry was built by
+    # load_study already); the input-noise measurement evaluates the whole training set
+    # once per eps, so two values of eps suffice to exercise it.
+    measure = dict(study.spec.measure)
+    if measure.get("noise_robustness"):
+        options = measure["noise_robustness"]
+        measure["noise_robustness"] = {**(options if isinstance(options, dict) else {}),
+                                       "eps": [0.0, 0.5]}
+    study.spec = study.spec.model_copy(update={
+        "seeds": [0], "train": train, "losses": study.spec.losses[:TINY_LOSSES],
+        "measure": measure,
+    })
     try:
         events = run_study(study, tmp_path / "out", device="cpu")
     except LosslabError as err:
