@@ -177,6 +177,10 @@ def test_cli_run_status_export_report(tmp_path):
     result = runner.invoke(cli.app, ["run", str(path), "--out", str(out), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "tiny: 4/4 cells stored" in result.stdout
+    # Not a terminal: plain progress lines instead of a live bar.
+    assert "4/4 cells" in result.stderr and "model-steps/s" in result.stderr
+    quiet = runner.invoke(cli.app, ["run", str(path), "--out", str(out), "--quiet"])
+    assert quiet.exit_code == 0 and quiet.stdout == "" and quiet.stderr == ""
     status = runner.invoke(cli.app, ["status", str(out), "--json"])
     counts = json.loads(status.stdout)
     assert counts == {"study": "tiny", "total": 4, "pending": 0, "running": 0, "done": 4,
