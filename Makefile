@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: venv demo test lint fashion-mnist clean
+.PHONY: venv demo test test-matrix lint fashion-mnist chromium clean
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,12 +27,51 @@ fashion-mnist:
 		|| echo "note: could not install dataset-fashion-mnist; its test will be skipped"; \
 	fi
 
+# Installs Debian's headless Chromium and its driver where possible (root with apt), so
+# the report's browser test runs; elsewhere that test is skipped with the reason.
+chromium:
+	@if ! { [ -x /usr/bin/chromium ] && command -v chromedriver >/dev/null; } \
+		&& [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1)) \
+		|| echo "note: could not install chromium; the report's browser test will be skipped"; \
+	fi
+
 demo: venv
 	$(PY) -m losslab.demo --out demo-output
 
-test: venv fashion-mnist
+test: venv fashion-mnist chromium
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m pytest -q -n 2 --dist loadfile
+
+# The numerical tests again under each SIMD level the CPU has and with 1, 2 and 4 threads:
+# other kernels and other reduction orders round differently, so a tolerance fitted to one
+# machine fails on the next. ATen's level is pinned by ATEN_CPU_CAPABILITY; MKL's and
+# oneDNN's matmuls by their own variables, to the same level. Threads: the level runs use one
+# thread per xdist worker; the thread runs one process with OMP_NUM_THREADS (tests/conftest.py
+# honours it), passive waiting so that 4 threads on 2 cores do not spin.
+MATRIX_TESTS := tests/test_train.py tests/test_models.py tests/test_losses.py \
+	tests/test_losses_two_scale.py tests/test_activations.py tests/test_npnet_parity.py \
+	tests/test_npnet_optim.py
+THREAD_TESTS := tests/test_train.py tests/test_models.py tests/test_npnet_parity.py \
+	tests/test_npnet_optim.py
+ISA_default := MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN_MAX_CPU_ISA=SSE41
+ISA_avx2 := MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
+ISA_avx512 := MKL_ENABLE_INSTRUCTIONS=AVX512 ONEDNN_MAX_CPU_ISA=AVX512_CORE
+CAPABILITIES := default avx2 $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo avx512)
+
+test-matrix: venv
+	@set -e; for cap in $(CAPABILITIES); do \
+		echo "== ATEN_CPU_CAPABILITY=$$cap, 1 thread per worker"; \
+		env $$(case $$cap in default) echo $(ISA_default);; avx2) echo $(ISA_avx2);; \
+			avx512) echo $(ISA_avx512);; esac) ATEN_CPU_CAPABILITY=$$cap OMP_NUM_THREADS=1 \
+			$(PY) -m pytest -q -n 2 --dist loadfile $(MATRIX_TESTS); \
+	done; \
+	for threads in 2 4; do \
+		echo "== $$threads threads"; \
+		OMP_NUM_THREADS=$$threads OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q -p no:xdist \
+			$(THREAD_TESTS); \
+	done
 
 lint: venv
 	$(PY) -m ruff check src tests benchmarks

@@ -224,3 +224,23 @@ def test_separation_fixed_scale_uses_r0_z_over_r():
     torch.testing.assert_close(trained(z, labels).detach(), want_trained)
     with pytest.raises(LosslabError, match="scale"):
         get_loss("two_scale_separation", scale="evolving")
+
+
+def test_chebyshev_gradient_at_ties_is_shared_evenly_like_amax():
+    # Row 0: two wrong classes tie for the largest probability; row 1: no tie; row 2: all
+    # wrong classes equal. The index path (hand-written backward) must give amax's even
+    # split, which the one-hot path (plain autograd on |p - y|) gives by construction.
+    logits = torch.tensor(
+        [[0.0, 3.0, 3.0, 1.0, -1.0], [2.0, 0.5, -1.0, 0.0, 1.0], [0.0, 4.0, 4.0, 4.0, 4.0]],
+        dtype=torch.float64,
+    )
+    labels = torch.tensor([0, 4, 0])
+    grads = []
+    for target in (labels, torch.nn.functional.one_hot(labels, C).double()):
+        z = logits.clone().requires_grad_(True)
+        get_loss("chebyshev", reduction="sum")(z, target).backward()
+        grads.append(z.grad)
+    # same float64 formula for d p_j / d o, summed in another order: a few ulps
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-15)
+    assert not grads[0].requires_grad  # a first derivative builds no graph
+    assert grads[0][0, 1] == grads[0][0, 2] != 0

@@ -195,7 +195,11 @@ def test_compare_verdicts_in_plain_words():
     )
     noisy = compare(shuffled).iloc[0]
     assert noisy.outcome == "no significant difference"
-    assert noisy.verdict.startswith("no significant difference: noisy ahead on 5 of 10 seeds")
+    d = 0.001 * np.array([1, -1, 2, -2, 1, -1, 3, -3, 0.5, -0.4])
+    assert noisy.mean_diff == pytest.approx(d.mean(), abs=1e-15) and d.mean() > 0
+    assert noisy.verdict.startswith(
+        "no significant difference: noisy better by +0.001 points on average, on 5 of 10 seeds"
+    )
     assert "smaller than a seed-to-seed noise of" in noisy.verdict
     assert table.loc["tied", "outcome"] == "identical"
     assert np.isnan(table.loc["tied", "p_value"])
@@ -216,7 +220,12 @@ def test_compare_too_few_seeds_and_worse():
     row = compare(five).iloc[0]
     assert row.p_value == pytest.approx(0.0625)
     assert row.outcome == "too few seeds"
-    assert "at least 6" in row.verdict
+    assert "at least 6" in row.verdict and "log better by +29.00 points" in row.verdict
+    # equal means: the side with more winning seeds is named
+    level = compare(make_cells({"log": [0.5] * 4, "l1": [0.6, 0.6, 0.3, 0.5]})).iloc[0]
+    assert level.mean_diff == pytest.approx(0, abs=1e-15)
+    assert (level.wins, level.losses, level.ties) == (2, 1, 1)
+    assert "equal on average, l1 ahead on 2 of 4 seeds" in level.verdict
     seven = make_cells({"log": [0.8] * 7, "l1": [0.5, 0.52, 0.51, 0.49, 0.53, 0.50, 0.48]})
     row = compare(seven).iloc[0]
     assert row.outcome == "worse" and row.verdict.startswith("log beats l1 on 7 of 7 seeds")

@@ -126,27 +126,6 @@ def test_l2_penalty_and_gradient():
         add_l2_gradient(params, grads, -1.0, 8)
 
 
-def test_learning_rate_decays():
-    lr0 = 0.2
-    assert [npnet.decayed_lr("inverse_time", lr0, e, decay_rate=0.5) for e in range(4)] == (
-        pytest.approx([0.2, 0.2 / 1.5, 0.1, 0.08], rel=1e-14)
-    )
-    assert npnet.decayed_lr("inverse_sqrt", lr0, 4, decay_rate=0.5) == pytest.approx(0.05)
-    assert npnet.decayed_lr("inverse_sqrt", lr0, 0, decay_rate=0.5) == pytest.approx(0.1)
-    # a0 * 0.95^epoch is torch's ExponentialLR(gamma=0.95), stepped once per epoch.
-    w = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.SGD([w], lr=lr0)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.95)
-    for epoch in range(6):
-        assert npnet.decayed_lr("exponential", lr0, epoch) == pytest.approx(
-            opt.param_groups[0]["lr"], rel=1e-13
-        )
-        opt.step()
-        sched.step()
-    with pytest.raises(LosslabError, match="Valid learning-rate decay names"):
-        npnet.decayed_lr("cosine", lr0, 1)
-
-
 def test_early_stopping():
     stopper = npnet.EarlyStopping(patience=2)
     params = {"W": np.zeros(2)}

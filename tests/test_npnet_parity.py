@@ -321,7 +321,7 @@ TORCH_LOSSES = {
 EXTRA_KWARGS = {
     "alpha": [{"alpha": 0.5}, {"alpha": 1.0}, {"alpha": 3.0}, {"alpha": float("inf")}],
     "gce": [{"q": 0.3}, {"q": 1.0}],
-    "truncated_log": [{"k": 0.2}],
+    "truncated_log": [{"k": 0.2}, {"k": 0.0}],
 }
 
 
@@ -361,6 +361,45 @@ def test_loss_parity(name, kwargs, target, reduction):
 
     logits = {"x": _normal(6, 5, scale=2.0, seed=2)}
     assert_parity(run, reference, logits, upstream=reduction == "none")
+
+
+TIES = {
+    # sigmoid: classes 1 and 2 share one logit, hence one p far above the other distances.
+    "sigmoid, wrong classes": ("sigmoid", [[5.0, 3.0, 3.0], [-2.0, 4.0, 4.0]], [0, 0]),
+    # soft target, C = 4 equal logits: p = 1/4 exactly, |p - y| = (1/4, 1/4, 0, 0).
+    "softmax, soft target": ("softmax", [[0.0, 0.0, 0.0, 0.0]], [[0.0, 0.5, 0.25, 0.25]]),
+}
+
+
+@pytest.mark.parametrize("case", list(TIES))
+def test_chebyshev_subgradient_at_ties_matches_the_torch_loss(case):
+    """At tied maximal distances npnet shares the subgradient evenly, as losslab's torch
+    Chebyshev loss (autograd of amax) does; the inputs are exact ties in both engines.
+    (A softmax tie of two classes with a one-hot target cannot tell the two rules apart:
+    their g_p differ by a constant, which the softmax Jacobian removes; an argmax
+    subgradient fails both cases below.)"""
+    from losslab.losses import get_loss
+
+    probability, logits, target = TIES[case]
+    o = np.array(logits)
+    y = np.array(target)
+    loss = npnet.get_loss("chebyshev", reduction="sum", probability=probability)
+    value = loss.forward(o, y)
+    grad = loss.backward(1.0)
+    x = torch.tensor(o, requires_grad=True)
+    torch_loss = get_loss("chebyshev", reduction="sum", probability=probability)
+    reference = torch_loss(x, torch.tensor(y))
+    reference.backward()
+    np.testing.assert_allclose(value, reference.item(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(grad, x.grad.numpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_truncated_log_with_k_zero_is_the_log_loss():
+    o = _normal(6, 5, scale=3.0, seed=4)
+    labels = np.array([0, 3, 1, 1, 2, 4])
+    truncated, log = npnet.get_loss("truncated_log", k=0.0), npnet.get_loss("log")
+    np.testing.assert_allclose(truncated.forward(o, labels), log.forward(o, labels), rtol=1e-15)
+    np.testing.assert_allclose(truncated.backward(1.0), log.backward(1.0), rtol=1e-15, atol=1e-17)
 
 
 # ---------------------------------------------------------------------------

@@ -194,13 +194,17 @@ def test_cli_run_status_export_report(tmp_path):
         back = read(target)
         assert back.cell_id.tolist() == cells.cell_id.tolist()
         np.testing.assert_allclose(back.test_accuracy, cells.test_accuracy, rtol=0, atol=0)
-    report = runner.invoke(cli.app, ["report", str(out)])
+    report = runner.invoke(cli.app, ["report", str(out), "--text"])
     assert report.exit_code == 0, report.output
     for condition, rows in cells.groupby("condition"):
         line = next(ln for ln in report.stdout.splitlines() if condition in ln)
         mean = rows.test_accuracy.mean() * 100
         sd = rows.test_accuracy.std(ddof=1) * 100
         assert f"{mean:.2f} ± {sd:.2f}" in line
+    page = runner.invoke(cli.app, ["report", str(out)])
+    assert page.exit_code == 0, page.output
+    assert page.stdout.strip() == str(out / "report" / "index.html")
+    assert "tiny" in (out / "report" / "index.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(

@@ -68,7 +68,7 @@ def test_results_statistics_equal_the_pure_functions(study_dir):
 
 @pytest.mark.slow
 def test_report_prints_the_statistics_tables(study_dir, monkeypatch, capsys):
-    result = runner.invoke(cli.app, ["report", str(study_dir), "--reference", "hinge"])
+    result = runner.invoke(cli.app, ["report", str(study_dir), "--reference", "hinge", "--text"])
     assert result.exit_code == 0, result.output
     out = result.output
     for title in ("bootstrap CI", "rank of each loss", "each loss vs hinge", "bias / variance"):

@@ -139,3 +139,50 @@ def test_optuna_tuning_is_seeded_and_within_range(tmp_path):
     cells = load(tmp_path / "a").cells()
     chosen = a[a["chosen"]].set_index("loss")["lr"]
     assert all(cells["lr"] == cells["loss"].map(chosen))
+
+
+@pytest.mark.slow
+def test_dry_run_counts_the_tuning_models(tmp_path):
+    from typer.testing import CliRunner
+
+    from losslab import cli
+
+    result = CliRunner().invoke(
+        cli.app, ["run", str(write(tmp_path, STUDY)), "--dry-run", "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 0, result.output
+    # 2 losses x 3 lr candidates x 2 tuning seeds, before the 2 x 2 cells
+    assert "[tune] grid: 12 tuning models first" in result.output
+    assert "4 cells" in result.output
+    assert not (tmp_path / "o").exists()  # a dry run writes nothing
+
+
+@pytest.mark.slow
+def test_interrupted_tuning_resumes_with_the_missing_stack_only(tmp_path, monkeypatch):
+    import threading
+
+    text = STUDY.replace(
+        'datasets = [{name = "checkerboard", dev_fraction = 0.25, n_train = 160, n_test = 120}]',
+        'datasets = [{name = "checkerboard", dev_fraction = 0.25, n_train = 160, n_test = 120},'
+        ' {name = "spirals", dev_fraction = 0.25, n_train = 160, n_test = 120}]',
+    ).replace("lr = [1e-3, 3e-2, 3e-1]", "lr = [1e-3, 3e-1]")
+    path = write(tmp_path, text)
+    stop = threading.Event()
+
+    def stop_after_first_stack(events):
+        if any(m.startswith("tuning: trained") for m in events.messages):
+            stop.set()
+
+    spy = Spy(monkeypatch)
+    run_study(load_study(path), tmp_path / "out", device="cpu", stop=stop,
+              on_update=stop_after_first_stack)
+    assert len(spy.calls) == 1  # one dataset's tuning stack, then the stop
+    assert load(tmp_path / "out").tuning()["seeds"].sum() == 2 * 2 * 2
+    assert load(tmp_path / "out").cells().empty
+    spy.calls.clear()
+    run_study(load_study(path), tmp_path / "out", device="cpu")
+    # the other dataset's tuning stack, then one final stack per dataset
+    assert [c["seeds"] for c in spy.calls] == [{100, 101}, {0, 1}, {0, 1}]
+    trials = load(tmp_path / "out").tuning()
+    assert len(trials) == 2 * 2 * 2 and trials["chosen"].sum() == 4
+    assert (load(tmp_path / "out").cells()["status"] == "done").all()

@@ -16,7 +16,7 @@ Initialisers (seed: lecture notes 2018, section 7 "Weight initialization"; slide
 "Initialization for SELU"): :data:`INITIALIZERS` and :func:`init_`. Each class carries
 ``recommended_init``, the initialiser matched to it (:func:`recommended_init`).
 
-Seed errata fixed here (see SPEC.md): the slides' piecewise-linear case formula is
+Seed errata fixed here: the slides' piecewise-linear case formula is
 discontinuous (we use ``clamp(x + 1/2, 0, 1)``); the slides print swish as
 ``x / (1 + exp(+beta x))`` (we use ``x * sigmoid(beta x)``); the notes print the
 unit normal as ``N(1, 0)`` (mean 0, variance 1 is meant).
@@ -349,7 +349,7 @@ class PiecewiseLinear(_Activation):
 
     Seed: slides, "Piecewise-Linear Function" eq. 1. The slides' cases (1 for
     ``x >= 1/2``, ``x`` in between, 0 for ``x <= -1/2``) jump at both ends; this is the
-    continuous reading (SPEC.md erratum).
+    continuous reading.
 
     Shape: input any shape (N, *), output the same shape.
     """
@@ -467,7 +467,7 @@ class Swish(_Activation):
 
     .. math:: \\mathrm{swish}_\\beta(x) = x\\, \\sigma(\\beta x) = \\frac{x}{1 + e^{-\\beta x}}
 
-    Seed: slides, "Swish (2017)" (printed with ``e^{+beta x}``: a sign typo, SPEC.md).
+    Seed: slides, "Swish (2017)" (printed with ``e^{+beta x}``: a sign typo).
     ``beta = 1`` is ``torch.nn.SiLU``; ``beta -> inf`` gives the ReLU. Not monotone.
 
     Args:

@@ -7,8 +7,11 @@ a traceback, and the command exits with status 2.
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -58,72 +61,40 @@ def list_(what: str = typer.Argument(..., help=f"one of: {', '.join(_CATALOGUES)
 def show(
     kind: str = typer.Argument(..., help="loss, activation, model or dataset"),
     name: str = typer.Argument(..., help="a registered name (losslab list ...)"),
+    plot: str = typer.Option(
+        None, "--plot", help="losses only: draw the loss and its derivative to this image "
+        "file (.png, .svg or .pdf)"
+    ),
 ) -> None:
     """Describe one loss, activation, model or dataset: formula or description, seed
-    source, parameters with defaults.
+    source, parameters with defaults. With --plot (losses), also draw the loss's value
+    and derivative with respect to the correct-class output (Janocha & Czarnecki Fig. 1).
 
-    Examples: losslab show loss alpha; losslab show dataset checkerboard
+    Examples: losslab show loss alpha --plot alpha.png; losslab show dataset checkerboard
     """
     from losslab import catalogue
 
     typer.echo(catalogue.describe(kind, name))
+    if plot is None:
+        return
+    if kind.strip().lower() not in ("loss", "losses"):
+        raise LosslabError(f"--plot draws losses only; drop it for a {kind}")
+    from losslab.report.figures import loss_shape_data, loss_shapes
+    from losslab.report.style import DPI
+
+    target = Path(plot)
+    fig = loss_shapes(loss_shape_data([(name, name, {})]))
+    formats = fig.canvas.get_supported_filetypes()
+    if target.suffix.lower().lstrip(".") not in formats:
+        raise LosslabError(
+            f"--plot {plot}: unknown image type; end the name in .png, .svg or .pdf"
+        )
+    if not target.parent.is_dir():
+        raise LosslabError(f"--plot {plot}: folder {target.parent} does not exist; create it")
+    fig.savefig(target, dpi=DPI)
+    typer.echo(f"wrote {target}")
 
 
-# Per-dataset defaults of ``losslab train`` (SPEC "External reference experiments").
-# steps ~ 5 epochs for the 60k-image sets; mnist1d follows the paper: Adam 1e-2, batch 100,
-# 6000 steps, batches in order, PyTorch's default init.
-_IMAGE_MLP: dict[str, Any] = {
-    "model": "mlp",
-    "hidden": [256],
-    "lr": 1e-3,
-    "batch_size": 100,
-    "steps": 3000,
-    "standardize": True,
-}
-_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": {"model": "mlp", "hidden": [100], "lr": 1e-3, "batch_size": 100, "steps": 2000},
-    "mnist1d": {
-        "model": "mnist1d_cnn",
-        "lr": 1e-2,
-        "batch_size": 100,
-        "steps": 6000,
-        "shuffle": False,
-        "init": "torch",
-        "eval_every": 250,
-    },
-    "fashion_mnist": _IMAGE_MLP,
-    "mnist": _IMAGE_MLP,
-    "cifar10": {
-        "model": "janocha_convnet",
-        "lr": 1e-3,
-        "batch_size": 100,
-        "steps": 2000,
-        "standardize": True,
-    },
-    "cifar100": {
-        "model": "janocha_convnet",
-        "lr": 1e-3,
-        "batch_size": 100,
-        "steps": 2000,
-        "standardize": True,
-    },
-    "checkerboard": {
-        "model": "mlp",
-        "hidden": [200] * 3,
-        "lr": 1e-3,
-        "batch_size": 50,
-        "steps": 3000,
-    },
-    "spirals": {"model": "mlp", "hidden": [200] * 3, "lr": 1e-3, "batch_size": 50, "steps": 3000},
-    "random_labels": {
-        "model": "mlp",
-        "hidden": [200] * 3,
-        "lr": 1e-3,
-        "batch_size": 50,
-        "steps": 3000,
-    },
-}
-_FALLBACK = {"model": "mlp", "hidden": [100], "lr": 1e-3, "batch_size": 100, "steps": 2000}
 
 
 def _parse_hidden(text: str | None) -> list[int] | None:
@@ -140,11 +111,71 @@ def _parse_hidden(text: str | None) -> list[int] | None:
     return widths
 
 
+def _parse_loss_args(items: list[str] | None) -> dict[str, Any]:
+    """``["q=0.5", "probability=sigmoid"]`` -> ``{"q": 0.5, "probability": "sigmoid"}``.
+
+    Values are read as int, float, bool (true/false) or else kept as text; nothing is evaluated.
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise LosslabError(f"--loss-arg takes NAME=VALUE, e.g. --loss-arg q=0.5; got {item!r}")
+        text = text.strip()
+        value: Any = text
+        if text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        else:
+            for kind in (int, float):
+                try:
+                    value = kind(text)
+                    break
+                except ValueError:
+                    continue
+        out[key] = value
+    return out
+
+
+def _build_model(model: str, data: Any, kwargs: dict[str, Any], hidden: str | None) -> Any:
+    from losslab.models import for_data
+
+    try:
+        return for_data(model, data.input_shape, data.num_classes, **kwargs)
+    except RuntimeError as err:
+        asked = re.search(r"allocate (\d+) bytes", str(err))
+        if asked is None:
+            raise
+        raise LosslabError(
+            f"model {model!r} with --hidden {hidden or kwargs.get('hidden')} asked for "
+            f"{int(asked.group(1)) / 2**30:.1f} GiB of memory, more than this machine can "
+            "allocate; choose smaller widths"
+        ) from None
+
+
+def _check_out(out: str | None) -> Path | None:
+    """The --out file: refused before training if it exists or its folder cannot be written."""
+    if out is None:
+        return None
+    path = Path(out).expanduser()
+    if path.exists():
+        raise LosslabError(f"--out {out} already exists; delete it or choose another file name")
+    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
+        raise LosslabError(f"--out {out}: the folder {path.parent} is missing or not writable")
+    return path
+
+
+_LOSS_ARG = typer.Option(
+    None, "--loss-arg", help="a loss option NAME=VALUE, e.g. q=0.5 (repeatable)"
+)
+
+
 @app.command("train")
 def train_(
     dataset: str = typer.Option(..., "--dataset", help="a dataset name (losslab list datasets)"),
     model: str = typer.Option(None, "--model", help="a model name (default: per dataset)"),
     loss: str = typer.Option("log", "--loss", help="a loss name (losslab list losses)"),
+    loss_arg: list[str] = _LOSS_ARG,
     activation: str = typer.Option(None, "--activation", help="hidden activation (default relu)"),
     optimizer: str = typer.Option("adam", "--optimizer", help="sgd, momentum, rmsprop or adam"),
     lr: float = typer.Option(None, "--lr", help="learning rate (default: per dataset)"),
@@ -158,17 +189,38 @@ def train_(
         None, "--root", help="directory holding the data files (arrays: the .npz/.csv file)"
     ),
     as_json: bool = typer.Option(False, "--json", help="last stdout line: a JSON summary"),
+    out: str = typer.Option(None, "--out", help="write the summary and curves to FILE.json"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="run even if it would take long"),
 ) -> None:
-    """Train one model on one dataset and print its final metrics."""
-    from losslab.data import DATASETS, load_dataset
-    from losslab.models import for_data
-    from losslab.registry import lookup
-    from losslab.train import TrainConfig, train
+    """Train one model on one dataset and print its final metrics.
 
-    lookup(DATASETS, dataset, "dataset")
-    key = dataset.strip().lower().replace("-", "_")
-    defaults = _TRAIN_DEFAULTS.get(key, _FALLBACK)
-    model = (model or defaults["model"]).strip().lower().replace("-", "_")
+    A progress bar runs on stderr (plain lines when stderr is not a terminal, nothing
+    with --quiet). Ctrl-C stops after the current step and prints the result so far
+    (marked interrupted, exit status 130); a second Ctrl-C aborts.
+    """
+    from losslab.data import (
+        DATASETS,
+        FALLBACK_TRAIN_DEFAULTS,
+        FILELESS,
+        TRAIN_DEFAULTS,
+        load_dataset,
+    )
+    from losslab.losses import LOSSES, get_loss
+    from losslab.models import MODELS
+    from losslab.registry import resolve
+    from losslab.train import TrainConfig, train
+    from losslab.train.console import ProgressDisplay, interruptible
+
+    key, _ = resolve(DATASETS, dataset, "dataset")
+    loss, _ = resolve(LOSSES, loss, "loss")
+    loss_kwargs = _parse_loss_args(loss_arg)
+    get_loss(loss, **loss_kwargs)  # refuses unknown options and bad values before any work
+    if root is not None and key in FILELESS:
+        raise LosslabError(f"--root: dataset {key!r} reads no files; drop --root")
+    out_path = _check_out(out)
+    defaults = TRAIN_DEFAULTS.get(key, FALLBACK_TRAIN_DEFAULTS)
+    model, _ = resolve(MODELS, model or defaults["model"], "model")
     config = TrainConfig(
         optimizer=optimizer,
         lr=defaults["lr"] if lr is None else lr,
@@ -177,7 +229,7 @@ def train_(
         seed=seed,
         device=device,
         shuffle=defaults.get("shuffle", True),
-        eval_every=eval_every or defaults.get("eval_every", 500),
+        eval_every=defaults.get("eval_every", 500) if eval_every is None else eval_every,
     )
     config.eval_every = min(config.eval_every, config.steps)
     started = time.perf_counter()
@@ -210,18 +262,23 @@ def train_(
         model_kwargs["activation"] = activation
     if "init" in defaults:
         model_kwargs["init"] = defaults["init"]
-    net = for_data(model, data.input_shape, data.num_classes, **model_kwargs)
-    result = train(net, data, loss, config)
+    net = _build_model(model, data, model_kwargs, hidden)
+    _check_duration(net, data, config, yes, quiet)
+    # The trainer caps the batch at the training-set size; say so rather than hide it.
+    used_batch = min(config.batch_size, len(data.y_train))
+    with interruptible() as stop, ProgressDisplay("quiet" if quiet else "auto") as progress:
+        result = train(net, data, loss, config, progress=progress, stop=stop, **loss_kwargs)
     seconds = time.perf_counter() - started
     final = result.final
     summary = {
         "dataset": key,
         "model": model,
         "loss": loss,
+        "loss_kwargs": loss_kwargs,
         "activation": activation or "relu",
         "optimizer": config.optimizer,
         "lr": config.lr,
-        "batch_size": config.batch_size,
+        "batch_size": used_batch,
         "steps": result.steps_run,
         "seed": seed,
         "train_accuracy": final["train_accuracy"],
@@ -229,19 +286,62 @@ def train_(
         "train_loss": final["train_loss"],
         "test_loss": final["test_loss"],
         "diverged": result.diverged,
+        "interrupted": result.interrupted,
         "seconds": round(seconds, 3),
     }
+    options = "".join(f" {k}={v}" for k, v in loss_kwargs.items())
+    capped = f" (capped from {config.batch_size})" if used_batch < config.batch_size else ""
     typer.echo(
-        f"{key} | {model} | loss {loss} | {config.optimizer} lr {config.lr:g} | "
-        f"batch {config.batch_size} | {result.steps_run} steps | {seconds:.1f} s"
+        f"{key} | {model} | loss {loss}{options} | {config.optimizer} lr {config.lr:g} | "
+        f"batch {used_batch}{capped} | {result.steps_run} steps | {seconds:.1f} s"
     )
     if result.diverged:
         typer.echo(f"diverged at step {result.diverged_at} (lower --lr)")
+    if result.interrupted:
+        typer.echo(f"interrupted after {result.steps_run} of {config.steps} steps (Ctrl-C)")
     typer.echo(f"train accuracy {final['train_accuracy']:.4f}  loss {final['train_loss']:.4f}")
     typer.echo(f"test  accuracy {final['test_accuracy']:.4f}  loss {final['test_loss']:.4f}")
+    clean = {k: (None if isinstance(v, float) and v != v else v) for k, v in summary.items()}
+    if out_path is not None:
+        tmp = out_path.with_name(out_path.name + ".tmp")
+        tmp.write_text(json.dumps({**clean, "result": result.to_dict()}, indent=1))
+        os.replace(tmp, out_path)
+        typer.echo(f"wrote {out_path}")
     if as_json:
-        clean = {k: (None if isinstance(v, float) and v != v else v) for k, v in summary.items()}
         typer.echo(json.dumps(clean))
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+# A run estimated to take longer than this asks for --yes first (seconds).
+_LONG_RUN = 600.0
+
+
+def _check_duration(net: Any, data: Any, config: Any, yes: bool, quiet: bool) -> None:
+    """Print the estimated time of a long run; refuse one over ``_LONG_RUN`` without --yes."""
+    from losslab.train.console import estimate_seconds, format_seconds
+
+    n = len(data.y_train)
+    evaluated = n + sum(len(y) for y in (data.y_dev, data.y_test) if y is not None)
+    parameters = sum(p.numel() for p in net.parameters())
+    seconds = estimate_seconds(
+        parameters,
+        min(config.batch_size, n),
+        config.steps,
+        evaluated,
+        config.steps // config.eval_every + 1,
+    )
+    epochs = config.steps * min(config.batch_size, n) / n
+    if seconds > _LONG_RUN and not yes:
+        raise LosslabError(
+            f"--steps {config.steps} is {epochs:.0f} epochs of the {n} training samples and "
+            f"would take about {format_seconds(seconds)} here; pass --yes to run it anyway, or "
+            "lower --steps"
+        )
+    if seconds > 60 and not quiet:
+        typer.echo(
+            f"estimated time: about {format_seconds(seconds)} ({epochs:.0f} epochs)", err=True
+        )
 
 
 def main() -> None:

@@ -18,23 +18,33 @@ from losslab.errors import LosslabError
 T = TypeVar("T")
 
 
-def lookup(registry: Mapping[str, T], name: str, kind: str) -> T:
-    """Return ``registry[name]``; an unknown name raises an error listing the valid ones.
+def resolve(registry: Mapping[str, T], name: str, kind: str) -> tuple[str, T]:
+    """The canonical key of ``name`` and its entry; an unknown name raises an error listing
+    the valid ones.
 
     Args:
         registry: the name -> entry mapping.
         name: the requested name (matched case-insensitively, ``-`` read as ``_``).
         kind: what the registry holds ("loss", "activation", ...), for the message.
+
+    Returns:
+        ``(key, registry[key])``, e.g. ``resolve(LOSSES, "Squared-Hinge", "loss")`` ->
+        ``("squared_hinge", SquaredHingeLoss)``.
     """
     if not isinstance(name, str):
         raise LosslabError(f"a {kind} name must be a string, got {type(name).__name__}")
     key = name.strip().lower().replace("-", "_")
     if key in registry:
-        return registry[key]
+        return key, registry[key]
     valid = sorted(registry)
     close = difflib.get_close_matches(key, valid, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise LosslabError(f"unknown {kind} {name!r}.{hint} Valid {kind} names: {', '.join(valid)}")
+
+
+def lookup(registry: Mapping[str, T], name: str, kind: str) -> T:
+    """``registry[name]`` as :func:`resolve` finds it (the entry only)."""
+    return resolve(registry, name, kind)[1]
 
 
 def build(registry: Mapping[str, Callable[..., T]], name: str, kind: str, **kwargs: Any) -> T:

@@ -38,11 +38,14 @@ from losslab.data.splits import (
 )
 from losslab.data.toy import load_checkerboard, load_random_labels, load_spirals
 from losslab.errors import LosslabError
-from losslab.registry import build, lookup
+from losslab.registry import build, resolve
 from losslab.seeding import numpy_rng, stream_key
 
 __all__ = [
     "DATASETS",
+    "FALLBACK_TRAIN_DEFAULTS",
+    "FILELESS",
+    "TRAIN_DEFAULTS",
     "Dataset",
     "input_noise",
     "label_noise",
@@ -66,6 +69,74 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "cifar100": load_cifar100,
     "arrays": load_arrays,
 }
+
+
+# Per-dataset defaults of ``losslab train`` (MNIST-1D: Greydanus & Kobak, ICML 2024).
+# steps ~ 5 epochs for the 60k-image sets; mnist1d follows the paper: Adam 1e-2, batch 100,
+# 6000 steps, batches in order, PyTorch's default init.
+_IMAGE_MLP: dict[str, Any] = {
+    "model": "mlp",
+    "hidden": [256],
+    "lr": 1e-3,
+    "batch_size": 100,
+    "steps": 3000,
+    "standardize": True,
+}
+TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "digits": {"model": "mlp", "hidden": [100], "lr": 1e-3, "batch_size": 100, "steps": 2000},
+    "mnist1d": {
+        "model": "mnist1d_cnn",
+        "lr": 1e-2,
+        "batch_size": 100,
+        "steps": 6000,
+        "shuffle": False,
+        "init": "torch",
+        "eval_every": 250,
+    },
+    "fashion_mnist": _IMAGE_MLP,
+    "mnist": _IMAGE_MLP,
+    "cifar10": {
+        "model": "janocha_convnet",
+        "lr": 1e-3,
+        "batch_size": 100,
+        "steps": 2000,
+        "standardize": True,
+    },
+    "cifar100": {
+        "model": "janocha_convnet",
+        "lr": 1e-3,
+        "batch_size": 100,
+        "steps": 2000,
+        "standardize": True,
+    },
+    "checkerboard": {
+        "model": "mlp",
+        "hidden": [200] * 3,
+        "lr": 1e-3,
+        "batch_size": 50,
+        "steps": 3000,
+    },
+    "spirals": {"model": "mlp", "hidden": [200] * 3, "lr": 1e-3, "batch_size": 50, "steps": 3000},
+    "random_labels": {
+        "model": "mlp",
+        "hidden": [200] * 3,
+        "lr": 1e-3,
+        "batch_size": 50,
+        "steps": 3000,
+    },
+}
+FALLBACK_TRAIN_DEFAULTS = {
+    "model": "mlp",
+    "hidden": [100],
+    "lr": 1e-3,
+    "batch_size": 100,
+    "steps": 2000,
+}
+
+# Sources that generate or bundle their data and read no files: ``root`` means nothing to them.
+FILELESS: frozenset[str] = frozenset(
+    {"checkerboard", "spirals", "random_labels", "digits", "mnist1d"}
+)
 
 
 def load_dataset(
@@ -122,8 +193,7 @@ def load_dataset(
         a :class:`Dataset`; ``metadata`` records the source, files and their SHA-256, the
         seed streams, and every transformation and noise applied.
     """
-    lookup(DATASETS, name, "dataset")
-    key = name.strip().lower().replace("-", "_")
+    key, _ = resolve(DATASETS, name, "dataset")
     dev_fraction = check_real("dev_fraction", dev_fraction, 0.0, 1.0, high_open=True)
     check_real("label_noise_rate", label_noise_rate, 0.0, 1.0, high_open=True)
     if label_noise_kind not in LABEL_NOISE_KINDS:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from losslab.checks import check_real
-from losslab.data.dataset import Dataset, as_features, as_labels
+from losslab.data.dataset import Dataset, as_features, as_labels, infer_num_classes
 from losslab.data.download import sha256_bytes
 from losslab.data.splits import stratified_split
 from losslab.errors import LosslabError
@@ -147,7 +147,8 @@ def load_arrays(
             ``"label"`` if present, else the last column).
         delimiter: CSV only: the field separator (default ``","``).
         test_fraction: share held out as a stratified test set when the data has none.
-        num_classes: C (default: largest label + 1).
+        num_classes: C (default: the number of declared class names, else the largest
+            label + 1, refused when that is more classes than samples).
         class_names: C names (default: an NPZ's ``class_names`` array, else "0".."C-1").
 
     Shapes: NPZ ``x`` may be ``(N, ...)`` (e.g. images); CSV features are ``(N, D)``.
@@ -179,14 +180,14 @@ def load_arrays(
             "fraction": fraction,
         }
     y_test = as_labels(y_test, num_classes, f"{files[-1]} y_test")
+    if class_names is None and names is not None:
+        class_names = [str(n) for n in names.tolist()]
     if num_classes is None:
-        num_classes = int(max(y.max(initial=0), y_test.max(initial=0))) + 1
-    if class_names is None:
-        class_names = (
-            [str(n) for n in names.tolist()]
-            if names is not None
-            else [str(k) for k in range(num_classes)]
+        num_classes = infer_num_classes(
+            [y, y_test], None if class_names is None else len(class_names), str(file)
         )
+    if class_names is None:
+        class_names = [str(k) for k in range(num_classes)]
     return Dataset(
         x_train=x,
         y_train=y,

@@ -102,6 +102,35 @@ def as_labels(y: Any, num_classes: int | None, what: str) -> np.ndarray:
     return labels
 
 
+def infer_num_classes(labels: list[np.ndarray], declared: int | None, what: str) -> int:
+    """C for labels that come without an explicit class count.
+
+    ``declared`` (the number of class names the data declares) wins when given; otherwise
+    C = largest label + 1, refused when that exceeds the number of samples: such labels are
+    ids, not classes (labels up to 1e9 would build a billion-column output layer).
+
+    Args:
+        labels: the checked int64 label arrays (N_i,) of every split.
+        declared: the number of declared classes, or None.
+        what: where the labels come from, for the message.
+    """
+    largest = max((int(y.max()) for y in labels if y.size), default=0)
+    if declared is not None:
+        if largest >= declared:
+            raise LosslabError(
+                f"{what}: label {largest} is out of range for the {declared} declared class "
+                f"names (labels must lie in 0..{declared - 1})"
+            )
+        return declared
+    samples = sum(y.size for y in labels)
+    if largest + 1 > samples:
+        raise LosslabError(
+            f"{what}: the largest label is {largest}, i.e. {largest + 1} classes for "
+            f"{samples} samples; relabel the classes 0..C-1 or pass num_classes= explicitly"
+        )
+    return largest + 1
+
+
 def as_features(x: Any, what: str) -> np.ndarray:
     """Return ``x`` as a float32 array ``(N, ...)``, refusing NaN/inf and non-numeric data."""
     arr = np.asarray(x)

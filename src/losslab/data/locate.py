@@ -125,18 +125,16 @@ def locate(
 def _missing_message(
     name: str, specs: Sequence[FileSpec], searched: Sequence[Path], how_to: str, reason: str
 ) -> str:
-    files = "\n".join("  - " + " or ".join(s.alternatives) for s in specs)
-    places = "\n".join(f"  - {d}" for d in searched)
-    urls = "\n".join(f"  - {s.remote.urls[0]}" for s in specs if s.remote is not None)
-    lines = [
-        f"dataset {name!r}: the required files were not found, and {reason}.",
-        f"Files needed (all in one directory):\n{files}",
-        f"Looked in:\n{places}",
-        "How to get them: put the files in one of those directories (or pass root=..., "
-        "or set LOSSLAB_DATA=/some/dir and use <dir>/" + name + ")",
-    ]
-    if urls:
-        lines.append(f"Download sources:\n{urls}")
-    if how_to:
-        lines.append(how_to)
-    return "\n".join(lines)
+    """One line: the files, where they were looked for, why, and the command that gets them."""
+    files = ", ".join(" or ".join(s.alternatives) for s in specs)
+    places = ", ".join(str(d) for d in searched)
+    target = Path("~/.cache/losslab") / name
+    urls = [s.remote.urls[0] for s in specs if s.remote is not None]
+    fix = f"mkdir -p {target} && cd {target} && " + " && ".join(f"curl -LO {u}" for u in urls)
+    if not urls:
+        fix = f"put the files in {target}"
+    extra = f" ({how_to.rstrip('.')})" if how_to else ""
+    return (
+        f"dataset {name!r}: files not found ({files}) in {places}, and {reason}; "
+        f"fix: {fix}{extra}"
+    )

@@ -74,8 +74,9 @@ def load_mnist1d(
 ) -> Dataset:
     """MNIST-1D: 4000 train / 1000 test float signals ``(N, 40)``, 10 classes.
 
-    The split and the sample order are the package's (``rng`` is unused), so the SPEC's
-    protocol of taking batches in order (``bix = (step * 100) % 4000``) applies as is.
+    The split and the sample order are the package's (``rng`` is unused), so the
+    reference protocol of Greydanus & Kobak (ICML 2024), batches taken in order
+    (``bix = (step * 100) % 4000``), applies as is.
 
     Args:
         generator_seed: the package's own ``seed`` arg (default None: its 42). The

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -181,15 +182,16 @@ def check_inputs(
         _raise_nonfinite(name, logits)
     if target.ndim == 1:
         low, high = torch.aminmax(target)
-        ok = (low >= 0) & (high < c)
         if full or target.device.type == "cpu":
-            if not bool(ok):
+            low, high = int(low), int(high)  # one O(N) pass; reading it costs nothing on CPU
+            if low < 0 or high >= c:
                 raise LosslabError(
-                    f"{name}: class labels must lie in [0, {c}); got values from {int(low)} "
-                    f"to {int(high)}. Remap the labels to 0..{c - 1}, or give the model "
-                    f"{int(high) + 1} outputs"
+                    f"{name}: class labels must lie in [0, {c}); got values from {low} "
+                    f"to {high}. Remap the labels to 0..{c - 1}, or give the model "
+                    f"{high + 1} outputs"
                 )
         else:
+            ok = (low >= 0) & (high < c)
             torch._assert_async(ok, f"{name}: class labels must lie in [0, {c})")
     elif full or target.device.type == "cpu":
         y = target
@@ -219,10 +221,11 @@ def check_finite(
     """
     if (
         validate is not True
-        or _SKIP_FINITE.get()
         or logits.device.type != "cpu"
         or tracing(logits)
-        or bool(torch.isfinite(probe).all())
+        or _SKIP_FINITE.get()
+        # NaN and inf survive a sum; a finite sum that overflows only costs the scan below
+        or math.isfinite(float(probe.detach().sum()))
     ):
         return
     if not bool(torch.isfinite(logits).all()):
@@ -290,13 +293,29 @@ def run_loss(
     """Validate, compute per-sample values with ``kernel``, weight, reduce and cast.
 
     The one code path of every loss, functional and module alike: logits (N, C),
-    target (N,) or (N, C) -> () or (N,) in :func:`output_dtype`.
+    target (N,) or (N, C) -> () or (N,) in :func:`output_dtype`. A kernel with a
+    ``reduced(x, t, weight, reduction, **hyper)`` attribute that returns a tensor computes
+    weighting and reduction itself (log loss: ``F.cross_entropy``'s own reduction).
     """
     validate = check_validate(validate)
     check_inputs(name, logits, target, weight, validate)
+    reduced = getattr(kernel, "reduced", None)
+    if reduced is not None:
+        out, _, _ = _kernel_call(_as_kernel(reduced, weight, reduction), logits, target, hyper)
+        if out is not None:
+            check_finite(name, logits, out, validate)
+            return out.to(output_dtype(logits))
     values, probe, t = _kernel_call(kernel, logits, target, hyper)
     check_finite(name, logits, probe, validate)
     return reduce(values, t, weight, reduction).to(output_dtype(logits))
+
+
+def _as_kernel(reduced: Callable, weight: torch.Tensor | None, reduction: str) -> Kernel:
+    def kernel(x, t, **hyper):
+        w = None if weight is None else weight.to(device=x.device, dtype=x.dtype)
+        return reduced(x, t, w, reduction, **hyper), None
+
+    return kernel
 
 
 class Loss(nn.Module):
@@ -390,8 +409,20 @@ class ClassificationLoss(Loss):
         values, _ = self._values(logits, target)
         return values.to(output_dtype(logits))
 
+    def reduced(self, x, target, weight, reduction):
+        """Weighted, reduced loss in one call where the kernel has one, else None."""
+        return None
+
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss of a batch: logits (N, C), target (N,) int or (N, C) float -> () or (N,)."""
+        if type(self).reduced is not ClassificationLoss.reduced:
+            name = type(self).__name__
+            check_inputs(name, logits, target, self.weight, self.validate)
+            kernel = _as_kernel(self.reduced, self.weight, self.reduction)
+            out, _, _ = _kernel_call(kernel, logits, target, {})
+            if out is not None:
+                check_finite(name, logits, out, self.validate)
+                return out.to(output_dtype(logits))
         values, t = self._values(logits, target)
         return reduce(values, t, self.weight, self.reduction).to(output_dtype(logits))
 

@@ -99,20 +99,17 @@ def _psi(kind: str, x: Tensor) -> Tensor:
     return m if power == 1 else m.pow(power)
 
 
-def _dphi(kind: str, x: Tensor, g: Tensor, inplace: bool) -> Tensor:
-    """g * phi'(x), (N, C) or (N,) with g broadcastable; in place on fresh tensors only."""
+def _dphi(kind: str, x: Tensor, g: Tensor) -> Tensor:
+    """g * phi'(x) with differentiable ops, for x (N, C) or (N,) and g broadcastable."""
     if kind == "l1":
-        d = torch.sign(x)
-        return d.mul_(g) if inplace else d * g
+        return torch.sign(x) * g
     if kind == "l2":
         return x * (2.0 * g)
     power = int(kind[-1])
     if power == 1:
         return torch.where(x > -0.5, g, 0.0)
     m = torch.clamp_min(x + 0.5, 0.0)
-    if power == 2:
-        return m.mul_(2.0 * g) if inplace else m * (2.0 * g)
-    return m.square_().mul_(3.0 * g) if inplace else m.square() * (3.0 * g)
+    return m * (2.0 * g) if power == 2 else m.square() * (3.0 * g)
 
 
 def _dpsi(kind: str, x: Tensor, g: Tensor) -> Tensor:
@@ -128,61 +125,96 @@ def _dpsi(kind: str, x: Tensor, g: Tensor) -> Tensor:
     return -(m * (2.0 * g) if power == 2 else m.square() * (3.0 * g))
 
 
-def _row_sum_phi(kind: str, x: Tensor) -> Tensor:
-    """sum_j phi(x_j) in as few passes as possible, (N,)."""
+def _row_sum_phi(kind: str, x: Tensor) -> tuple[Tensor, Tensor]:
+    """sum_j phi(x_j), (N,), in as few passes as possible, and what backward reuses (N, C).
+
+    hinge: m = max(0, 1/2 + x) is kept (hinge^2 needs 2m, hinge^3 needs 3m^2, kept as
+    m^2); the row sum of m^3 is one batched dot product of m^2 with m, since
+    ``vector_norm(m, 3)`` goes through a general power, several times slower.
+    """
+    nothing = x.new_empty(0)  # l1, l2 and hinge need only x itself
     if kind == "l1":
-        return torch.linalg.vector_norm(x, 1, dim=-1)
+        return torch.linalg.vector_norm(x, 1, dim=-1), nothing
     if kind == "l2":
-        return torch.linalg.vector_norm(x, 2, dim=-1).square()
+        return torch.linalg.vector_norm(x, 2, dim=-1).square(), nothing
     power = int(kind[-1])
-    m = torch.clamp_min(x + 0.5, 0.0)
     if power == 1:
-        return m.sum(-1)
-    return torch.linalg.vector_norm(m, power, dim=-1).pow(power)
+        return torch.clamp_min(x, -0.5).sum(-1) + 0.5 * x.shape[-1], nothing
+    m = torch.clamp_min(x + 0.5, 0.0)
+    if power == 2:
+        return torch.linalg.vector_norm(m, 2, dim=-1).square(), m
+    m2 = m.square()
+    return torch.bmm(m2.unsqueeze(1), m.unsqueeze(2)).reshape(-1), m2
+
+
+def _raw_grad_fast(kind: str, x: Tensor, kept: Tensor, g: Tensor) -> Tensor:
+    """g * phi'(x), (N, C), from what the forward kept; one fresh tensor, no autograd."""
+    if kind == "l1":
+        return torch.sign(x).mul_(g)
+    if kind == "l2":
+        return x * (2.0 * g)
+    power = int(kind[-1])
+    if power == 1:
+        # relu's own backward kernel: g where x > -1/2, else 0, in one pass
+        return torch.ops.aten.threshold_backward(g.expand_as(x), x, -0.5)
+    return kept * (float(power) * g)
 
 
 class _RawSum(torch.autograd.Function):
     """sum_j phi(x_j) - phi(x_c) + psi(x_c) with the hand-derived backward.
 
-    d/dx_j = phi'(x_j) for j != c and psi'(x_c) at c: one elementwise pass over x and
-    an O(N) scatter, instead of autograd's chain of (N, C) temporaries.
+    d/dx_j = phi'(x_j) for j != c and psi'(x_c) at c: one elementwise pass over x (or
+    over what the forward kept) and an O(N) scatter, instead of autograd's chain of
+    (N, C) temporaries.
     """
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: Tensor, t: Tensor, kind: str) -> Tensor:
+    def forward(x: Tensor, t: Tensor, kind: str):
+        total, kept = _row_sum_phi(kind, x)
         xc = _gather(x, t)
-        return _row_sum_phi(kind, x) - _phi(kind, xc) + _psi(kind, xc)
+        return total - _phi(kind, xc) + _psi(kind, xc), kept
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
         x, t, kind = inputs
+        _, kept = output
         ctx.kind = kind
-        ctx.save_for_backward(x, t)
+        ctx.mark_non_differentiable(kept)
+        ctx.save_for_backward(x, t, kept)
 
     @staticmethod
-    def backward(ctx, g: Tensor):
-        x, t = ctx.saved_tensors
+    def backward(ctx, g: Tensor, _g_kept):
+        x, t, kept = ctx.saved_tensors
         kind = ctx.kind
-        # With create_graph the backward itself is differentiated: no in-place ops.
-        inplace = not torch.is_grad_enabled()
         xc = _gather(x, t)
-        grad = _dphi(kind, x, g.unsqueeze(1), inplace)
-        correction = (_dpsi(kind, xc, g) - _dphi(kind, xc, g, False)).unsqueeze(1)
+        correction = (_dpsi(kind, xc, g) - _dphi(kind, xc, g)).unsqueeze(1)
         index = t.unsqueeze(1)
-        if inplace:
-            return grad.scatter_add_(1, index, correction), None, None
-        return grad.scatter_add(1, index, correction), None, None
+        if torch.is_grad_enabled():
+            # create_graph: the backward itself is differentiated, so it is written with
+            # differentiable, out-of-place ops of x (not of what the forward kept).
+            grad = _dphi(kind, x, g.unsqueeze(1))
+            return grad.scatter_add(1, index, correction), None, None
+        grad = _raw_grad_fast(kind, x, kept, g.unsqueeze(1))
+        return grad.scatter_add_(1, index, correction), None, None
 
 
 def _raw(kind: str, x: Tensor, t: Tensor) -> tuple[Tensor, None]:
     if t.ndim == 2:
         return _raw_dense(kind, x, t), None
     if _fast(x):
-        return _RawSum.apply(x, t, kind), None
+        return _RawSum.apply(x, t, kind)[0], None
     xc = _gather(x, t)
-    return _phi(kind, x).sum(-1) - _phi(kind, xc) + _psi(kind, xc), None
+    if kind == "hinge1":
+        # max(0, u) as (u + |u|) / 2: Inductor compiles relu's masked backward on (N, C)
+        # several times slower than CE (measured 3x), abs's sign in one fused pass; the
+        # subgradient at the kink u = 0 becomes 1/2 (a valid one) instead of 0.
+        u = x + 0.5
+        row = 0.5 * (u + u.abs()).sum(-1)
+    else:
+        row = _phi(kind, x).sum(-1)
+    return row - _phi(kind, xc) + _psi(kind, xc), None
 
 
 def _raw_dense(kind: str, x: Tensor, y: Tensor) -> Tensor:
@@ -297,6 +329,16 @@ def log_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
     return F.softplus(x).sum(-1) - _gather(x, t), None
 
 
+def _log_reduced(x: Tensor, t: Tensor, weight, reduction: str, probability: str = "softmax"):
+    """``F.cross_entropy`` with its own weighting and reduction (index targets, softmax)."""
+    if t.ndim == 2 or probability != "softmax":
+        return None
+    return F.cross_entropy(x, t, weight=weight, reduction=reduction)
+
+
+log_kernel.reduced = _log_reduced
+
+
 def squared_log_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
     r""":math:`\sum_j (y_j \log p_j)^2`; for sigmoid also :math:`((1-y_j)\log(1-p_j))^2`."""
     if t.ndim == 2:
@@ -336,15 +378,77 @@ def regularised_expectation_kernel(x: Tensor, t: Tensor, probability: str = "sof
     return p.square().sum(-1) + 1.0 - 2.0 * _gather(p, t), x.sum(-1)
 
 
+def _chebyshev_index(x: Tensor, t: Tensor, probability: str) -> Tensor:
+    """max_j |p_j - y_j| for index targets: p_j off the target, 1 - p_c on it (no one-hot)."""
+    p = _probabilities(x, probability)
+    index = t.unsqueeze(1)
+    return p.scatter(1, index, 1.0 - p.gather(1, index)).amax(-1)
+
+
+class _Chebyshev(torch.autograd.Function):
+    r"""max(1 - p_c, max_{j != c} p_j) for p = softmax(x), hand-derived backward.
+
+    The best wrong class k has the largest logit off the target (a top-3 of x finds it
+    and shows ties). Where one term is the maximum, the gradient is that of one
+    probability, :math:`\pm g\, p_m (\delta_m - p)`: one pass over p. Rows with tied
+    maxima (measure zero) take the exact ``amax`` subgradient, shared evenly, from
+    autograd on the plain formula; so does a requested second derivative.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, t: Tensor):
+        p = torch.softmax(x, dim=-1)
+        top = x.topk(min(3, x.shape[-1]), dim=-1)
+        first_is_target = top.indices[:, 0] == t
+        k = torch.where(first_is_target, top.indices[:, 1], top.indices[:, 0])
+        pk, pc = _gather(p, k), _gather(p, t)
+        value = torch.maximum(1.0 - pc, pk)
+        tied = 1.0 - pc == pk
+        if x.shape[-1] > 2:
+            # the two largest wrong-class logits are equal
+            runner = torch.where(
+                first_is_target | (top.indices[:, 1] == t), top.values[:, 2], top.values[:, 1]
+            )
+            tied |= runner == _gather(x, k)
+        # which term is the maximum: m = c (sign -1) or m = k (sign +1)
+        on_target = 1.0 - pc > pk
+        m = torch.where(on_target, t, k)
+        pm = torch.where(on_target, -pc, pk)
+        return value, p, m, pm, tied
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, t = inputs
+        _, p, m, pm, tied = output
+        ctx.mark_non_differentiable(p, m, pm, tied)
+        ctx.save_for_backward(x, t, p, m, pm, tied)
+
+    @staticmethod
+    def backward(ctx, g: Tensor, *_unused):
+        x, t, p, m, pm, tied = ctx.saved_tensors
+        create_graph = torch.is_grad_enabled()
+        if create_graph or bool(tied.any()):
+            with torch.enable_grad():
+                xg = x if create_graph else x.detach().requires_grad_(True)
+                value = _chebyshev_index(xg, t, "softmax")
+                (grad,) = torch.autograd.grad(value, xg, g, create_graph=create_graph)
+            return grad, None
+        # d p_m / dx = p_m (delta_m - p); pm carries the sign of the term.
+        coef = (g * pm).unsqueeze(1)
+        grad = p * (-coef)
+        return grad.scatter_add_(1, m.unsqueeze(1), coef), None
+
+
 def chebyshev_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
     r""":math:`\max_j |p_j - y_j|`; at ties the gradient is shared evenly (``amax``)."""
-    p = _probabilities(x, probability)
     if t.ndim == 2:
-        return (p - t).abs().amax(-1), None
-    index = t.unsqueeze(1)
-    # |p - y| without a one-hot: p_j off the target, 1 - p_c on it.
-    distance = p.scatter(1, index, 1.0 - p.gather(1, index))
-    return distance.amax(-1), (None if probability == "softmax" else x.sum(-1))
+        return (_probabilities(x, probability) - t).abs().amax(-1), None
+    if probability == "softmax" and _fast(x) and x.device.type == "cpu":
+        # (CPU only: finding a tie needs a host-side check, a sync on CUDA.)
+        return _Chebyshev.apply(x, t)[0], None
+    return _chebyshev_index(x, t, probability), (None if probability == "softmax" else x.sum(-1))
 
 
 def tanimoto_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):

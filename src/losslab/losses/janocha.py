@@ -329,6 +329,9 @@ class LogLoss(ProbabilityLoss):
     def kernel(self, x: torch.Tensor, target: torch.Tensor):
         return LF.log_kernel(x, target, self.probability)
 
+    def reduced(self, x, target, weight, reduction):
+        return LF.log_kernel.reduced(x, target, weight, reduction, self.probability)
+
 
 class SquaredLogLoss(ProbabilityLoss):
     r"""Squared log loss (registry ``"squared_log"``).

@@ -4,7 +4,9 @@ alpha-loss (Mendez-Vazquez slides, "alpha-Loss"), the generalised cross-entropy 
 Zhang & Sabuncu (2018) and the truncated log loss (Berlyand et al. eq. 12). All three
 are functions of the correct-class probability :math:`p_c` = softmax(o)_c. For soft
 targets they are extended as the expectation over the target distribution,
-:math:`\sum_j y_j f(p_j)`, which is :math:`f(p_c)` for a one-hot row.
+:math:`\sum_j y_j f(p_j)`, which is :math:`f(p_c)` for a one-hot row. For index targets
+each is computed from the per-sample cross-entropy :math:`-\log p_c` (one
+``F.cross_entropy`` plus O(N) work; see :mod:`losslab.losses.functional`).
 
 Stability: :math:`p^q` is computed as :math:`\exp(q \log p)` with log-softmax, and
 :math:`1 - p^q` as ``-expm1(q log p)`` so that alpha near 1 does not cancel. Classes

@@ -145,11 +145,11 @@ class GradNorms:
 
 @dataclass(frozen=True)
 class LossScales:
-    """The trainable scales of two-scale losses, ``R1``, ``R2`` (and ``R_s``).
+    """The trainable scales of two-scale losses: ``R1`` and ``R2``, or ``Rs`` (separation).
 
-    Rows: ``("loss_scale", key, value)`` for each scale of the model's loss (none for
-    losses without scales). Seed: Berlyand et al. section 2, eqs. 12-13 (R1 < R2 adapt
-    during training; their ratio is what helps).
+    Rows: ``("loss_scale", key, value)`` for each scale the engine reports for the model's
+    loss (none for losses without scales). Seed: Berlyand et al. section 2, eqs. 12-13
+    (R1 < R2 adapt during training; their ratio is what helps).
     """
 
     name: ClassVar[str] = "loss_scales"
@@ -287,12 +287,13 @@ class AccAt:
         return rows
 
 
-def coarse_map(ctx: MeasureContextLike, num_classes: int) -> np.ndarray:
+def coarse_map(ctx: MeasureContextLike, num_classes: int) -> np.ndarray | None:
     """(C,) super-class of each fine class, read from the context's (fine, coarse) pairs.
 
     Each fine class takes the coarse label most of its samples carry over all splits, so
     label noise on the fine training labels (which leaves the coarse labels clean) does not
-    corrupt the map; a class with no sample gets -1 (never counted correct).
+    corrupt the map; a class with no sample gets -1 (never counted correct). None when the
+    data has no coarse labels.
     """
     counts: dict[tuple[int, int], int] = {}
     for split in SPLITS:
@@ -304,10 +305,7 @@ def coarse_map(ctx: MeasureContextLike, num_classes: int) -> np.ndarray:
         for (f, g), k in zip(pairs.tolist(), n.tolist(), strict=True):
             counts[(f, g)] = counts.get((f, g), 0) + k
     if not counts:
-        raise LosslabError(
-            "superclass needs a dataset with coarse labels (e.g. cifar100); this one has none: "
-            "remove superclass from [measure]"
-        )
+        return None
     g = np.full(num_classes, -1, dtype=np.int64)
     best = np.zeros(num_classes, dtype=np.int64)
     for (f, coarse), k in sorted(counts.items()):
@@ -324,7 +322,8 @@ class Superclass:
 
     with ``G(s)`` the sample's coarse label and ``g`` the fine -> coarse map of the data
     (:func:`coarse_map`). Seed: Berlyand et al. eq. 20 (CIFAR-100's 20 super-classes).
-    Rows: ``(f"{split}_superclass_accuracy", "", accuracy)``.
+    Rows: ``(f"{split}_superclass_accuracy", "", accuracy)``; none for data without coarse
+    labels, so one ``[measure]`` table serves a study over CIFAR-100 and other datasets.
 
     Args:
         splits: default train and test.
@@ -341,6 +340,8 @@ class Superclass:
     def __call__(self, ctx: MeasureContextLike) -> Rows:
         g = coarse_map(ctx, ctx.num_classes)
         rows: Rows = [[] for _ in range(ctx.num_models)]
+        if g is None:
+            return rows
         for split in self.splits:
             logits, coarse = ctx.logits(split), ctx.coarse_labels(split)
             if logits is None or coarse is None:
@@ -469,7 +470,8 @@ class DecisionBoundary:
     included). Rows: ``("boundary_extent", "x_min" | "x_max" | "y_min" | "y_max", value)``
     and ``("boundary", f"{i},{j}", class)``, the class predicted at grid point ``(xs[j],
     ys[i])``: column j runs along the first input feature, row i along the second, as an
-    image drawn with ``origin="lower"`` (see :meth:`grid`).
+    image drawn with ``origin="lower"`` (see :meth:`grid`). Data whose samples are not
+    2-D points gets no rows, so one ``[measure]`` table serves toy and image datasets.
 
     Args:
         resolution: points per axis (default 64, i.e. 4096 rows per model).
@@ -504,12 +506,8 @@ class DecisionBoundary:
     def __call__(self, ctx: MeasureContextLike) -> Rows:
         inputs = [ctx.inputs(s) for s in ("train", "test")]
         inputs = [x for x in inputs if x is not None]
-        shape = tuple(inputs[0].shape[1:])
-        if shape != (2,):
-            raise LosslabError(
-                f"decision_boundary needs 2-D inputs (the toy datasets), got samples of shape "
-                f"{shape}; remove decision_boundary from [measure] for this dataset"
-            )
+        if tuple(inputs[0].shape[1:]) != (2,):
+            return [[] for _ in range(ctx.num_models)]
         points = np.concatenate([_numpy(x) for x in inputs])
         xs, ys, extent = self.grid(points)
         gx, gy = np.meshgrid(xs, ys)

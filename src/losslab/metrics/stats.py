@@ -263,7 +263,10 @@ def wilcoxon_min_p(n: int) -> float:
 
 def _format_diff(metric: str, value: float) -> str:
     if metric.endswith("accuracy"):
-        return f"{100 * value:+.2f} points"
+        points = 100 * value
+        # hundredths of a point, unless that would print a real difference as 0.00
+        text = f"{points:+.2f}" if points == 0 or abs(points) >= 0.005 else f"{points:+.1g}"
+        return f"{text} points"
     return f"{value:+.3g}"
 
 
@@ -279,10 +282,18 @@ def _verdict(row: dict[str, Any], metric: str, alpha: float, better: bool) -> tu
     if row["n_nonzero"] == 0:
         return "identical", f"{a} and {b} score the same on all {n} seeds"
     diff, noise = row["mean_diff"], row["noise"]
-    a_better = (diff > 0) == better
+    # the side ahead on average; with equal means (up to float64 rounding of the mean of
+    # metrics of order 1), the side with more winning seeds
+    level = abs(diff) <= 1e-12
+    a_better = row["wins"] >= row["losses"] if level else (diff > 0) == better
     winner, loser = (a, b) if a_better else (b, a)
     won = row["wins"] if a_better else row["losses"]
     size = _format_diff(metric, abs(diff))
+    lead = (
+        f"equal on average, {winner} ahead on {won} of {n} seeds"
+        if level
+        else f"{winner} better by {size} on average, on {won} of {n} seeds"
+    )
     noise_text = _format_diff(metric, noise).lstrip("+") if np.isfinite(noise) else "unknown"
     if row["p_holm"] < alpha:
         claim = (
@@ -298,14 +309,13 @@ def _verdict(row: dict[str, Any], metric: str, alpha: float, better: bool) -> tu
     if wilcoxon_min_p(row["n_nonzero"]) >= alpha:
         need = next(k for k in itertools.count(1) if wilcoxon_min_p(k) < alpha)
         return "too few seeds", (
-            f"too few seeds to tell: {row['n_nonzero']} differing seeds give at best "
+            f"too few seeds to tell: {row['n_nonzero']} seeds differ, which give at best "
             f"p = {_format_p(wilcoxon_min_p(row['n_nonzero']))}; at least {need} are needed "
-            f"(now {winner} ahead on {won} of {n}, mean {size})"
+            f"(so far {lead})"
         )
     relation = "smaller than" if abs(diff) < noise else "against"
     return "no significant difference", (
-        f"no significant difference: {winner} ahead on {won} of {n} seeds by {size} on "
-        f"average, {relation} a seed-to-seed noise of {noise_text}, "
+        f"no significant difference: {lead}, {relation} a seed-to-seed noise of {noise_text}, "
         f"p = {_format_p(row['p_holm'])} after Holm"
     )
 

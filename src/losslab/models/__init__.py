@@ -33,7 +33,7 @@ from losslab.models.convnets import (
 )
 from losslab.models.mlp import MLP, MNIST1DMLP, initialise_, make_generator, mlp, mnist1d_mlp
 from losslab.models.scale import parameter_scale
-from losslab.registry import build, lookup
+from losslab.registry import build, resolve
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "mlp": mlp,
@@ -153,8 +153,7 @@ def for_data(name: str, input_shape: Sequence[int], num_classes: int, **kwargs: 
         >>> net(torch.zeros(5, 1, 28, 28)).shape
         torch.Size([5, 10])
     """
-    factory = lookup(MODELS, name, "model")
-    key = next(k for k, f in MODELS.items() if f is factory)
+    key, _ = resolve(MODELS, name, "model")
     shape = _sample_shape(input_shape)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise LosslabError(f"num_classes must be an integer >= 2, got {num_classes!r}")

@@ -318,7 +318,7 @@ def vgg_small(
 
 
 class MNIST1DCNN(nn.Module):
-    """The MNIST-1D CNN (Greydanus & Kobak 2024; SPEC.md "External reference experiments").
+    """The MNIST-1D CNN (Greydanus & Kobak, "Scaling down deep learning", ICML 2024).
 
     ``Conv1d(1, K, 5, stride 2, pad 1) -> act -> Conv1d(K, K, 3, 2, 1) -> act ->
     Conv1d(K, K, 3, 2, 1) -> act -> flatten -> Linear(K L', C)``; for L = 40, K = 25 the

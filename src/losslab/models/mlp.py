@@ -272,7 +272,7 @@ def mnist1d_mlp(
     generator: torch.Generator | None = None,
 ) -> MNIST1DMLP:
     """An initialised :class:`MNIST1DMLP`, 40-100-100-10 by default: 15,210 parameters
-    (SPEC.md "External reference experiments"; Greydanus & Kobak, ICML 2024).
+    (Greydanus & Kobak, "Scaling down deep learning", ICML 2024).
 
     Args:
         in_features: D (default 40, the MNIST-1D length).

@@ -4,9 +4,14 @@ For a network of L linear/conv layers with ReLU-like activations and no biases,
 the logits factor as ``z = R * z_hat`` with ``R = prod_l ||alpha_l||``, where
 ``alpha_l`` is the vector of all parameters of layer ``l`` (the output layer
 included) and ``z_hat`` are the logits of the same network with every layer
-scaled to unit norm. With biases the bias vector is part of ``alpha_l`` (that is
-what "the vector of that layer's parameters" means) but the factorisation is then
-only approximate; batch-norm layers are not counted and also break it.
+scaled to unit norm: each layer is homogeneous of degree one, so the logits are
+homogeneous of degree L (Berlyand et al. section 2.2). With biases the bias vector is
+part of ``alpha_l`` (that is what "the vector of that layer's parameters" means) but the
+factorisation is then only approximate; batch-norm layers are not counted and also break
+it. Residual connections break it too: in the MNIST-1D MLP (``mnist1d_mlp``,
+``h + relu(W_2 h)``) the skip path is homogeneous of a lower degree than the branch, so
+its logits are no multiple of R; :func:`parameter_scale` still returns the product of
+norms, which is then only a size measure, not the factor of eq. 9.
 """
 
 from __future__ import annotations

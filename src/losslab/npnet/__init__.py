@@ -5,7 +5,7 @@ gradients and against PyTorch in float64.
 
 * :mod:`~losslab.npnet.functional` — ``*_forward`` / ``*_backward`` pairs (linear,
   activations, softmax, cross-entropy, dropout, batch-norm, conv2d, pooling);
-* :mod:`~losslab.npnet.losses` — every loss of SPEC.md but the two-scale ones;
+* :mod:`~losslab.npnet.losses` — every loss of the seeds but the two-scale ones;
 * :mod:`~losslab.npnet.layers` — layers with ``params``/``grads``, ``Sequential``,
   ``MLP``, initialisers, the Janocha convnet and a small VGG;
 * :mod:`~losslab.npnet.optim` — SGD, momentum, RMSprop, Adam, L2 weight decay,
@@ -56,7 +56,6 @@ from losslab.npnet.layers import (
 )
 from losslab.npnet.losses import LOSSES, Loss, get_loss
 from losslab.npnet.optim import (
-    LR_DECAYS,
     OPTIMIZERS,
     SGD,
     Adam,
@@ -65,7 +64,6 @@ from losslab.npnet.optim import (
     Optimizer,
     RMSprop,
     add_l2_gradient,
-    decayed_lr,
     get_optimizer,
     l2_penalty,
 )
@@ -75,7 +73,6 @@ __all__ = [
     "ACTIVATIONS",
     "INITIALISERS",
     "LOSSES",
-    "LR_DECAYS",
     "MLP",
     "OPTIMIZERS",
     "SGD",
@@ -102,7 +99,6 @@ __all__ = [
     "Swish",
     "add_l2_gradient",
     "check_layer",
-    "decayed_lr",
     "evaluate",
     "fit",
     "functional",

@@ -15,7 +15,7 @@ run in float64, where they agree with PyTorch to 1e-9.
 Seeds: Daza, "MLPs, CNNs and Backpropagation" §1 (linear, ReLU, softmax,
 cross-entropy backward; batched gradients) and §3 (batch-norm backward); lecture
 notes 2018 §2 (activations) and §6.3 (inverted dropout); Mendez-Vazquez slides
-(activation catalogue); SPEC.md "Activations".
+(activation catalogue).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def linear_backward(
 
 
 # ---------------------------------------------------------------------------
-# Activations (seed: lecture notes §2; Mendez-Vazquez slides; SPEC.md "Activations")
+# Activations (seed: lecture notes §2; Mendez-Vazquez slides)
 # Every activation acts element-wise on an array of any shape.
 # ---------------------------------------------------------------------------
 
@@ -135,8 +135,8 @@ def softplus_backward(dout: Array, cache: tuple) -> Array:
 
 
 def piecewise_linear_forward(x: Array) -> tuple[Array, Array]:
-    """:math:`\\mathrm{clamp}(x + 1/2, 0, 1)` (the slides' case formula is discontinuous;
-    SPEC.md gives this continuous reading)."""
+    """:math:`\\mathrm{clamp}(x + 1/2, 0, 1)` (Mendez-Vazquez slides, "Piecewise-Linear
+    Function"; the printed case formula is discontinuous, this is its continuous reading)."""
     return np.clip(x + 0.5, 0, 1), np.abs(x) < 0.5
 
 

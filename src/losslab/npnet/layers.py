@@ -32,7 +32,7 @@ Array = np.ndarray
 
 
 # ---------------------------------------------------------------------------
-# Initialisers (lecture notes §7.3; SPEC.md "Initialisers"; Daza §1.2)
+# Initialisers (lecture notes §7.3; Daza §1.2; Mendez-Vazquez slides)
 # ---------------------------------------------------------------------------
 
 
@@ -280,7 +280,7 @@ ACTIVATIONS["adaptive_relu"] = AdaptiveReLU
 
 
 def get_activation(name: str, **kwargs) -> Layer:
-    """Build the npnet activation layer registered as ``name`` (SPEC.md "Activations").
+    """Build the npnet activation layer registered as ``name`` (Mendez-Vazquez slides).
 
     Example:
         >>> act = get_activation("leaky_relu", alpha=0.1)

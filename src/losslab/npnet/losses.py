@@ -1,10 +1,10 @@
-"""Every classification loss of SPEC.md (two-scale excepted) with its gradient, in NumPy.
+"""Every classification loss of the seeds (two-scale excepted) with its gradient, in NumPy.
 
 A loss object has the npnet module protocol: ``forward(logits, target)`` returns the
 reduced loss, ``backward(dout=1.0)`` returns dL/d(logits) of shape (N, C). Each class
 writes its per-sample value and the derivative of that value next to each other.
 
-Notation (SPEC.md "Losses"): ``o`` logits (N, C); ``y`` targets as an (N, C) matrix
+Notation: ``o`` logits (N, C); ``y`` targets as an (N, C) matrix
 (integer labels become one-hot rows); ``ŷ = 2y - 1``; ``p = softmax(o)``
 (``probability="sigmoid"``: the element-wise sigmoid); ``c`` the correct class.
 
@@ -298,20 +298,20 @@ class RegularisedExpectationLoss(ProbabilityLoss):
 
 
 class ChebyshevLoss(ProbabilityLoss):
-    """:math:`\\ell = \\max_j |p_j - y_j|`; :math:`g_p = \\mathrm{sign}(p_{j^*} - y_{j^*})
-    e_{j^*}` at the maximising class :math:`j^*`. (seed: Janocha & Czarnecki 2017, Table 1)"""
+    """:math:`\\ell = \\max_j |p_j - y_j|`;
+    :math:`g_p = \\mathrm{sign}(p - y) \\odot m / \\sum_j m_j` with :math:`m` the
+    indicator of the maximising classes: at ties the subgradient is
+    shared evenly, as ``torch.amax`` (and so :mod:`losslab.losses`) shares it.
+    (seed: Janocha & Czarnecki 2017, Table 1)"""
 
     def _values(self, p, logp, y, log_1mp):
-        diff = p - y
-        j = np.abs(diff).argmax(axis=1)
-        rows = np.arange(p.shape[0])
-        return np.abs(diff[rows, j]), (diff, rows, j)
+        distance = np.abs(p - y)
+        value = distance.max(axis=1)
+        return value, (p - y, distance == value[:, None])
 
     def _grads(self, cache):
-        diff, rows, j = cache
-        g = np.zeros_like(diff)
-        g[rows, j] = np.sign(diff[rows, j])
-        return g, None, None
+        diff, tied = cache
+        return np.sign(diff) * tied / tied.sum(axis=1, keepdims=True), None, None
 
 
 class LogLoss(ProbabilityLoss):
@@ -338,8 +338,7 @@ class SquaredLogLoss(ProbabilityLoss):
     Sigmoid: plus :math:`((1 - y_j) \\log(1 - p_j))^2`, with
     :math:`g_{\\log(1-p)} = 2 (1 - y)^2 \\log(1 - p)`.
 
-    (seed: Janocha & Czarnecki 2017, Table 1, whose printed minus sign is a typo:
-    SPEC.md "Losses")
+    (seed: Janocha & Czarnecki 2017, Table 1, whose printed minus sign is a typo)
     """
 
     def _values(self, p, logp, y, log_1mp):
@@ -472,23 +471,24 @@ class GCELoss(_PowerLoss):
 
 class TruncatedLogLoss(_SoftmaxLoss):
     """:math:`\\ell = -\\log \\max(p_c, k)`; :math:`g_{\\log p} = -y\\, \\mathbb{I}[p > k]`
-    (flat, hence no gradient, once :math:`p_c \\le k`).
+    (flat, hence no gradient, once :math:`p_c \\le k`). k = 0 is the plain log loss.
 
     Args:
-        k: the truncation level in (0, 1] (default 0.5).
+        k: the truncation level in [0, 1] (default 0.5).
 
     (seed: Berlyand, Creese, Jabin 2021, eq. 12)
     """
 
     def __init__(self, k: float = 0.5, reduction: str = "mean") -> None:
         super().__init__(reduction)
-        if not 0 < k <= 1:
-            raise LosslabError(f"truncated_log: k must be in (0, 1], got {k}")
+        if not 0 <= k <= 1:
+            raise LosslabError(f"truncated_log: k must be in [0, 1], got {k}")
         self.k = float(k)
+        self.log_k = math.log(k) if k > 0 else -math.inf
 
     def _values(self, p, logp, y, log_1mp):
-        above = logp > math.log(self.k)
-        return -np.sum(y * np.where(above, logp, math.log(self.k)), axis=1), (y, above)
+        above = logp > self.log_k
+        return -np.sum(y * np.where(above, logp, self.log_k), axis=1), (y, above)
 
     def _grads(self, cache):
         y, above = cache

@@ -1,4 +1,6 @@
-"""Optimizers, L2 weight decay, learning-rate decay and early stopping (lecture notes §6-7).
+"""Optimizers, L2 weight decay and early stopping (lecture notes §6-7).
+
+Learning-rate schedules are shared with the torch trainer: :mod:`losslab.schedules`.
 
 An optimizer's ``step(params, grads)`` updates every array of ``params`` in place from
 the array of ``grads`` with the same key; its state (moving averages) is keyed by
@@ -21,12 +23,11 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
 
 import numpy as np
 
 from losslab.errors import LosslabError
-from losslab.registry import build, lookup
+from losslab.registry import build
 
 Array = np.ndarray
 
@@ -216,39 +217,6 @@ def get_optimizer(name: str, **kwargs) -> Optimizer:
         >>> opt.step(net.params, net.grads)
     """
     return build(OPTIMIZERS, name, "optimizer", **kwargs)
-
-
-# ---------------------------------------------------------------------------
-# Learning-rate decay (notes §7.3), as a function of the epoch count n_e = 0, 1, ...
-# ---------------------------------------------------------------------------
-
-
-def inverse_time_decay(lr0: float, epoch: int, decay_rate: float = 1.0) -> float:
-    """:math:`\\alpha = \\alpha_0 / (1 + d\\, n_e)`."""
-    return lr0 / (1 + decay_rate * epoch)
-
-
-def exponential_decay(lr0: float, epoch: int, base: float = 0.95) -> float:
-    """:math:`\\alpha = \\alpha_0 \\cdot 0.95^{n_e}` (the base is an argument)."""
-    return lr0 * base**epoch
-
-
-def inverse_sqrt_decay(lr0: float, epoch: int, decay_rate: float = 1.0) -> float:
-    """:math:`\\alpha = \\alpha_0 d / \\sqrt{n_e}`. The formula is infinite at
-    :math:`n_e = 0`, so the first epoch uses :math:`n_e = 1`, i.e. :math:`\\alpha_0 d`."""
-    return lr0 * decay_rate / math.sqrt(max(epoch, 1))
-
-
-LR_DECAYS: dict[str, Callable[..., float]] = {
-    "inverse_time": inverse_time_decay,
-    "exponential": exponential_decay,
-    "inverse_sqrt": inverse_sqrt_decay,
-}
-
-
-def decayed_lr(name: str, lr0: float, epoch: int, **kwargs) -> float:
-    """The learning rate of schedule ``name`` (see :data:`LR_DECAYS`) at epoch ``epoch``."""
-    return lookup(LR_DECAYS, name, "learning-rate decay")(lr0, epoch, **kwargs)
 
 
 class EarlyStopping:

@@ -17,7 +17,8 @@ import numpy as np
 from losslab.errors import LosslabError
 from losslab.npnet.layers import MLP, Layer, Sequential
 from losslab.npnet.losses import Loss, get_loss
-from losslab.npnet.optim import EarlyStopping, add_l2_gradient, decayed_lr, get_optimizer
+from losslab.npnet.optim import EarlyStopping, add_l2_gradient, get_optimizer
+from losslab.schedules import learning_rate
 from losslab.seeding import as_rng
 
 Array = np.ndarray
@@ -96,8 +97,8 @@ def fit(
     batch_size: int = 200,
     steps: int = 1500,
     weight_decay: float = 0.0,
-    lr_decay: str | None = None,
-    lr_decay_kwargs: dict | None = None,
+    lr_decay: str = "constant",
+    decay_rate: float | None = None,
     eval_every: int = 100,
     patience: int | None = None,
     rng: np.random.Generator | int = 0,
@@ -122,7 +123,9 @@ def fit(
         batch_size: examples per step (200).
         steps: optimisation steps (1500).
         weight_decay: lambda of the L2 term lambda/(2m) sum ||W||^2, m = batch size (0).
-        lr_decay, lr_decay_kwargs: a schedule of ``optim.LR_DECAYS`` applied per epoch.
+        lr_decay, decay_rate: a schedule of :mod:`losslab.schedules` ("constant",
+            "inverse_time", "exponential", "inverse_sqrt") and its d (default: the
+            schedule's), applied per epoch exactly as the torch trainer applies it.
         eval_every: steps between evaluations (100).
         patience: early stopping after this many evaluations without a better
             development loss (None: no early stopping; needs a development set). The
@@ -209,8 +212,7 @@ def fit(
         epoch, b = divmod(step - 1, batches_per_epoch)
         if b == 0:
             order = rng.permutation(n)
-            if lr_decay is not None:
-                opt.lr = decayed_lr(lr_decay, lr, epoch, **(lr_decay_kwargs or {}))
+            opt.lr = learning_rate(lr_decay, lr, epoch, decay_rate)
         idx = order[b * batch_size : (b + 1) * batch_size]
         logits = model.forward(x_train[idx])
         window.append(criterion.forward(logits, y_train[idx]))

@@ -194,7 +194,20 @@ def _dry_run(study, out: Path | None, device: str, max_stack: int) -> None:
             f"seeds), {first['dataset']} / {first['model']} / {first['activation']}, "
             f"{first['steps']} steps, ~{_fmt_seconds(estimate)}"
         )
-    typer.echo(f"estimated time (in-process, this machine): ~{_fmt_seconds(sum(seconds))}")
+    total = sum(seconds)
+    if study.spec.tune is not None:
+        from losslab.study.tuning import tuning_study
+
+        tune = study.spec.tune
+        tuning = prepare(tuning_study(study), cache, max_stack)
+        rounds = 1 if tune.method == "grid" else tune.trials
+        tuning_seconds = rounds * sum(estimate_seconds(tuning, cache, device))
+        total += tuning_seconds
+        typer.echo(
+            f"  [tune] {tune.method}: {rounds * len(tuning.cells)} tuning models first "
+            f"(seeds {tune.seeds}, dev split), ~{_fmt_seconds(tuning_seconds)}"
+        )
+    typer.echo(f"estimated time (in-process, this machine): ~{_fmt_seconds(total)}")
 
 
 def status(
@@ -263,19 +276,33 @@ def report(
     reference: str = typer.Option(None, help="the loss the others are compared with "
                                   "(default: log if the study has it, else its first loss)"),
     metric: str = typer.Option("test_accuracy", help="the final metric compared"),
+    text: bool = typer.Option(
+        False, "--text", help="print the tables in the terminal instead of writing the page"
+    ),
 ) -> None:
-    """Print the mean final metrics of every condition over its seeds, then the statistics:
+    """Write the study's HTML report to DIR/report/index.html and print its path.
+
+    The page (figures, tables, the study file, the environment) opens offline in any
+    browser; partial studies get a report that says what is missing. With --text, print
+    the mean final metrics of every condition over its seeds, then the statistics:
     bootstrap CIs, ranks, paired tests against a reference loss with their verdicts, the
     bias/variance diagnosis and the settings [tune] chose.
 
     Example: losslab report results/demo --reference log --metric test_accuracy
     """
+    from losslab.study.results import load
+
+    results = load(directory)
+    if not text:
+        from losslab.report import build_report
+
+        typer.echo(build_report(results, Path(directory) / "report", reference=reference,
+                                metric=metric))
+        return
     from rich.console import Console
     from rich.table import Table
 
-    from losslab.study.results import load
-
-    frame = load(directory).cells()
+    frame = results.cells()
     done = frame[frame["status"].isin(["done", "diverged"])]
     table = Table(title=f"{directory}: mean ± sd over seeds (done cells)")
     for name in ("condition", "seeds", "test acc", "train acc", "test loss", "diverged"):
@@ -299,7 +326,7 @@ def report(
     console.print(table)
     from losslab.study.stats import statistics_tables
 
-    for extra in statistics_tables(load(directory), reference, metric):
+    for extra in statistics_tables(results, reference, metric):
         console.print(extra)
 
 

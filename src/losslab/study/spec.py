@@ -22,6 +22,9 @@ Schema (every list on a scalar setting is a grid axis; the grid is the product o
     [noise]                             # label_noise_rate, label_noise_kind, input_noise_eps
     label_noise_rate = [0.0, 0.2]
     [measure]                           # extra measurements: name = true | {options}
+    [tune]                              # per-loss lr / weight decay chosen on dev
+    lr = [1e-4, 3e-4, 1e-3]             #   (losslab.study.tuning)
+    seeds = [100, 101]
     [[exclude]]                         # drop the cells matching every key given
     dataset = "spirals"
     loss = "hinge"

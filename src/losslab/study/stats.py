@@ -99,9 +99,12 @@ def statistics_tables(
         table.add_column(name, justify="left" if name == "condition" else "right")
     for row in summary.itertuples():
         table.add_row(
-            str(row.condition), str(row.n), _value(metric, row.mean),
+            str(row.condition),
+            str(row.n),
+            _value(metric, row.mean),
             f"[{_value(metric, row.ci_low)}, {_value(metric, row.ci_high)}]",
-            _value(metric, row.std), str(row.n_diverged),
+            _value(metric, row.std),
+            str(row.n_diverged),
         )
     tables.append(table.table)
 
@@ -115,16 +118,22 @@ def statistics_tables(
     tables.append(table.table)
 
     comparison = results.compare(reference, metric)
-    table = _Table(f"paired over seeds: each loss vs {reference} ({metric}; "
-                  "Wilcoxon signed-rank, Holm-corrected)")
+    table = _Table(
+        f"paired over seeds: each loss vs {reference} ({metric}; "
+        "Wilcoxon signed-rank, Holm-corrected)"
+    )
     group = [c for c in comparison.columns[: list(comparison.columns).index("loss")]]
     for name in (*group, "loss", "W/L/T", "mean diff", "p (Holm)", "verdict"):
-        table.add_column(name, justify="right" if name in ("W/L/T", "mean diff", "p (Holm)")
-                         else "left", overflow="fold")
+        table.add_column(
+            name,
+            justify="right" if name in ("W/L/T", "mean diff", "p (Holm)") else "left",
+            overflow="fold",
+        )
     for row in comparison.to_dict("records"):
         scale = 100.0 if metric.endswith("accuracy") else 1.0
         table.add_row(
-            *[str(row[c]) for c in group], str(row["loss"]),
+            *[str(row[c]) for c in group],
+            str(row["loss"]),
             f"{row['wins']}/{row['losses']}/{row['ties']}",
             f"{scale * row['mean_diff']:+.2f}" if math.isfinite(row["mean_diff"]) else "-",
             f"{row['p_holm']:.3g}" if math.isfinite(row["p_holm"]) else "-",
@@ -138,8 +147,12 @@ def statistics_tables(
         for name in ("condition", "train error", "held-out error", "diagnosis"):
             table.add_column(name, justify="right" if "error" in name else "left")
         for row in diagnosis.itertuples():
-            table.add_row(str(row.condition), f"{100 * row.train_error:.2f}",
-                          f"{100 * row.held_out_error:.2f} ({row.held_out})", row.diagnosis)
+            table.add_row(
+                str(row.condition),
+                f"{100 * row.train_error:.2f}",
+                f"{100 * row.held_out_error:.2f} ({row.held_out})",
+                row.diagnosis,
+            )
         tables.append(table.table)
 
     tuning = results.tuning()
@@ -150,7 +163,12 @@ def statistics_tables(
             table.add_column(name, justify="left" if name == "condition" else "right")
         counts = tuning.groupby(["condition"], sort=False).size()
         for row in chosen.itertuples():
-            table.add_row(str(row.condition), f"{row.lr:.3g}", f"{row.weight_decay:.3g}",
-                          _value(row.metric, row.score), str(counts[row.condition]))
+            table.add_row(
+                str(row.condition),
+                f"{row.lr:.3g}",
+                f"{row.weight_decay:.3g}",
+                _value(row.metric, row.score),
+                str(counts[row.condition]),
+            )
         tables.append(table.table)
     return tables

@@ -43,14 +43,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import sqlite3
+import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from losslab.errors import LosslabError
+
+if TYPE_CHECKING:
+    from losslab.data import Dataset
+    from losslab.study.executors import DataCache
+    from losslab.study.plan import Cell, Group, Plan
+    from losslab.study.spec import Study
 
 TUNABLE = ("lr", "weight_decay")
 #: Tuning metric -> whether higher is better.
@@ -137,7 +146,7 @@ class TuneSpec(BaseModel):
         return TUNE_METRICS[self.metric]
 
 
-def check_tune(study: Any) -> None:
+def check_tune(study: Study) -> None:
     """Semantic checks of ``[tune]``; each problem is one ``study.fail`` line."""
     from losslab.train import TrainConfig
 
@@ -148,14 +157,14 @@ def check_tune(study: Any) -> None:
     if not tune.tuned:
         raise study.fail("tune", "name what to tune: lr = [...] and/or weight_decay = [...]")
     if tune.method == "grid" and "trials" in tune.model_fields_set:
-        raise study.fail("tune.trials", "trials belong to method = \"optuna\"; remove it")
+        raise study.fail("tune.trials", 'trials belong to method = "optuna"; remove it')
     for name in tune.tuned:
         values = getattr(tune, name)
         if isinstance(values, Range):
             if tune.method == "grid":
                 raise study.fail(
                     f"tune.{name}",
-                    "a {low, high} range needs method = \"optuna\"; the grid takes a list",
+                    'a {low, high} range needs method = "optuna"; the grid takes a list',
                 )
             values = [values.low, values.high]
         elif not values:
@@ -211,22 +220,22 @@ class DevAsTest:
     Tuning trains through this view, so no test label (or test input) ever enters it.
     """
 
-    def __init__(self, cache: Any):
+    def __init__(self, cache: DataCache):
         self.cache = cache
 
-    def get(self, config: Mapping[str, Any]) -> Any:
+    def get(self, config: Mapping[str, Any]) -> Dataset:
         data = self.cache.get(config)
         if data.x_dev is None:
             raise LosslabError(
                 f"[tune] chooses on the dev split, but dataset {config['name']!r} has none; "
-                "give it one, e.g. {name = \"" + str(config["name"]) + "\", dev_fraction = 0.2}"
+                'give it one, e.g. {name = "' + str(config["name"]) + '", dev_fraction = 0.2}'
             )
         return dataclasses.replace(
             data, x_test=data.x_dev, y_test=data.y_dev, coarse_test=data.coarse_dev
         )
 
 
-def tuning_study(study: Any) -> Any:
+def tuning_study(study: Study) -> Study:
     """The study the tuning trainings come from: the grid at the tuning seeds.
 
     The grid method puts the candidate lists in ``[train]`` (each candidate a cell); the
@@ -251,252 +260,12 @@ def tuning_study(study: Any) -> Any:
 def _label(axes: Mapping[str, Any], varying: list[str], tuned: tuple[str, ...]) -> str:
     parts = [str(axes[k]) for k in ("dataset", "model", "activation", "loss")]
     skip = ("dataset", "model", "activation", "loss", "loss_name", "seed", *tuned)
-    parts += [f"{k}={axes[k]:g}" if isinstance(axes[k], float) else f"{k}={axes[k]}"
-              for k in varying if k not in skip]
+    parts += [
+        f"{k}={axes[k]:g}" if isinstance(axes[k], float) else f"{k}={axes[k]}"
+        for k in varying
+        if k not in skip
+    ]
     return " / ".join(parts)
-
-
-def _connect(out: Any):
-    from losslab.study.store import connect, store_path
-
-    conn = connect(store_path(out))
-    conn.executescript(_SCHEMA)
-    return conn
-
-
-def _stored(conn: Any, keys: list[str]) -> dict[str, dict[str, Any]]:
-    marks = ",".join("?" * len(keys))
-    cursor = conn.execute(
-        "SELECT trial_id, tune_key, trial, seed, lr, weight_decay, value, status "
-        f"FROM tuning_trials WHERE tune_key IN ({marks})",
-        keys,
-    )
-    names = [d[0] for d in cursor.description]
-    return {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
-
-
-def _record(conn: Any, rows: list[dict[str, Any]]) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.executemany(
-            "INSERT OR REPLACE INTO tuning_trials (trial_id, tune_key, condition, loss, method, "
-            "trial, seed, lr, weight_decay, metric, value, status, error, finished) VALUES "
-            "(:trial_id, :tune_key, :condition, :loss, :method, :trial, :seed, :lr, "
-            ":weight_decay, :metric, :value, :status, :error, :finished)",
-            rows,
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-def _outcome_rows(
-    outcomes: list[dict[str, Any]], info: Mapping[str, dict[str, Any]], tune: TuneSpec
-) -> list[dict[str, Any]]:
-    rows = []
-    for outcome in outcomes:
-        if outcome["status"] == "interrupted":
-            continue
-        meta = info[outcome["cell_id"]]
-        value = (outcome.get("final") or {}).get(tune.metric)
-        value = float(value) if value is not None and math.isfinite(value) else None
-        rows.append(
-            {
-                **meta,
-                "trial_id": outcome["cell_id"],
-                "method": tune.method,
-                "metric": tune.metric,
-                "value": value,
-                "status": outcome["status"],
-                "error": outcome.get("error"),
-                "finished": time.time(),
-            }
-        )
-    return rows
-
-
-def run_tuning(
-    study: Any,
-    out: Any,
-    cache: Any,
-    device: str,
-    n_train: Callable[[dict[str, Any]], int] | None = None,
-    max_stack: int | None = None,
-    stop: Any = None,
-    on_trained: Callable[[int], None] | None = None,
-) -> dict[str, dict[str, float]]:
-    """Run (or resume) the tuning of ``study`` and return the chosen values.
-
-    Args:
-        study: a validated study with a ``[tune]`` table.
-        out: the study directory (the tuning tables go into its SQLite file).
-        cache: the run's dataset cache (``losslab.study.executors.DataCache``).
-        device: the device name for the engine.
-        n_train, max_stack: as :func:`losslab.study.plan.expand`.
-        stop: a ``threading.Event``; when set, tuning stops after the current stack.
-        on_trained: called with the number of models of each finished stack.
-
-    Returns:
-        ``{tune_key: {"lr": ..., "weight_decay": ...}}`` (the tuned settings only), for
-        every tuning condition, or ``{}`` when ``stop`` ended tuning early.
-    """
-    from losslab.study.plan import DEFAULT_MAX_STACK, expand
-
-    tune: TuneSpec = study.spec.tune
-    plan = expand(tuning_study(study), n_train, max_stack or DEFAULT_MAX_STACK)
-    info = {
-        c.cell_id: {
-            "tune_key": tune_key(c.config, tune.tuned),
-            "condition": _label(c.axes, plan.varying, tune.tuned),
-            "loss": c.axes["loss"],
-            "seed": c.axes["seed"],
-            **{p: c.config["train"][p] for p in TUNABLE},
-        }
-        for c in plan.cells
-    }
-    keys = list(dict.fromkeys(v["tune_key"] for v in info.values()))
-    view = DevAsTest(cache)
-    conn = _connect(out)
-    try:
-        if tune.method == "grid":
-            _run_grid(study, plan, info, conn, view, device, stop, on_trained)
-        else:
-            _run_optuna(study, plan, info, conn, view, device, stop, on_trained)
-        if stop is not None and stop.is_set():
-            return {}
-        chosen = _choose(conn, keys, info, tune)
-    finally:
-        conn.close()
-    return chosen
-
-
-def _train(group: Any, cells: list[Any], view: DevAsTest, device: str, imports: list[str],
-           stop: Any) -> list[dict[str, Any]]:
-    from losslab.study.executors import make_task, train_task
-    from losslab.study.plan import Group
-
-    stack = Group(group.stack_id, cells)
-    return train_task(make_task(stack, [c.cell_id for c in cells], device, imports), view,
-                      None, stop)
-
-
-def _run_grid(study, plan, info, conn, view, device, stop, on_trained) -> None:
-    tune: TuneSpec = study.spec.tune
-    stored = _stored(conn, list(dict.fromkeys(v["tune_key"] for v in info.values())))
-    order = {}
-    for cell in plan.cells:
-        candidate = tuple(cell.config["train"][p] for p in tune.tuned)
-        per_key = order.setdefault(info[cell.cell_id]["tune_key"], {})
-        info[cell.cell_id]["trial"] = per_key.setdefault(candidate, len(per_key))
-    for group in plan.groups:
-        if stop is not None and stop.is_set():
-            return
-        # failed trainings (e.g. out of memory) are retried, as the runner retries cells
-        todo = [c for c in group.cells
-                if c.cell_id not in stored or stored[c.cell_id]["status"] == "failed"]
-        if not todo:
-            continue
-        outcomes = _train(group, todo, view, device, study.spec.imports, stop)
-        _record(conn, _outcome_rows(outcomes, info, tune))
-        if on_trained is not None:
-            on_trained(len(todo))
-
-
-def _distributions(tune: TuneSpec) -> dict[str, Any]:
-    import optuna
-
-    out = {}
-    for name in tune.tuned:
-        values = getattr(tune, name)
-        if isinstance(values, Range):
-            out[name] = optuna.distributions.FloatDistribution(values.low, values.high,
-                                                               log=values.log)
-        else:
-            out[name] = optuna.distributions.CategoricalDistribution(list(values))
-    return out
-
-
-def _run_optuna(study, plan, info, conn, view, device, stop, on_trained) -> None:
-    import optuna
-
-    from losslab.study.plan import content_hash
-
-    tune: TuneSpec = study.spec.tune
-    distributions = _distributions(tune)
-    direction = "maximize" if tune.higher_is_better else "minimize"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # one representative cell per (tune key, seed): trials change only its lr / wd
-    base: dict[str, dict[int, Any]] = {}
-    group_of: dict[str, Any] = {}
-    for group in plan.groups:
-        for cell in group.cells:
-            key = info[cell.cell_id]["tune_key"]
-            base.setdefault(key, {})[cell.axes["seed"]] = cell
-            group_of.setdefault(key, group)
-    stored = _stored(conn, list(base))
-    searches = {}
-    for key in base:
-        sampler = optuna.samplers.TPESampler(
-            seed=(tune.sampler_seed * 1_000_003 + zlib.crc32(key.encode())) % 2**32
-        )
-        searches[key] = optuna.create_study(direction=direction, sampler=sampler)
-    finished: dict[str, int] = {}
-    for key, search in searches.items():
-        trials: dict[int, list[dict[str, Any]]] = {}
-        for row in stored.values():
-            if row["tune_key"] == key:
-                trials.setdefault(row["trial"], []).append(row)
-        for number in sorted(trials):
-            rows = trials[number]
-            if len(rows) < len(tune.seeds) or any(r["status"] == "failed" for r in rows):
-                break  # an interrupted or failed trial: asked again from here on
-            params = {p: rows[0][p] for p in tune.tuned}
-            search.add_trial(_frozen(rows, params, distributions, tune))
-            finished[key] = number + 1
-    groups = list(dict.fromkeys(id(g) for g in group_of.values()))
-    by_group = {gid: [k for k in base if id(group_of[k]) == gid] for gid in groups}
-    for number in range(min(finished.get(k, 0) for k in base), tune.trials):
-        for gid in groups:
-            if stop is not None and stop.is_set():
-                return
-            keys = [k for k in by_group[gid] if finished.get(k, 0) <= number]
-            if not keys:
-                continue
-            asked = {k: searches[k].ask(distributions) for k in keys}
-            cells = []
-            for k in keys:
-                for seed, cell in base[k].items():
-                    config = {**cell.config, "train": {**cell.config["train"], **asked[k].params}}
-                    trial_id = content_hash({"tune_key": k, "trial": number, "seed": seed,
-                                             "params": asked[k].params})
-                    cells.append(dataclasses.replace(cell, cell_id=trial_id, config=config))
-                    info[trial_id] = {**info[cell.cell_id], **asked[k].params, "trial": number}
-            outcomes = _train(group_of[keys[0]], cells, view, device, study.spec.imports, stop)
-            rows = _outcome_rows(outcomes, info, tune)
-            if len(rows) < len(cells):
-                return  # interrupted: the trial is asked again on resume
-            _record(conn, rows)
-            for k in keys:
-                mine = [r for r in rows if r["tune_key"] == k]
-                score = _score(mine, tune)
-                if score is None:
-                    searches[k].tell(asked[k], state=optuna.trial.TrialState.FAIL)
-                else:
-                    searches[k].tell(asked[k], score)
-                finished[k] = number + 1
-            if on_trained is not None:
-                on_trained(len(cells))
-
-
-def _frozen(rows, params, distributions, tune):
-    import optuna
-
-    score = _score(rows, tune)
-    state = optuna.trial.TrialState.COMPLETE if score is not None else optuna.trial.TrialState.FAIL
-    return optuna.trial.create_trial(
-        params=params, distributions=distributions, value=score, state=state
-    )
 
 
 def _score(rows: list[Mapping[str, Any]], tune: TuneSpec) -> float | None:
@@ -508,52 +277,310 @@ def _score(rows: list[Mapping[str, Any]], tune: TuneSpec) -> float | None:
     return sum(r["value"] for r in rows) / len(rows)
 
 
-def _choose(conn, keys: list[str], info: Mapping[str, dict[str, Any]],
-            tune: TuneSpec) -> dict[str, dict[str, float]]:
-    stored = _stored(conn, keys)
-    labels = {v["tune_key"]: (v["condition"], v["loss"]) for v in info.values()}
-    chosen: dict[str, dict[str, float]] = {}
-    choice_rows = []
-    for key in keys:
-        candidates: dict[int, list[dict[str, Any]]] = {}
-        for row in stored.values():
-            if row["tune_key"] == key:
-                candidates.setdefault(row["trial"], []).append(row)
-        scored = [(n, _score(rows, tune), rows) for n, rows in sorted(candidates.items())]
-        valid = [(n, s, rows) for n, s, rows in scored if s is not None]
-        condition, loss = labels[key]
-        if not valid:
-            raise LosslabError(
-                f"[tune]: every candidate diverged or failed for {condition}; widen or "
-                "lower the tune.lr values"
-            )
-        sign = 1.0 if tune.higher_is_better else -1.0
-        number, score, rows = max(valid, key=lambda t: (sign * t[1], -t[0]))
-        chosen[key] = {p: rows[0][p] for p in tune.tuned}
-        choice_rows.append(
-            {
-                "tune_key": key,
-                "condition": condition,
-                "loss": loss,
-                "metric": tune.metric,
-                "score": score,
-                "lr": rows[0]["lr"],
-                "weight_decay": rows[0]["weight_decay"],
-                "candidates": len(candidates),
-                "seeds": ",".join(str(s) for s in tune.seeds),
-                "tuned": ",".join(tune.tuned),
+def run_tuning(
+    study: Study,
+    out: str | os.PathLike,
+    cache: DataCache,
+    device: str,
+    n_train: Callable[[dict[str, Any]], int] | None = None,
+    max_stack: int | None = None,
+    stop: threading.Event | None = None,
+    on_trained: Callable[[int], None] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Run (or resume) the tuning of ``study`` and return the chosen values.
+
+    Args:
+        study: a validated study with a ``[tune]`` table.
+        out: the study directory (the tuning tables go into its SQLite file).
+        cache: the run's dataset cache.
+        device: the device name for the engine.
+        n_train, max_stack: as :func:`losslab.study.plan.expand`.
+        stop: when set, tuning stops after the current stack.
+        on_trained: called with the number of models of each finished stack.
+
+    Returns:
+        ``{tune_key: {setting: value}}`` (the tuned settings only) for every tuning
+        condition, or ``{}`` when ``stop`` ended tuning early.
+    """
+    from losslab.study.plan import DEFAULT_MAX_STACK, expand
+
+    plan = expand(tuning_study(study), n_train, max_stack or DEFAULT_MAX_STACK)
+    tuner = _Tuner(study, plan, out, DevAsTest(cache), device, stop, on_trained)
+    try:
+        if study.spec.tune.method == "grid":
+            tuner.grid()
+        else:
+            tuner.optuna()
+        if stop is not None and stop.is_set():
+            return {}
+        return tuner.choose()
+    finally:
+        tuner.conn.close()
+
+
+class _Tuner:
+    """The tuning trainings of one study: what each trained model is, and where it goes."""
+
+    def __init__(
+        self,
+        study: Study,
+        plan: Plan,
+        out: str | os.PathLike,
+        view: DevAsTest,
+        device: str,
+        stop: threading.Event | None,
+        on_trained: Callable[[int], None] | None,
+    ):
+        from losslab.study.store import connect, store_path
+
+        self.study, self.tune, self.plan = study, study.spec.tune, plan
+        self.view, self.device, self.stop, self.on_trained = view, device, stop, on_trained
+        tuned = self.tune.tuned
+        # per tuning cell: its condition, loss, seed and settings (rows of tuning_trials)
+        self.info = {
+            c.cell_id: {
+                "tune_key": tune_key(c.config, tuned),
+                "condition": _label(c.axes, plan.varying, tuned),
+                "loss": c.axes["loss"],
+                "seed": c.axes["seed"],
+                **{p: c.config["train"][p] for p in TUNABLE},
             }
+            for c in plan.cells
+        }
+        self.keys = list(dict.fromkeys(v["tune_key"] for v in self.info.values()))
+        self.conn = connect(store_path(out))
+        self.conn.executescript(_SCHEMA)
+
+    def stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def stored(self) -> dict[str, dict[str, Any]]:
+        """The finished tuning trainings of this study's conditions, by trial id."""
+        marks = ",".join("?" * len(self.keys))
+        cursor = self.conn.execute(
+            "SELECT trial_id, tune_key, trial, seed, lr, weight_decay, value, status "
+            f"FROM tuning_trials WHERE tune_key IN ({marks})",
+            self.keys,
         )
+        names = [d[0] for d in cursor.description]
+        return {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+
+    def train(self, group: Group, cells: list[Cell]) -> list[dict[str, Any]] | None:
+        """Train ``cells`` of ``group`` as one stack on the dev-as-test data; store them.
+
+        Returns the stored rows, or None when the stop event interrupted the stack.
+        """
+        from losslab.study.executors import make_task, train_task
+        from losslab.study.plan import Group
+
+        stack = Group(group.stack_id, cells)
+        task = make_task(stack, [c.cell_id for c in cells], self.device, self.study.spec.imports)
+        outcomes = train_task(task, self.view, None, self.stop)
+        if any(o["status"] == "interrupted" for o in outcomes):
+            return None
+        rows = [
+            {
+                **self.info[o["cell_id"]],
+                "trial_id": o["cell_id"],
+                "method": self.tune.method,
+                "metric": self.tune.metric,
+                "value": _finite((o.get("final") or {}).get(self.tune.metric)),
+                "status": o["status"],
+                "error": o.get("error"),
+                "finished": time.time(),
+            }
+            for o in outcomes
+        ]
+        _write(
+            self.conn,
+            "INSERT OR REPLACE INTO tuning_trials (trial_id, tune_key, condition, loss, "
+            "method, trial, seed, lr, weight_decay, metric, value, status, error, "
+            "finished) VALUES (:trial_id, :tune_key, :condition, :loss, :method, :trial, "
+            ":seed, :lr, :weight_decay, :metric, :value, :status, :error, :finished)",
+            rows,
+        )
+        if self.on_trained is not None:
+            self.on_trained(len(cells))
+        return rows
+
+    def grid(self) -> None:
+        """Every candidate of the grid on every tuning seed, a stack per group."""
+        order: dict[str, dict[tuple, int]] = {}
+        for cell in self.plan.cells:
+            candidate = tuple(cell.config["train"][p] for p in self.tune.tuned)
+            per_key = order.setdefault(self.info[cell.cell_id]["tune_key"], {})
+            self.info[cell.cell_id]["trial"] = per_key.setdefault(candidate, len(per_key))
+        stored = self.stored()
+        for group in self.plan.groups:
+            if self.stopped():
+                return
+            # failed trainings (e.g. out of memory) are retried, as the runner retries cells
+            todo = [
+                c
+                for c in group.cells
+                if c.cell_id not in stored or stored[c.cell_id]["status"] == "failed"
+            ]
+            if todo and self.train(group, todo) is None:
+                return
+
+    def optuna(self) -> None:
+        """``trials`` rounds; each round asks every condition's TPE sampler for one
+        candidate and trains all of a group's candidates x tuning seeds as one stack."""
+        import optuna
+
+        from losslab.study.plan import content_hash
+
+        tune = self.tune
+        distributions = _distributions(tune)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # the tuning plan's cells (one per condition and seed) are templates: a trial
+        # changes only their tuned settings
+        template: dict[str, dict[int, Cell]] = {}
+        group_of: dict[str, Group] = {}
+        for group in self.plan.groups:
+            for cell in group.cells:
+                key = self.info[cell.cell_id]["tune_key"]
+                template.setdefault(key, {})[cell.axes["seed"]] = cell
+                group_of.setdefault(key, group)
+        searches = {
+            key: optuna.create_study(
+                direction="maximize" if tune.higher_is_better else "minimize",
+                sampler=optuna.samplers.TPESampler(
+                    seed=(tune.sampler_seed * 1_000_003 + zlib.crc32(key.encode())) % 2**32
+                ),
+            )
+            for key in template
+        }
+        done = self._replay(searches, distributions)
+        groups = list({id(g): g for g in group_of.values()}.values())
+        for number in range(min(done.values(), default=0), tune.trials):
+            for group in groups:
+                keys = [k for k in template if group_of[k] is group and done[k] <= number]
+                if self.stopped():
+                    return
+                if not keys:
+                    continue
+                asked = {k: searches[k].ask(distributions) for k in keys}
+                cells = []
+                for key in keys:
+                    params = asked[key].params
+                    for seed, cell in template[key].items():
+                        config = {**cell.config, "train": {**cell.config["train"], **params}}
+                        trial_id = content_hash(
+                            {"tune_key": key, "trial": number, "seed": seed, "params": params}
+                        )
+                        cells.append(dataclasses.replace(cell, cell_id=trial_id, config=config))
+                        self.info[trial_id] = {**self.info[cell.cell_id], **params, "trial": number}
+                rows = self.train(group, cells)
+                if rows is None:
+                    return  # interrupted: the trial is asked again on resume
+                for key in keys:
+                    score = _score([r for r in rows if r["tune_key"] == key], tune)
+                    if score is None:
+                        searches[key].tell(asked[key], state=optuna.trial.TrialState.FAIL)
+                    else:
+                        searches[key].tell(asked[key], score)
+                    done[key] = number + 1
+
+    def _replay(self, searches: dict[str, Any], distributions: dict[str, Any]) -> dict[str, int]:
+        """Give each sampler its stored trials; returns how many each has finished."""
+        import optuna
+
+        trials: dict[str, dict[int, list[dict[str, Any]]]] = {}
+        for row in self.stored().values():
+            trials.setdefault(row["tune_key"], {}).setdefault(row["trial"], []).append(row)
+        done = dict.fromkeys(searches, 0)
+        for key, search in searches.items():
+            for number, rows in sorted(trials.get(key, {}).items()):
+                if len(rows) < len(self.tune.seeds) or any(r["status"] == "failed" for r in rows):
+                    break  # an interrupted or failed trial is asked again from here on
+                score = _score(rows, self.tune)
+                search.add_trial(
+                    optuna.trial.create_trial(
+                        params={p: rows[0][p] for p in self.tune.tuned},
+                        distributions=distributions,
+                        value=score,
+                        state=optuna.trial.TrialState.COMPLETE
+                        if score is not None
+                        else optuna.trial.TrialState.FAIL,
+                    )
+                )
+                done[key] = number + 1
+        return done
+
+    def choose(self) -> dict[str, dict[str, float]]:
+        """The best candidate per condition (ties: the first); stored in tuning_choices."""
+        tune = self.tune
+        candidates: dict[str, dict[int, list[dict[str, Any]]]] = {}
+        for row in self.stored().values():
+            candidates.setdefault(row["tune_key"], {}).setdefault(row["trial"], []).append(row)
+        labels = {v["tune_key"]: (v["condition"], v["loss"]) for v in self.info.values()}
+        sign = 1.0 if tune.higher_is_better else -1.0
+        chosen: dict[str, dict[str, float]] = {}
+        records = []
+        for key in self.keys:
+            mine = candidates.get(key, {})
+            valid = [(n, _score(rows, tune), rows) for n, rows in sorted(mine.items())]
+            valid = [(n, score, rows) for n, score, rows in valid if score is not None]
+            condition, loss = labels[key]
+            if not valid:
+                raise LosslabError(
+                    f"[tune]: every candidate diverged or failed for {condition}; try "
+                    "smaller tune.lr values"
+                )
+            number, score, rows = max(valid, key=lambda t: (sign * t[1], -t[0]))
+            chosen[key] = {p: rows[0][p] for p in tune.tuned}
+            records.append(
+                {
+                    "tune_key": key,
+                    "condition": condition,
+                    "loss": loss,
+                    "metric": tune.metric,
+                    "score": score,
+                    "lr": rows[0]["lr"],
+                    "weight_decay": rows[0]["weight_decay"],
+                    "candidates": len(mine),
+                    "seeds": ",".join(str(s) for s in tune.seeds),
+                    "tuned": ",".join(tune.tuned),
+                }
+            )
+        _write(
+            self.conn,
+            "INSERT OR REPLACE INTO tuning_choices (tune_key, condition, loss, metric, "
+            "score, lr, weight_decay, candidates, seeds, tuned) VALUES (:tune_key, "
+            ":condition, :loss, :metric, :score, :lr, :weight_decay, :candidates, :seeds, "
+            ":tuned)",
+            records,
+        )
+        return chosen
+
+
+def _write(conn: sqlite3.Connection, sql: str, rows: list[dict[str, Any]]) -> None:
+    """``rows`` in one transaction: a crash stores all of them or none."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executemany(
-            "INSERT OR REPLACE INTO tuning_choices (tune_key, condition, loss, metric, score, "
-            "lr, weight_decay, candidates, seeds, tuned) VALUES (:tune_key, :condition, "
-            ":loss, :metric, :score, :lr, :weight_decay, :candidates, :seeds, :tuned)",
-            choice_rows,
-        )
+        conn.executemany(sql, rows)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return chosen
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _distributions(tune: TuneSpec) -> dict[str, Any]:
+    """Optuna's search space: a float range (log or not) or the listed values."""
+    import optuna
+
+    out = {}
+    for name in tune.tuned:
+        values = getattr(tune, name)
+        if isinstance(values, Range):
+            out[name] = optuna.distributions.FloatDistribution(
+                values.low, values.high, log=values.log
+            )
+        else:
+            out[name] = optuna.distributions.CategoricalDistribution(list(values))
+    return out

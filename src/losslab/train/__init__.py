@@ -12,15 +12,22 @@
 Modules: :mod:`~losslab.train.config` (TrainConfig, ModelSpec, lr decays),
 :mod:`~losslab.train.data` (device-resident data, seeded batch order),
 :mod:`~losslab.train.backends` (stack vs loop), :mod:`~losslab.train.losses` (per-model
-losses in few calls), :mod:`~losslab.train.engine` (the loop, checkpoints, results).
+losses in few calls), :mod:`~losslab.train.optim` (per-model lr and weight decay),
+:mod:`~losslab.train.tracker` (divergence, early stopping, best weights),
+:mod:`~losslab.train.evaluate` (chunked evaluation), :mod:`~losslab.train.measure`
+(measurement hooks), :mod:`~losslab.train.console` (progress display, Ctrl-C),
+:mod:`~losslab.train.engine` (the loop, checkpoints, results).
 """
 
 from losslab.train.config import ModelSpec, TrainConfig, resolve_device
 from losslab.train.data import TrainData, as_train_data
 from losslab.train.engine import CURVE_KEYS, TrainResult, train, train_many
+from losslab.train.measure import MeasureContext, Measurement
 
 __all__ = [
     "CURVE_KEYS",
+    "MeasureContext",
+    "Measurement",
     "ModelSpec",
     "TrainConfig",
     "TrainData",

@@ -1,8 +1,9 @@
 """How the M models of one run are evaluated: one stacked computation, or a plain loop.
 
 Both backends expose the same small interface to the training loop: logits (M, N, C),
-the parameter scales R (M,), the optimizer's parameters, gradient masking of inactive
-models, snapshots of the best weights, and state dicts for checkpoints.
+the parameter scales R (M,), the optimizer's parameters (which of them are weights, for
+weight decay), per-layer gradient norms (M,), gradient masking of inactive models,
+snapshots of the best weights, and state dicts for checkpoints.
 
 * :class:`StackBackend` runs the models as one :class:`~losslab.models.ModelStack`
   (batched matmuls for MLPs, ``torch.vmap`` otherwise).
@@ -24,6 +25,12 @@ from torch import nn
 
 from losslab.models import parameter_scale, stack_models
 from losslab.seeding import draw_seed, seeded_global_rng, torch_generator, uses_global_rng
+from losslab.train.optim import Param
+
+
+def _layer(name: str) -> str:
+    """The layer a parameter belongs to: its module path ("3" of "3.weight")."""
+    return name.rpartition(".")[0] or name
 
 
 class StackBackend:
@@ -55,9 +62,27 @@ class StackBackend:
         """R of every model, (M,), differentiable."""
         return self.stack.parameter_scale()
 
-    def parameters(self) -> list[torch.Tensor]:
-        """The stacked parameters (leading dimension M) the optimizer updates."""
-        return [p for p in self.stack.parameters() if p.requires_grad]
+    def _named(self) -> list[tuple[str, torch.Tensor]]:
+        # ModelStack registers "a.b" of the models as "a__b".
+        return [
+            (name.replace("__", "."), p)
+            for name, p in self.stack.named_parameters()
+            if p.requires_grad
+        ]
+
+    def param_entries(self, decay_all: bool) -> list[Param]:
+        """The optimizer's view of the parameters; weights are those with >= 2 dims per model."""
+        return [Param(p, None, decay_all or p.dim() - 1 >= 2) for _, p in self._named()]
+
+    def grad_norms(self) -> dict[str, torch.Tensor]:
+        """Per layer, the L2 norm of every model's current gradient, (M,) each."""
+        squares: dict[str, torch.Tensor] = {}
+        for name, p in self._named():
+            if p.grad is not None:
+                value = p.grad.detach().pow(2).flatten(1).sum(1)
+                key = _layer(name)
+                squares[key] = squares[key] + value if key in squares else value
+        return {k: v.sqrt() for k, v in squares.items()}
 
     def mask_grads(self, inactive: torch.Tensor) -> None:
         """Zero the gradients of the models flagged in ``inactive`` (M,) bool, no host sync.
@@ -68,6 +93,11 @@ class StackBackend:
         for p, view in zip(self.stack.parameters(), self._views, strict=True):
             if p.grad is not None:
                 p.grad.masked_fill_(inactive.view(-1, *view), 0.0)
+
+    @property
+    def training(self) -> bool:
+        """In training mode (dropout on, batch statistics)."""
+        return self.stack.training
 
     def train(self, mode: bool = True) -> None:
         """Training (dropout on, batch statistics) or evaluation mode."""
@@ -139,9 +169,25 @@ class LoopBackend:
         """R of every model, (M,), differentiable."""
         return torch.stack([parameter_scale(m) for m in self._models])
 
-    def parameters(self) -> list[torch.Tensor]:
-        """Every trainable parameter of every model."""
-        return [p for m in self._models for p in m.parameters() if p.requires_grad]
+    def param_entries(self, decay_all: bool) -> list[Param]:
+        """The optimizer's view of the parameters; weights are those with >= 2 dims."""
+        return [
+            Param(p, i, decay_all or p.dim() >= 2)
+            for i, m in enumerate(self._models)
+            for p in m.parameters()
+            if p.requires_grad
+        ]
+
+    def grad_norms(self) -> dict[str, torch.Tensor]:
+        """Per layer, the L2 norm of every model's current gradient, (M,) each."""
+        squares: dict[str, list[torch.Tensor]] = {}
+        for i, model in enumerate(self._models):
+            for name, p in model.named_parameters():
+                if p.grad is None:
+                    continue
+                rows = squares.setdefault(_layer(name), [p.grad.new_zeros(())] * self.num_models)
+                rows[i] = rows[i] + p.grad.detach().pow(2).sum()
+        return {k: torch.stack(v).sqrt() for k, v in squares.items()}
 
     def mask_grads(self, inactive: torch.Tensor) -> None:
         """Zero the gradients of the models flagged in ``inactive`` (M,) bool."""
@@ -149,6 +195,11 @@ class LoopBackend:
             for p in model.parameters():
                 if p.grad is not None:
                     p.grad.masked_fill_(inactive[i], 0.0)
+
+    @property
+    def training(self) -> bool:
+        """In training mode (dropout on, batch statistics)."""
+        return self._training
 
     def train(self, mode: bool = True) -> None:
         """Training or evaluation mode of every model."""

@@ -20,17 +20,14 @@ from torch import nn
 
 from losslab.checks import check_choice, check_int, check_real
 from losslab.errors import LosslabError
-from losslab.npnet.optim import LR_DECAYS
+from losslab.schedules import SCHEDULES, learning_rate
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
-LR_DECAY_NAMES = ("constant", *LR_DECAYS)
+LR_DECAY_NAMES = tuple(SCHEDULES)
 MONITORS = ("dev_accuracy", "dev_loss")
 ENGINES = ("stack", "loop")
+DECAYS = ("weights", "all")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-# Default d of each decay when decay_rate is not given (the notes' 0.95 for exponential).
-_DEFAULT_DECAY_RATE = {"inverse_time": 1.0, "exponential": 0.95, "inverse_sqrt": 1.0}
-
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; an unavailable CUDA is a LosslabError."""
@@ -69,9 +66,17 @@ class TrainConfig:
         steps: optimizer steps (default 1000).
         eval_every: evaluate every k steps (default 100); the last step is always
             evaluated.
-        weight_decay: L2 coefficient added to every model parameter's gradient
-            (``torch.optim``'s coupled weight decay; the notes' lambda/(2m) sum ||W||^2
-            penalty is ``weight_decay = lambda / m``). Loss-owned scales are not decayed.
+        weight_decay: L2 coefficient lambda added to the gradient of the decayed
+            parameters (coupled weight decay, ``g + lambda w``; the notes' lambda/(2m)
+            sum ||W||^2 penalty, section 5, is ``weight_decay = lambda / m`` with
+            ``decay="weights"``). Loss-owned scales are never decayed.
+        decay: which parameters weight decay applies to: ``"weights"`` (default, as the
+            notes' penalty: Linear / Conv weights, i.e. every parameter with two or more
+            dimensions, not biases nor batch-norm parameters) or ``"all"`` (every model
+            parameter, as ``torch.optim``'s ``weight_decay``).
+        scale_lr_multiplier: learning rate of loss-owned scales (R1, R2, R_s of the
+            two-scale losses) as a multiple of the model's (default 1.0, the paper's:
+            Berlyand et al. 2021 eq. 14 trains them with the same step).
         lr_decay: ``"constant"`` (default), ``"inverse_time"`` alpha_0 / (1 + d e),
             ``"exponential"`` alpha_0 d^e (d = 0.95 by default, the notes' formula) or
             ``"inverse_sqrt"`` alpha_0 d / sqrt(max(e, 1)), with e the epoch count 0, 1, ...
@@ -108,6 +113,8 @@ class TrainConfig:
     steps: int = 1000
     eval_every: int = 100
     weight_decay: float = 0.0
+    decay: str = "weights"
+    scale_lr_multiplier: float = 1.0
     lr_decay: str = "constant"
     decay_rate: float | None = None
     momentum: float = 0.9
@@ -134,6 +141,8 @@ class TrainConfig:
         self.steps = check_int("steps", self.steps, 1)
         self.eval_every = check_int("eval_every", self.eval_every, 1)
         self.weight_decay = check_real("weight_decay", self.weight_decay, 0.0)
+        self.decay = check_choice("decay", self.decay, DECAYS, normalise=True)
+        self.scale_lr_multiplier = check_real("scale_lr_multiplier", self.scale_lr_multiplier, 0.0)
         self.lr_decay = check_choice("lr_decay", self.lr_decay, LR_DECAY_NAMES, normalise=True)
         if self.decay_rate is not None:
             self.decay_rate = check_real("decay_rate", self.decay_rate, 0.0, low_open=True)
@@ -162,19 +171,15 @@ class TrainConfig:
         return DTYPES[self.dtype]
 
     def learning_rate(self, epoch: int, lr0: float | None = None) -> float:
-        """The decayed learning rate at epoch ``epoch`` (0, 1, ...), lecture notes §7.
+        """The decayed learning rate at epoch ``epoch`` (0, 1, ...), lecture notes §7.3
+        (:func:`losslab.schedules.learning_rate`).
 
         Args:
             epoch: completed epochs e.
             lr0: initial rate (default ``self.lr``; per-model rates pass their own).
         """
         lr0 = self.lr if lr0 is None else lr0
-        if self.lr_decay == "constant":
-            return lr0
-        rate = _DEFAULT_DECAY_RATE[self.lr_decay] if self.decay_rate is None else self.decay_rate
-        if self.lr_decay == "exponential":
-            return LR_DECAYS["exponential"](lr0, epoch, base=rate)
-        return LR_DECAYS[self.lr_decay](lr0, epoch, decay_rate=rate)
+        return learning_rate(self.lr_decay, lr0, epoch, self.decay_rate)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain (JSON-able) dict."""

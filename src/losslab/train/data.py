@@ -29,6 +29,8 @@ class TrainData:
         x_train: (n, ...) floating point; y_train: (n,) int64 in [0, C).
         x_dev, y_dev, x_test, y_test: the same for the other splits, or None.
         num_classes: C.
+        coarse_train, coarse_dev, coarse_test: (n,) int64 super-class labels of the splits
+            (e.g. CIFAR-100's 20 coarse classes), or None.
     """
 
     x_train: torch.Tensor
@@ -38,6 +40,13 @@ class TrainData:
     x_test: torch.Tensor | None
     y_test: torch.Tensor | None
     num_classes: int
+    coarse_train: torch.Tensor | None = None
+    coarse_dev: torch.Tensor | None = None
+    coarse_test: torch.Tensor | None = None
+
+    def coarse(self, name: str) -> torch.Tensor | None:
+        """(n,) super-class labels of split ``name``, or None."""
+        return getattr(self, f"coarse_{name}")
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(x, y) of split ``name`` ("train", "dev", "test"), or None when it is absent."""
@@ -62,9 +71,9 @@ def as_train_data(data: Any, device: torch.device, dtype: torch.dtype) -> TrainD
         dtype: floating dtype of the inputs.
     """
     if isinstance(data, TrainData):
-        data = {f"{p}_{s}": getattr(data, f"{p}_{s}") for p in "xy" for s in _SPLITS} | {
-            "num_classes": data.num_classes
-        }
+        data = {
+            f"{p}_{s}": getattr(data, f"{p}_{s}") for p in ("x", "y", "coarse") for s in _SPLITS
+        } | {"num_classes": data.num_classes}
     tensors: dict[str, torch.Tensor | None] = {}
     for split in _SPLITS:
         x, y = _get(data, f"x_{split}"), _get(data, f"y_{split}")
@@ -98,6 +107,12 @@ def as_train_data(data: Any, device: torch.device, dtype: torch.dtype) -> TrainD
     classes = _get(data, "num_classes")
     if classes is None:
         classes = 1 + max(int(t.max()) for t in labels)
+        samples = sum(t.numel() for t in labels)
+        if classes > samples:
+            raise LosslabError(
+                f"the largest label is {classes - 1}, i.e. {classes} classes for {samples} "
+                "samples; relabel the classes 0..C-1 or give num_classes explicitly"
+            )
     classes = int(classes)
     for t in labels:
         if int(t.min()) < 0 or int(t.max()) >= classes:
@@ -111,6 +126,19 @@ def as_train_data(data: Any, device: torch.device, dtype: torch.dtype) -> TrainD
     }
     if len(shapes) != 1:
         raise LosslabError(f"all splits must have the same sample shape, got {sorted(shapes)}")
+    for split in _SPLITS:
+        coarse = _get(data, f"coarse_{split}")
+        y = tensors[f"y_{split}"]
+        if coarse is not None and y is not None:
+            coarse = torch.as_tensor(
+                np.asarray(coarse) if not isinstance(coarse, torch.Tensor) else coarse
+            )
+            if tuple(coarse.shape) != tuple(y.shape):
+                raise LosslabError(
+                    f"coarse_{split} must have one super-class label per sample, shape "
+                    f"{tuple(y.shape)}; got {tuple(coarse.shape)}"
+                )
+            tensors[f"coarse_{split}"] = coarse.to(device=device, dtype=torch.long)
     return TrainData(num_classes=classes, **tensors)
 
 
@@ -156,7 +184,7 @@ class BatchOrder:
         start = position * self.batch_size
         return self.order[:, start : start + self.batch_size]
 
-    def state(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """What a checkpoint needs to continue the same sequence of batches."""
         return {
             "generators": [g.get_state() for g in self.generators],
@@ -164,8 +192,8 @@ class BatchOrder:
             "order": None if self.order is None else self.order.cpu(),
         }
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state`."""
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
         for g, s in zip(self.generators, state["generators"], strict=True):
             g.set_state(s)
         self.epoch = state["epoch"]

@@ -8,13 +8,21 @@ One optimizer step of M models:
 Each model's loss depends only on its own parameters and logits, so the gradient of the
 sum with respect to model m's parameters is the gradient of its own mean loss: the M
 models train exactly as M separate runs would (tested to float tolerance), but as one
-batched computation. A model whose loss turns NaN/inf drops out of the sum at that very
-step (no host synchronisation on CUDA) and its gradients are zeroed from then on; it is
-reported as diverged at the next evaluation and never disturbs its siblings. An
-early-stopped model is masked the same way. Masked models still ride along in the batched
-forward pass; with zero gradients SGD leaves them unchanged while Adam/momentum let their
-last velocity decay, so results never use those weights: a diverged model keeps the
-metrics of its last finite evaluation, early stopping restores each model's best weights.
+batched computation, each with its own learning rate and weight decay. A model whose loss
+turns NaN/inf, or grows beyond :data:`~losslab.train.tracker.DIVERGENCE_FACTOR` times
+its first value, drops out of the sum at that very step (no host synchronisation on CUDA)
+and its gradients are zeroed from then on; it is reported as diverged at the next
+evaluation and never disturbs its siblings. An early-stopped model is masked the same
+way. Masked models still ride along in the batched forward pass; with zero gradients SGD
+leaves them unchanged while Adam/momentum let their last velocity decay, so results never
+use those weights: a diverged model keeps the metrics of its last finite evaluation,
+early stopping restores each model's best weights.
+
+A run is made of small parts, each owning its state (``state_dict`` /
+``load_state_dict``, as ``torch.optim`` does): the backend (:mod:`~losslab.train.backends`,
+the stack or the loop), the optimizer (:mod:`~losslab.train.optim`), the batch order
+(:mod:`~losslab.train.data`), the per-model tracker (:mod:`~losslab.train.tracker`),
+the evaluator (:mod:`~losslab.train.evaluate`) and the checkpoint, their combination.
 
 Hot path: batches are slices of a per-seed permutation of device-resident data, models
 with the same kind of loss are stacked next to each other and their losses computed in
@@ -30,20 +38,30 @@ from __future__ import annotations
 import copy
 import math
 import os
+import pickle
+import platform
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+import losslab
 from losslab.errors import LosslabError
-from losslab.losses import get_loss
+from losslab.losses import Loss, get_loss, skip_finite_check
 from losslab.train.backends import LoopBackend, StackBackend
+from losslab.train.checks import check_start
 from losslab.train.config import ModelSpec, TrainConfig, resolve_device
 from losslab.train.data import BatchOrder, TrainData, as_train_data
-from losslab.train.losses import LossPlan, plan_order
+from losslab.train.evaluate import SPLITS, Evaluator
+from losslab.train.losses import LossPlan, as_loss, loss_scales, plan_order, user_module
+from losslab.train.measure import MeasureContext, Measurement, check_measurements, collect
+from losslab.train.optim import Param, StackOptimizer
+from losslab.train.tracker import Tracker
 
 CURVE_KEYS = (
     "step",
@@ -57,7 +75,12 @@ CURVE_KEYS = (
     "test_accuracy",
     "test_loss",
 )
-_CHECKPOINT_VERSION = 1
+RESULT_SCHEMA = 1
+_CHECKPOINT_VERSION = 2
+# Between evaluations, progress is reported at most this often (seconds).
+_PROGRESS_INTERVAL = 0.5
+
+Progress = Callable[[dict[str, Any]], None]
 
 
 @dataclass
@@ -72,12 +95,20 @@ class TrainResult:
             a split that is absent (or ``eval_train=False``) has NaN entries.
         final: the metrics of the final evaluation (or, with early stopping, of the best
             one; for a diverged model, of the last one before it diverged), same keys.
-        diverged: its loss became NaN/inf; ``diverged_at`` is that step.
+        diverged: its loss became NaN/inf or exceeded ``DIVERGENCE_FACTOR`` (1e6) times
+            max(|its first batch loss|, 1); ``diverged_at`` is that step.
         stopped_early: early stopping ended it before ``steps``; ``best_step`` is the
             step whose weights it holds when early stopping is on.
+        interrupted: the run was stopped by the caller (``stop`` event, Ctrl-C) before
+            ``steps``; the result holds what was trained until then.
         steps_run: optimizer steps it took.
         seconds: wall time of the whole run it was part of (training and evaluations,
             summed over resumed sessions; data loading and set-up excluded).
+        measurements: rows ``(step, name, index, value)`` of the measurement hooks
+            (:mod:`losslab.train.measure`).
+        config: the fully resolved configuration that produced it (TrainConfig fields
+            with this model's lr, weight decay and seed, the loss and its kwargs, the
+            model and data when known, the versions of losslab / torch / numpy).
         model: the trained model (evaluation mode); ``loss``: its loss module (two-scale
             losses hold the trained scales and are attached to ``model``).
     """
@@ -90,35 +121,104 @@ class TrainResult:
     diverged_at: int | None = None
     stopped_early: bool = False
     best_step: int | None = None
+    interrupted: bool = False
     steps_run: int = 0
     seconds: float = 0.0
+    measurements: list[tuple[int, str, str, float]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
     model: nn.Module | None = field(default=None, repr=False)
     loss: nn.Module | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able summary (NaN -> None), without the model and loss modules."""
+        """A JSON-able record (NaN -> None), without the model and loss modules.
 
-        def clean(v: float) -> float | None:
-            return None if isinstance(v, float) and not math.isfinite(v) else v
-
+        Keys: ``schema`` (:data:`RESULT_SCHEMA`), ``label``, ``loss``, ``seed``,
+        ``config``, ``final``, ``curves``, ``measurements`` (lists ``[step, name, index,
+        value]``), ``diverged``, ``diverged_at``, ``stopped_early``, ``best_step``,
+        ``interrupted``, ``steps_run``, ``seconds``.
+        """
         return {
+            "schema": RESULT_SCHEMA,
             "label": self.label,
             "loss": self.spec.loss_name,
             "seed": self.spec.seed,
-            "final": {k: clean(v) for k, v in self.final.items()},
-            "curves": {k: [clean(v) for v in vs] for k, vs in self.curves.items()},
+            "config": self.config,
+            "final": {k: _clean(v) for k, v in self.final.items()},
+            "curves": {k: [_clean(v) for v in vs] for k, vs in self.curves.items()},
+            "measurements": [[s, n, k, _clean(v)] for s, n, k, v in self.measurements],
             "diverged": self.diverged,
             "diverged_at": self.diverged_at,
             "stopped_early": self.stopped_early,
             "best_step": self.best_step,
+            "interrupted": self.interrupted,
             "steps_run": self.steps_run,
             "seconds": self.seconds,
         }
 
 
-def _build_loss(spec: ModelSpec) -> nn.Module:
+def _clean(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def _mean(values: list[float]) -> float:
+    """Mean of the finite values (NaN when there are none: an absent split)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def _jsonable(value: Any) -> Any:
+    """Loss kwargs and metadata as JSON values (tensors / arrays -> lists, rest -> repr)."""
+    if isinstance(value, float):
+        return _clean(value)
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return repr(value)
+
+
+def _describe_model(model: nn.Module) -> dict[str, Any]:
+    return {
+        "class": type(model).__name__,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "repr": repr(model),
+    }
+
+
+def _describe_data(data: Any, train_data: TrainData) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "num_classes": train_data.num_classes,
+        "sample_shape": list(train_data.x_train.shape[1:]),
+    }
+    for split in SPLITS:
+        pair = train_data.split(split)
+        out[f"n_{split}"] = 0 if pair is None else int(pair[0].shape[0])
+    for key in ("name", "metadata"):
+        value = data.get(key) if isinstance(data, dict) else getattr(data, key, None)
+        if value is not None:
+            out[key] = _jsonable(value)
+    return out
+
+
+def versions() -> dict[str, str]:
+    """The versions a result depends on: losslab, torch, numpy, Python."""
+    return {
+        "losslab": losslab.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _build_loss(spec: ModelSpec) -> Loss:
     if isinstance(spec.loss, nn.Module):
-        return spec.loss
+        return as_loss(spec.loss)
     return get_loss(spec.loss, **spec.loss_kwargs)
 
 
@@ -128,279 +228,184 @@ def _loss_key(spec: ModelSpec, loss: nn.Module) -> object:
     return (spec.loss.strip().lower().replace("-", "_"), repr(sorted(spec.loss_kwargs.items())))
 
 
-def _make_optimizer(
-    config: TrainConfig,
-    model_params: list[torch.Tensor],
-    loss_params: list[torch.Tensor],
-    lr: float,
-    weight_decay: float,
-    device: torch.device,
-) -> torch.optim.Optimizer:
-    groups = [{"params": model_params, "weight_decay": weight_decay}]
-    if loss_params:
-        groups.append({"params": loss_params, "weight_decay": 0.0})
-    # Fused kernels: one pass over all parameters instead of several foreach passes
-    # (measured ~8x faster for Adam on CPU, MACHINE-NOTES.md).
-    fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lr, **fused)
-    if config.optimizer == "momentum":
-        return torch.optim.SGD(groups, lr=lr, momentum=config.momentum, **fused)
-    if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(
-            groups, lr=lr, alpha=config.rmsprop_alpha, eps=config.eps, foreach=True
+class Checkpoint:
+    """A run's complete state: the state dicts of its parts, written atomically.
+
+    Args:
+        path: the file.
+        parts: name -> an object with ``state_dict()`` / ``load_state_dict()``.
+        settings: what a resumed run must share with the run that wrote the file (a
+            mismatch is refused, never silently mixed).
+    """
+
+    def __init__(self, path: str, parts: dict[str, Any], settings: dict[str, str]):
+        self.path, self.parts, self.settings = path, parts, settings
+
+    def save(self) -> None:
+        """Write every part's state to ``path`` (a crash never leaves half a file)."""
+        state = {
+            "version": _CHECKPOINT_VERSION,
+            "settings": self.settings,
+            "parts": {name: part.state_dict() for name, part in self.parts.items()},
+        }
+        tmp = f"{self.path}.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, self.path)
+
+    def load(self) -> None:
+        """Restore every part from ``path``; refuse a file written by another run."""
+        path = self.path
+        try:
+            # On the CPU: generator states must stay CPU tensors; the parts copy the rest.
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # any unreadable or foreign file is a user error here
+            # torch's message advises weights_only=False, i.e. running the file's code:
+            # never repeat that; say what was refused instead.
+            if isinstance(err, pickle.UnpicklingError) or "weights_only" in str(err):
+                reason = "it holds objects other than tensors and plain data; nothing was run"
+            else:
+                reason = " ".join(str(err).split())[:200] or type(err).__name__
+            raise LosslabError(
+                f"cannot read checkpoint {path!r} ({reason}); delete it or use another "
+                "checkpoint_path"
+            ) from None
+        if not isinstance(state, dict) or state.get("version") != _CHECKPOINT_VERSION:
+            raise LosslabError(
+                f"{path!r} is not a training checkpoint of this losslab version; delete it or "
+                "use another checkpoint_path"
+            )
+        theirs = state["settings"]
+        changed = sorted(
+            k for k in self.settings.keys() | theirs.keys() if self.settings.get(k) != theirs.get(k)
         )
-    return torch.optim.Adam(groups, lr=lr, betas=config.betas, eps=config.eps, **fused)
+        if changed:
+            detail = "; ".join(f"{k}: {theirs.get(k)} -> {self.settings.get(k)}" for k in changed)
+            raise LosslabError(
+                f"checkpoint {path!r} was written for other models or settings ({detail}); resume "
+                "with the same settings, or delete it / use another checkpoint_path for a new run"
+            )
+        try:
+            for name, part in self.parts.items():
+                part.load_state_dict(state["parts"][name])
+        except (KeyError, RuntimeError, ValueError) as err:
+            # Same settings, other architecture or loss: the tensors do not fit.
+            reason = " ".join(str(err).split())[:240]
+            raise LosslabError(
+                f"checkpoint {path!r} was written for other models or settings (another "
+                f"architecture, engine or loss: {reason}); delete it or use another "
+                "checkpoint_path"
+            ) from None
+
+
+class _Clock:
+    """Steps taken, training seconds and measurement rows: the run's own small state."""
+
+    def __init__(self, num_models: int):
+        self.step = 0
+        self.seconds = 0.0
+        self.measurements: list[list[tuple]] = [[] for _ in range(num_models)]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "seconds": self.seconds, "measurements": self.measurements}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step, self.seconds = state["step"], state["seconds"]
+        self.measurements = [[tuple(r) for r in rows] for rows in state["measurements"]]
 
 
 class _Run:
-    """One training run of M models sharing architecture, optimizer, lr and weight decay."""
+    """M models of one architecture trained together (each its own loss, seed, lr, wd)."""
 
     def __init__(
         self,
         models: list[nn.Module],
-        losses: list[nn.Module],
+        losses: list[Loss],
         specs: list[ModelSpec],
         data: TrainData,
         config: TrainConfig,
         device: torch.device,
         engine: str,
-        lr: float,
-        weight_decay: float,
-        checkpoint_path: str | None,
+        measure: list[Measurement],
     ):
+        if config.patience is not None and data.x_dev is None:
+            raise LosslabError(
+                "early stopping (patience) needs a dev set: load the data with dev_fraction > 0 "
+                "or pass x_dev/y_dev"
+            )
         keys = [_loss_key(s, loss) for s, loss in zip(specs, losses, strict=True)]
         # Models are stacked in the plan's order (same-kind losses adjacent) and the
         # results are put back in the caller's order.
         self.model_order = plan_order(losses, keys)
         models = [models[i] for i in self.model_order]
         losses = [losses[i] for i in self.model_order]
-        specs = [specs[i] for i in self.model_order]
+        self.specs = [specs[i] for i in self.model_order]
         keys = [keys[i] for i in self.model_order]
-        self.config, self.specs, self.data, self.device = config, specs, data, device
-        self.lr0 = lr
-        self.checkpoint_path = checkpoint_path
+        self.config, self.data, self.device = config, data, device
         self.m = len(models)
         dtype = config.torch_dtype
+        model_seeds = [s.seed for s in self.specs]
         if engine == "stack":
             self.backend: StackBackend | LoopBackend = StackBackend(
-                models, device, dtype, [s.seed for s in specs]
+                models, device, dtype, model_seeds
             )
         else:
-            self.backend = LoopBackend(models, device, dtype, [s.seed for s in specs])
-        self.losses = [loss.to(device=device, dtype=dtype) for loss in losses]
-        self._validate = [getattr(loss, "validate", None) for loss in self.losses]
-        for loss in self.losses:
-            if hasattr(loss, "validate"):
-                # The NaN check of the loss would sync and raise; divergence is handled here.
-                loss.validate = False
-        self.plan = LossPlan(self.losses, keys)
+            self.backend = LoopBackend(models, device, dtype, model_seeds)
+        self.losses = nn.ModuleList([loss.to(device=device, dtype=dtype) for loss in losses])
+        self.plan = LossPlan(list(self.losses), keys)
         self._attach_scales()
-        loss_params = []
+        params = self.backend.param_entries(decay_all=config.decay == "all")
         seen: set[int] = set()
-        for loss in self.losses:
+        for i, loss in enumerate(self.losses):
             for p in loss.parameters():
                 if p.requires_grad and id(p) not in seen:
                     seen.add(id(p))
-                    loss_params.append(p)
-        self.optimizer = _make_optimizer(
-            config, self.backend.parameters(), loss_params, lr, weight_decay, device
-        )
-        seeds = sorted({s.seed for s in specs})
-        self.seed_rows = torch.tensor([seeds.index(s.seed) for s in specs], device=device)
+                    params.append(Param(p, i, decayed=False, scale=True))
+        self.lrs = [config.lr if s.lr is None else s.lr for s in self.specs]
+        self.weight_decays = [
+            config.weight_decay if s.weight_decay is None else s.weight_decay for s in self.specs
+        ]
+        self.optimizer = StackOptimizer(config, params, self.lrs, self.weight_decays, device, dtype)
+        seeds = sorted({s.seed for s in self.specs})
+        self.seed_rows = torch.tensor([seeds.index(s.seed) for s in self.specs], device=device)
         self.shared = len(seeds) == 1
         self.order = BatchOrder(
             seeds, data.x_train.shape[0], config.batch_size, config.shuffle, device
         )
-        self.alive = torch.ones(self.m, dtype=torch.bool, device=device)
-        self.running = torch.ones(self.m, dtype=torch.bool, device=device)
-        self.death = torch.full((self.m,), -1, dtype=torch.long, device=device)
-        self.records: list[list[dict[str, float]]] = [[] for _ in range(self.m)]
-        self.diverged_at: list[int | None] = [None] * self.m
-        self.stopped_at: list[int | None] = [None] * self.m
-        self.best_value = [math.nan] * self.m
-        self.best_step: list[int | None] = [None] * self.m
-        self.waits = [0] * self.m
-        self.best_tensors: list[torch.Tensor] | None = None
-        # Trainable loss scales (R1, R2, R_s) belong to the best state as much as weights.
-        self.best_losses: list[dict[str, torch.Tensor] | None] = [None] * self.m
-        self.step = 0
-        self.seconds = 0.0
+        self.tracker = Tracker(self.m, config, device, dtype)
+        self.evaluator = Evaluator(data, config.eval_train, config.eval_batch_size)
+        self.clock = _Clock(self.m)
+        self.measure = measure
+        self.grad_norms: dict[str, torch.Tensor] | None = None
+        self.interrupted = False
+        self.last_eval: dict[str, float] | None = None
         self.always_mask = device.type != "cpu"
-        if config.patience is not None and data.x_dev is None:
-            raise LosslabError(
-                "early stopping (patience) needs a dev set: load the data with dev_fraction > 0 "
-                "or pass x_dev/y_dev"
+        self.checkpoint = (
+            Checkpoint(
+                config.checkpoint_path,
+                {
+                    "clock": self.clock,
+                    "backend": self.backend,
+                    "losses": self.losses,
+                    "optimizer": self.optimizer,
+                    "order": self.order,
+                    "tracker": self.tracker,
+                },
+                self.settings(),
             )
+            if config.checkpoint_path
+            else None
+        )
 
     def _attach_scales(self) -> None:
-        """Initialise two-scale losses (R1 = R(alpha^0), R2 = 10 R1) from each model."""
-        if not any(hasattr(loss, "attach") for loss in self.losses):
+        """Initialise the losses that use the model's scale (two-scale: R1 = R(alpha^0),
+        R2 = 10 R1) from each model's R; the trainer then passes R to every call."""
+        if not self.plan.needs_scale:
             return
         with torch.no_grad():
             r0 = self.backend.scales().tolist()
-        for loss, r in zip(self.losses, r0, strict=True):
-            if hasattr(loss, "attach"):
-                loss.attach(r)
-
-    # ----------------------------------------------------------------- training loop
-    def run(self) -> None:
-        cfg = self.config
-        per_epoch = self.order.steps_per_epoch
-        epoch = -1
-        start_time = time.perf_counter() - self.seconds
-        x, y = self.data.x_train, self.data.y_train
-        checkpoint_every = cfg.checkpoint_every or cfg.eval_every
-        while self.step < cfg.steps:
-            if self.step // per_epoch != epoch:
-                epoch = self.step // per_epoch
-                lr = cfg.learning_rate(epoch, self.lr0)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-            rows = self.order.indices(self.step)
-            if self.shared:
-                index = rows[0]
-            else:
-                index = rows.index_select(0, self.seed_rows)
-            xb, yb = x[index], y[index]
-            logits = self.backend.forward(xb, shared=self.shared)
-            scales = self.backend.scales() if self.plan.needs_scale else None
-            values = self.plan(logits, yb, scales)
-            finite = torch.isfinite(values)
-            self.death.masked_fill_(self.alive & ~finite, self.step + 1)
-            self.alive &= finite
-            active = self.alive & self.running
-            total = torch.where(active, values, 0.0).sum()
-            self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            # On CPU reading the flags costs nothing and skips a pass over every gradient;
-            # on CUDA it would be a sync per step, so the mask is applied unconditionally.
-            if self.always_mask or not bool(active.all()):
-                self.backend.mask_grads(~active)
-            self.optimizer.step()
-            self.step += 1
-            if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
-                batch_acc = (logits.detach().argmax(-1) == yb).to(values.dtype).mean(-1)
-                self._evaluate(lr, batch_acc, values.detach())
-                if not bool((self.alive & self.running).any()):
-                    break
-            if self.checkpoint_path and (
-                self.step % checkpoint_every == 0 or self.step == cfg.steps
-            ):
-                self.seconds = time.perf_counter() - start_time
-                self.save(self.checkpoint_path)
-        self.seconds = time.perf_counter() - start_time
-
-    @torch.no_grad()
-    def _metrics(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        pair = self.data.split(split)
-        nan = torch.full((self.m,), math.nan, device=self.device, dtype=self.config.torch_dtype)
-        if pair is None or (split == "train" and not self.config.eval_train):
-            return nan, nan
-        x, y = pair
-        scales = self.backend.scales() if self.plan.needs_scale else None
-        correct = torch.zeros(self.m, device=self.device, dtype=nan.dtype)
-        total = torch.zeros_like(correct)
-        chunk = self.config.eval_batch_size
-        for start in range(0, x.shape[0], chunk):
-            xc, yc = x[start : start + chunk], y[start : start + chunk]
-            logits = self.backend.forward(xc, shared=True)
-            correct += (logits.argmax(-1) == yc).sum(-1).to(nan.dtype)
-            total += self.plan(logits, yc, scales) * xc.shape[0]
-        return correct / x.shape[0], total / x.shape[0]
-
-    def _evaluate(self, lr: float, batch_acc: torch.Tensor, batch_loss: torch.Tensor) -> None:
-        self.backend.train(False)
-        columns = [batch_acc, batch_loss]
-        for split in ("train", "dev", "test"):
-            columns.extend(self._metrics(split))
-        self.backend.train(True)
-        table = torch.stack([c.to(batch_loss.dtype) for c in columns]).tolist()
-        alive = self.alive.tolist()
-        death = self.death.tolist()
-        present = [f"{s}_loss" for s in ("dev", "test") if self.data.split(s) is not None]
-        if self.config.eval_train:
-            present.append("train_loss")
-        improved = []
-        for i in range(self.m):
-            if self.diverged_at[i] is not None or self.stopped_at[i] is not None:
-                improved.append(False)
-                continue
-            row = dict(
-                zip(CURVE_KEYS, [float(self.step), float(lr), *(c[i] for c in table)], strict=True)
-            )
-            if not alive[i] or not all(math.isfinite(row[k]) for k in present):
-                self.diverged_at[i] = death[i] if death[i] > 0 else self.step
-                improved.append(False)
-                continue
-            self.records[i].append(row)
-            improved.append(self._early_stopping(i, row))
-        dead = [d is not None for d in self.diverged_at]
-        if any(dead) or self.config.patience is not None:
-            stopped = [s is not None for s in self.stopped_at]
-            self.alive &= ~torch.tensor(dead, device=self.device)
-            self.running &= ~torch.tensor(stopped, device=self.device)
-        if self.config.patience is not None and any(improved):
-            self._snapshot(improved)
-
-    def _early_stopping(self, i: int, row: dict[str, float]) -> bool:
-        """Track the best dev value of model i; stop it after ``patience`` evaluations."""
-        if self.config.patience is None:
-            return False
-        value = row[self.config.monitor]
-        sign = 1.0 if self.config.monitor == "dev_accuracy" else -1.0
-        if math.isnan(self.best_value[i]) or sign * (value - self.best_value[i]) > 0:
-            self.best_value[i], self.best_step[i], self.waits[i] = value, self.step, 0
-            return True
-        self.waits[i] += 1
-        if self.waits[i] >= self.config.patience:
-            self.stopped_at[i] = self.step
-        return False
-
-    def _snapshot(self, improved: list[bool]) -> None:
-        for i, better in enumerate(improved):
-            if better:
-                state = self.losses[i].state_dict()
-                self.best_losses[i] = {k: v.detach().clone() for k, v in state.items()}
-        live = self.backend.tensors()
-        mask = torch.tensor(improved, device=self.device)
-        if self.best_tensors is None:
-            self.best_tensors = [t.detach().clone() for t in live]
-            return
-        for best, t in zip(self.best_tensors, live, strict=True):
-            keep = mask.view(-1, *([1] * (t.dim() - 1)))
-            best.copy_(torch.where(keep, t.detach(), best))
-
-    # ----------------------------------------------------------------- checkpoints
-    def state(self) -> dict[str, Any]:
-        return {
-            "version": _CHECKPOINT_VERSION,
-            "labels": [s.label for s in self.specs],
-            "batch_size": self.config.batch_size,
-            "optimizer_name": self.config.optimizer,
-            "settings": self.settings(),
-            "step": self.step,
-            "seconds": self.seconds,
-            "backend": self.backend.state_dict(),
-            "losses": [loss.state_dict() for loss in self.losses],
-            "optimizer": self.optimizer.state_dict(),
-            "order": self.order.state(),
-            "alive": self.alive.cpu(),
-            "running": self.running.cpu(),
-            "death": self.death.cpu(),
-            "records": self.records,
-            "diverged_at": self.diverged_at,
-            "stopped_at": self.stopped_at,
-            "best_value": self.best_value,
-            "best_step": self.best_step,
-            "waits": self.waits,
-            "best_tensors": None
-            if self.best_tensors is None
-            else [t.cpu() for t in self.best_tensors],
-            "best_losses": [
-                None if b is None else {k: v.cpu() for k, v in b.items()} for b in self.best_losses
-            ],
-        }
+        for i, loss in enumerate(self.losses):
+            if self.plan.scaled[i]:
+                loss.attach(r0[i])
 
     def settings(self) -> dict[str, str]:
         """What a resumed run must share with the run that wrote the checkpoint.
@@ -408,99 +413,168 @@ class _Run:
         ``steps`` (a resume usually extends the run), evaluation cadence, patience, device and
         the checkpoint path itself may change; anything else would silently mix two runs.
         """
-        free = {"steps", "eval_every", "patience", "device", "checkpoint_path"}
+        free = {"steps", "eval_every", "patience", "device", "checkpoint_path", "checkpoint_every"}
         out = {k: repr(v) for k, v in self.config.to_dict().items() if k not in free}
+        out["labels"] = repr([s.label for s in self.specs])
+        out["engine"] = type(self.backend).__name__
         for i, spec in enumerate(self.specs):
             out[f"model {i}"] = repr(
-                (spec.loss, spec.seed, spec.loss_kwargs, spec.lr, spec.weight_decay)
+                (spec.loss_name, spec.seed, spec.loss_kwargs, spec.lr, spec.weight_decay)
             )
         return out
 
-    def save(self, path: str) -> None:
-        """Write the run's complete state atomically (a crash never leaves half a file)."""
-        tmp = f"{path}.tmp"
-        torch.save(self.state(), tmp)
-        os.replace(tmp, path)
+    # ----------------------------------------------------------------- training loop
+    def run(self, progress: Progress | None, stop: threading.Event | None) -> None:
+        cfg, clock, tracker = self.config, self.clock, self.tracker
+        per_epoch = self.order.steps_per_epoch
+        start_time = time.perf_counter() - clock.seconds
+        next_report = time.perf_counter() + _PROGRESS_INTERVAL
+        x, y = self.data.x_train, self.data.y_train
+        checkpoint_every = cfg.checkpoint_every or cfg.eval_every
+        keep_grads = any(m.needs_grads for m in self.measure)
+        while clock.step < cfg.steps:
+            epoch = clock.step // per_epoch
+            if epoch != self.optimizer.epoch:
+                self.optimizer.set_epoch(epoch)
+            rows = self.order.indices(clock.step)
+            index = rows[0] if self.shared else rows.index_select(0, self.seed_rows)
+            xb, yb = x[index], y[index]
+            logits = self.backend.forward(xb, shared=self.shared)
+            scales = self.backend.scales() if self.plan.needs_scale else None
+            values = self.plan(logits, yb, scales)
+            active = tracker.observe(clock.step, values)
+            total = torch.where(active, values, 0.0).sum()
+            self.optimizer.zero_grad()
+            total.backward()
+            # On CPU reading the flags costs nothing and skips a pass over every gradient;
+            # on CUDA it would be a sync per step, so the mask is applied unconditionally.
+            if self.always_mask or not bool(active.all()):
+                self.backend.mask_grads(~active)
+            clock.step += 1
+            stopping = stop is not None and stop.is_set()
+            due = clock.step % cfg.eval_every == 0 or clock.step == cfg.steps or stopping
+            if due and keep_grads:
+                self.grad_norms = self.backend.grad_norms()
+            self.optimizer.step()
+            if due:
+                batch_acc = (logits.detach().argmax(-1) == yb).to(values.dtype).mean(-1)
+                self._evaluate(batch_acc, values.detach())
+                self.interrupted = stopping and clock.step < cfg.steps
+            clock.seconds = time.perf_counter() - start_time
+            if self.checkpoint and (
+                clock.step % checkpoint_every == 0 or clock.step == cfg.steps or stopping
+            ):
+                self.checkpoint.save()
+            if progress is not None and (due or time.perf_counter() >= next_report):
+                next_report = time.perf_counter() + _PROGRESS_INTERVAL
+                progress(self._progress_info(clock.seconds))
+            if stopping or (due and not tracker.any_active()):
+                break
 
-    def load(self, path: str) -> None:
-        """Continue from a checkpoint written by :meth:`save` for the same models."""
+    def _progress_info(self, elapsed: float) -> dict[str, Any]:
+        return {
+            "step": self.clock.step,
+            "steps": self.config.steps,
+            "models": self.m,
+            "last_eval": self.last_eval,
+            "elapsed": elapsed,
+        }
+
+    def _forward_eval(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backend.forward(x, shared=True)
+
+    @torch.no_grad()
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Prediction logits (M, N, C) of every model on ``x`` (N, ...), evaluation mode."""
+        was_training = self.backend.training
+        self.backend.train(False)
         try:
-            # On the CPU: generator states must stay CPU tensors; the rest is copied over.
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # any unreadable or foreign file is a user error here
-            raise LosslabError(f"cannot read checkpoint {path!r}: {err}") from None
-        if not isinstance(state, dict) or state.get("version") != _CHECKPOINT_VERSION:
-            raise LosslabError(f"{path!r} is not a losslab training checkpoint")
-        mine = ([s.label for s in self.specs], self.config.batch_size, self.config.optimizer)
-        theirs = (state["labels"], state["batch_size"], state["optimizer_name"])
-        if mine != theirs:
-            raise LosslabError(
-                f"checkpoint {path!r} was written for other models or settings "
-                f"(labels, batch size, optimizer = {theirs}); delete it or use another "
-                "checkpoint_path"
-            )
-        theirs_settings = state.get("settings", {})
-        changed = sorted(
-            k
-            for k, v in self.settings().items()
-            if k in theirs_settings and theirs_settings[k] != v
+            x = torch.as_tensor(x).to(device=self.device, dtype=self.config.torch_dtype)
+            scales = self.backend.scales() if self.plan.needs_scale else None
+            return self.plan.predict(self.backend.forward(x, shared=True), scales)
+        finally:
+            self.backend.train(was_training)
+
+    def _measure(self, measure: list[Measurement], logits: dict[str, torch.Tensor]) -> list:
+        ctx = MeasureContext(
+            step=self.clock.step,
+            models=[s.label for s in self.specs],
+            data=self.data,
+            logits=logits,
+            predict=self._predict,
+            grad_norms=self.grad_norms,
+            loss_scales=[loss_scales(loss) for loss in self.losses],
         )
-        if changed:
-            detail = "; ".join(
-                f"{k}: {theirs_settings[k]} -> {self.settings()[k]}" for k in changed
+        return collect(measure, ctx)
+
+    def _evaluate(self, batch_acc: torch.Tensor, batch_loss: torch.Tensor) -> None:
+        step = self.clock.step
+        measure = [m for m in self.measure if m.when == "eval"]
+        self.backend.train(False)
+        with torch.no_grad():
+            scales = self.backend.scales() if self.plan.needs_scale else None
+        metrics, logits = self.evaluator(
+            self._forward_eval, self.plan, scales, self.m, keep_logits=bool(measure)
+        )
+        columns = [batch_acc, batch_loss]
+        for split in SPLITS:
+            columns.extend(metrics[split])
+        table = torch.stack([c.to(batch_loss.dtype) for c in columns]).tolist()
+        rows = [
+            dict(
+                zip(
+                    CURVE_KEYS,
+                    [float(step), float(self.optimizer.lrs[i]), *(c[i] for c in table)],
+                    strict=True,
+                )
             )
-            raise LosslabError(
-                f"checkpoint {path!r} was written for other models or settings ({detail}); resume "
-                "with the same settings, or delete it / use another checkpoint_path for a new run"
-            )
-        try:
-            self.backend.load_state_dict(state["backend"])
-            for loss, s in zip(self.losses, state["losses"], strict=True):
-                loss.load_state_dict(s)
-            self.optimizer.load_state_dict(state["optimizer"])
-        except (KeyError, RuntimeError, ValueError) as err:
-            # Same labels, other architecture, engine or loss: the tensors do not fit.
-            reason = " ".join(str(err).split())[:240]
-            raise LosslabError(
-                f"checkpoint {path!r} was written for other models or settings (another "
-                f"architecture, engine or loss: {reason}); delete it or use another "
-                "checkpoint_path"
-            ) from None
-        self.order.load_state(state["order"])
-        self.alive = state["alive"].to(self.device)
-        self.running = state["running"].to(self.device)
-        self.death = state["death"].to(self.device)
-        self.step, self.seconds = state["step"], state["seconds"]
-        self.records = state["records"]
-        self.diverged_at, self.stopped_at = state["diverged_at"], state["stopped_at"]
-        self.best_value, self.best_step = state["best_value"], state["best_step"]
-        self.waits = state["waits"]
-        best = state["best_tensors"]
-        self.best_tensors = None if best is None else [t.to(self.device) for t in best]
-        self.best_losses = state.get("best_losses", [None] * self.m)
+            for i in range(self.m)
+        ]
+        present = [f"{s}_loss" for s in self.evaluator.splits()]
+        improved = self.tracker.update(step, rows, present)
+        live = [bool(r) and r[-1] is row for r, row in zip(self.tracker.records, rows, strict=True)]
+        if self.config.patience is not None:
+            self.tracker.snapshot(improved, self.backend.tensors(), self.losses)
+        if measure:
+            for i, model_rows in enumerate(self._measure(measure, logits)):
+                if live[i]:
+                    self.clock.measurements[i].extend(model_rows)
+        self.backend.train(True)
+        kept = [row for row, ok in zip(rows, live, strict=True) if ok]
+        self.last_eval = {k: _mean([r[k] for r in kept]) for k in CURVE_KEYS[2:]} if kept else None
 
     # ----------------------------------------------------------------- results
-    def results(self) -> list[TrainResult]:
-        if self.best_tensors is not None:
-            self.backend.set_tensors(self.best_tensors)
+    def results(self, resolved: list[dict[str, Any]]) -> list[TrainResult]:
+        """One result per model in the caller's order; ``resolved``: their configurations."""
+        tracker = self.tracker
+        if tracker.best_tensors is not None:
+            self.backend.set_tensors(tracker.best_tensors)
+        for i, best in enumerate(tracker.best_losses):
+            if best is not None:
+                self.losses[i].load_state_dict(best)
+        final_measure = [m for m in self.measure if m.when == "final"]
+        if final_measure:
+            self.backend.train(False)
+            with torch.no_grad():
+                scales = self.backend.scales() if self.plan.needs_scale else None
+            _, logits = self.evaluator(
+                self._forward_eval, self.plan, scales, self.m, keep_logits=True
+            )
+            for i, rows in enumerate(self._measure(final_measure, logits)):
+                if tracker.diverged_at[i] is None:
+                    self.clock.measurements[i].extend(rows)
         models = self.backend.models()
         out: list[TrainResult] = []
         for i, spec in enumerate(self.specs):
-            loss = self.losses[i]
-            if self.best_losses[i] is not None:
-                loss.load_state_dict(self.best_losses[i])
-            if self._validate[i] is not None:
-                loss.validate = self._validate[i]
-            if hasattr(loss, "attach"):
-                loss.attach(models[i])
-            records = self.records[i]
+            loss = self.losses[i].attach(models[i])
+            records = tracker.records[i]
             curves = {k: [r[k] for r in records] for k in CURVE_KEYS}
             final = dict(records[-1]) if records else {k: math.nan for k in CURVE_KEYS}
-            if self.best_step[i] is not None:
-                final = next(r for r in records if r["step"] == self.best_step[i])
-            diverged = self.diverged_at[i] is not None
-            stop = self.stopped_at[i]
-            steps_run = self.diverged_at[i] if diverged else (stop or self.step)
+            if tracker.best_step[i] is not None:
+                final = next(r for r in records if r["step"] == tracker.best_step[i])
+            diverged = tracker.diverged_at[i] is not None
+            stop = tracker.stopped_at[i]
+            steps_run = tracker.diverged_at[i] if diverged else (stop or self.clock.step)
             out.append(
                 TrainResult(
                     label=spec.label,
@@ -508,13 +582,16 @@ class _Run:
                     curves=curves,
                     final=final,
                     diverged=diverged,
-                    diverged_at=self.diverged_at[i],
+                    diverged_at=tracker.diverged_at[i],
                     stopped_early=stop is not None and stop < self.config.steps,
-                    best_step=self.best_step[i],
+                    best_step=tracker.best_step[i],
+                    interrupted=self.interrupted and not diverged and stop is None,
                     steps_run=steps_run,
-                    seconds=self.seconds,
+                    seconds=self.clock.seconds,
+                    measurements=list(self.clock.measurements[i]),
+                    config=resolved[self.model_order[i]],
                     model=models[i],
-                    loss=loss,
+                    loss=user_module(loss),
                 )
             )
         placed: list[TrainResult] = [None] * self.m  # type: ignore[list-item]
@@ -523,11 +600,54 @@ class _Run:
         return placed
 
 
-def _execute(run: _Run) -> list[TrainResult]:
-    if run.checkpoint_path and run.config.resume and os.path.exists(run.checkpoint_path):
-        run.load(run.checkpoint_path)
-    run.run()
-    return run.results()
+def _execute(
+    run: _Run,
+    resolved: list[dict[str, Any]],
+    progress: Progress | None,
+    stop: threading.Event | None,
+) -> list[TrainResult]:
+    if stop is not None and not isinstance(stop, threading.Event):
+        raise LosslabError(f"stop must be a threading.Event, got {type(stop).__name__}")
+    if progress is not None and not callable(progress):
+        raise LosslabError(f"progress must be a callable taking a dict, got {progress!r}")
+    path = run.config.checkpoint_path
+    if run.checkpoint and run.config.resume and path and os.path.exists(path):
+        run.checkpoint.load()
+    # Divergence is the trainer's to detect (it masks the model); the losses keep their
+    # label and shape checks but do not raise on non-finite logits meanwhile.
+    with skip_finite_check():
+        run.run(progress, stop)
+        return run.results(resolved)
+
+
+def _resolve(
+    config: TrainConfig,
+    spec: ModelSpec,
+    loss: Loss,
+    model: dict[str, Any],
+    data: dict[str, Any],
+    device: torch.device,
+) -> dict[str, Any]:
+    """The fully resolved configuration of one model (``TrainResult.config``)."""
+    lr = config.lr if spec.lr is None else spec.lr
+    wd = config.weight_decay if spec.weight_decay is None else spec.weight_decay
+    train_fields = {**config.to_dict(), "lr": lr, "weight_decay": wd, "seed": spec.seed}
+    train_fields["batch_size_used"] = min(config.batch_size, data["n_train"])
+    train_fields["device"] = str(device)
+    return {
+        "train": _jsonable(train_fields),
+        "loss": {
+            "name": spec.loss_name,
+            "kwargs": _jsonable(spec.loss_kwargs),
+            "repr": repr(user_module(loss)),
+        },
+        "seed": spec.seed,
+        "lr": lr,
+        "weight_decay": wd,
+        "model": model,
+        "data": data,
+        "versions": versions(),
+    }
 
 
 def train(
@@ -535,6 +655,10 @@ def train(
     data: Any,
     loss: str | nn.Module = "log",
     config: TrainConfig | None = None,
+    *,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    measure: Sequence[Measurement] = (),
     **loss_kwargs: Any,
 ) -> TrainResult:
     """Train one model in place with the plain per-model loop.
@@ -549,6 +673,13 @@ def train(
             their scales join the optimizer.
         config: the :class:`TrainConfig` (default ``TrainConfig()``); ``config.seed`` sets
             the batch order and dropout masks.
+        progress: called with ``{"step", "steps", "models", "last_eval", "elapsed"}`` at
+            every evaluation and at most every 0.5 s between them (``last_eval``: the
+            metrics of the last evaluation, or None).
+        stop: a ``threading.Event``; once set, training stops at the next step boundary,
+            evaluates once and the result has ``interrupted=True``.
+        measure: measurement hooks (:mod:`losslab.train.measure`), recorded in
+            ``result.measurements``.
         **loss_kwargs: keyword arguments of a loss given by name.
 
     Returns:
@@ -562,21 +693,16 @@ def train(
     """
     config = config or TrainConfig()
     spec = ModelSpec(loss=loss, seed=config.seed, loss_kwargs=loss_kwargs)
+    measure = check_measurements(measure)
     device = resolve_device(config.device)
     train_data = as_train_data(data, device, config.torch_dtype)
-    run = _Run(
-        [model],
-        [_build_loss(spec)],
-        [spec],
-        train_data,
-        config,
-        device,
-        "loop",
-        config.lr,
-        config.weight_decay,
-        config.checkpoint_path,
+    check_start([model], train_data, config.checkpoint_path)
+    built = _build_loss(spec)
+    resolved = _resolve(
+        config, spec, built, _describe_model(model), _describe_data(data, train_data), device
     )
-    return _execute(run)[0]
+    run = _Run([model], [built], [spec], train_data, config, device, "loop", measure)
+    return _execute(run, [resolved], progress, stop)[0]
 
 
 def train_many(
@@ -584,13 +710,17 @@ def train_many(
     specs: Sequence[ModelSpec | tuple | str],
     data: Any,
     config: TrainConfig | None = None,
+    *,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    measure: Sequence[Measurement] = (),
 ) -> list[TrainResult]:
     """Train M models of one architecture at once, as one batched computation.
 
     Models with the same seed start from identical weights and see identical batches
-    whatever their loss (common random numbers); their losses differ. Models that share
-    learning rate and weight decay form one stack (one computation); different values
-    give one stack per distinct (lr, weight decay), run one after another.
+    whatever their loss, learning rate or weight decay (common random numbers). All M
+    models form ONE stack: per-model learning rates and weight decays are (M, 1, ...)
+    tensors of the optimizer step (:mod:`losslab.train.optim`), not separate runs.
 
     Args:
         model: ``seed -> nn.Module``, e.g. ``lambda s: mlp(2, [200] * 5, 4, seed=s)``; every
@@ -600,14 +730,17 @@ def train_many(
         data: as in :func:`train`.
         config: the shared :class:`TrainConfig` (default ``TrainConfig()``); ``engine``
             picks ``"stack"`` (default) or ``"loop"`` (the per-model reference).
+        progress, stop, measure: as in :func:`train` (``last_eval`` holds the mean over
+            the models still training).
 
     Returns:
         M :class:`TrainResult` s in the order of ``specs``.
 
     Example:
-        >>> specs = [ModelSpec(loss, seed) for loss in ("log", "hinge") for seed in range(5)]
+        >>> specs = [ModelSpec(loss, seed, lr=lr) for loss in ("log", "hinge")
+        ...          for seed in range(5) for lr in (1e-4, 3e-5)]
         >>> results = train_many(lambda s: mlp(2, [200] * 5, 4, seed=s), specs, data,
-        ...                      TrainConfig(lr=3e-5, batch_size=50, steps=60_000))
+        ...                      TrainConfig(batch_size=50, steps=60_000))
     """
     config = config or TrainConfig()
     specs = [_as_spec(s) for s in specs]
@@ -615,46 +748,31 @@ def train_many(
         raise LosslabError("train_many needs at least one ModelSpec")
     if not callable(model):
         raise LosslabError("model must be a callable seed -> nn.Module (e.g. a lambda)")
+    measure = check_measurements(measure)
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
         for i, s in enumerate(specs):
             s.label = f"{s.label}#{i}"
     device = resolve_device(config.device)
     train_data = as_train_data(data, device, config.torch_dtype)
-    cohorts: dict[tuple[float, float], list[int]] = {}
-    for i, s in enumerate(specs):
-        lr = config.lr if s.lr is None else s.lr
-        wd = config.weight_decay if s.weight_decay is None else s.weight_decay
-        cohorts.setdefault((lr, wd), []).append(i)
-    results: list[TrainResult | None] = [None] * len(specs)
+    built = []
+    for spec in specs:
+        net = model(spec.seed)
+        if not isinstance(net, nn.Module):
+            raise LosslabError(
+                f"model({spec.seed}) returned a {type(net).__name__}, not an nn.Module"
+            )
+        built.append(net)
+    check_start(built, train_data, config.checkpoint_path)
     losses = _distinct_losses(specs)
-    for k, ((lr, wd), idx) in enumerate(cohorts.items()):
-        path = config.checkpoint_path
-        if path and len(cohorts) > 1:
-            path = f"{path}.{k}"
-        built = []
-        for i in idx:
-            net = model(specs[i].seed)
-            if not isinstance(net, nn.Module):
-                raise LosslabError(
-                    f"model({specs[i].seed}) returned a {type(net).__name__}, not an nn.Module"
-                )
-            built.append(net)
-        run = _Run(
-            built,
-            [losses[i] for i in idx],
-            [specs[i] for i in idx],
-            train_data,
-            config,
-            device,
-            config.engine,
-            lr,
-            wd,
-            path,
-        )
-        for i, result in zip(idx, _execute(run), strict=True):
-            results[i] = result
-    return results  # type: ignore[return-value]
+    described = _describe_model(built[0])
+    data_description = _describe_data(data, train_data)
+    resolved = [
+        _resolve(config, s, loss, described, data_description, device)
+        for s, loss in zip(specs, losses, strict=True)
+    ]
+    run = _Run(built, losses, specs, train_data, config, device, config.engine, measure)
+    return _execute(run, resolved, progress, stop)
 
 
 def _as_spec(spec: ModelSpec | tuple | str) -> ModelSpec:
@@ -676,17 +794,17 @@ def _as_spec(spec: ModelSpec | tuple | str) -> ModelSpec:
     )
 
 
-def _distinct_losses(specs: list[ModelSpec]) -> list[nn.Module]:
+def _distinct_losses(specs: list[ModelSpec]) -> list[Loss]:
     """One loss module per model; a module object given twice is copied (own state)."""
     seen: set[int] = set()
     out = []
     for spec in specs:
         loss = _build_loss(spec)
-        if id(loss) in seen:
-            loss = copy.deepcopy(loss)
-        seen.add(id(loss))
+        if id(user_module(loss)) in seen:
+            loss = as_loss(copy.deepcopy(user_module(loss)))
+        seen.add(id(user_module(loss)))
         out.append(loss)
     return out
 
 
-__all__ = ["CURVE_KEYS", "TrainResult", "train", "train_many"]
+__all__ = ["CURVE_KEYS", "RESULT_SCHEMA", "TrainResult", "train", "train_many", "versions"]

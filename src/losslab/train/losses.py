@@ -1,5 +1,9 @@
 """Per-model losses of M models computed with as few calls as possible.
 
+The trainer sees every loss through the declared interface :class:`losslab.losses.Loss`
+(``per_sample``, ``requires_scale``, ``attach``, ``predict_logits``); a plain
+``nn.Module`` ``(logits, target) -> scalar`` of a user is wrapped in :class:`ModuleLoss`.
+
 Models whose losses are the same plain function (same registry name and keyword
 arguments, no trainable or per-model state, mean reduction, no class weights) are
 evaluated in ONE call on their stacked logits (G * N, C): per-sample values, then a mean
@@ -10,13 +14,41 @@ scales R1/R2/R_s, user modules) is called once per model on logits (N, C).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from losslab.errors import LosslabError
-from losslab.losses import ClassificationLoss
+from losslab.losses import ClassificationLoss, Loss
+from losslab.losses.two_scale import TwoScaleLoss, TwoScaleSeparationLoss
+
+
+class ModuleLoss(Loss):
+    """A user's plain ``nn.Module`` loss ``(logits (N, C), target (N,)) -> ()`` as a
+    :class:`~losslab.losses.Loss` (no scale, identity ``predict_logits``).
+
+    Args:
+        module: the user's module (kept by reference, trained in place if it has
+            parameters).
+    """
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.module(logits, target)
+
+
+def as_loss(loss: nn.Module) -> Loss:
+    """``loss`` itself when it is a :class:`~losslab.losses.Loss`, else a :class:`ModuleLoss`."""
+    return loss if isinstance(loss, Loss) else ModuleLoss(loss)
+
+
+def user_module(loss: Loss) -> nn.Module:
+    """The module the caller gave (inverse of :func:`as_loss`)."""
+    return loss.module if isinstance(loss, ModuleLoss) else loss
 
 
 def _groupable(loss: nn.Module) -> bool:
@@ -46,34 +78,43 @@ def plan_order(losses: Sequence[nn.Module], keys: Sequence[object]) -> list[int]
     return [i for idx in groups.values() for i in idx] + singles
 
 
+class LossRun(NamedTuple):
+    """A run of consecutive models whose losses are computed in one step of the plan."""
+
+    start: int
+    count: int
+    grouped: bool
+
+
 class LossPlan:
     """Computes the (M,) vector of per-model losses.
 
     Args:
-        losses: the M loss modules, already in :func:`plan_order` (each model its own
-            module; modules of one group share their configuration).
+        losses: the M losses (:class:`~losslab.losses.Loss`), already in
+            :func:`plan_order` (each model its own module; modules of one group share
+            their configuration).
         keys: one hashable per model; consecutive models with equal keys and a groupable
             loss are computed together.
     """
 
-    def __init__(self, losses: Sequence[nn.Module], keys: Sequence[object]):
+    def __init__(self, losses: Sequence[Loss], keys: Sequence[object]):
         self.losses = list(losses)
         for i, loss in enumerate(self.losses):
-            if getattr(loss, "reduction", "mean") == "none":
+            if isinstance(loss, ClassificationLoss) and loss.reduction == "none":
                 raise LosslabError(
                     f"loss {i} ({type(loss).__name__}) has reduction='none'; the trainer needs "
                     "a scalar per model: use reduction='mean' (default) or 'sum'"
                 )
-        self.needs_scale = any(getattr(loss, "requires_scale", False) for loss in self.losses)
-        # Runs of consecutive models: (start, count, grouped?).
-        self.runs: list[tuple[int, int, bool]] = []
+        self.scaled = [loss.requires_scale for loss in self.losses]
+        self.needs_scale = any(self.scaled)
+        self.runs: list[LossRun] = []
         for i, (loss, key) in enumerate(zip(self.losses, keys, strict=True)):
             grouped = _groupable(loss)
             last = self.runs[-1] if self.runs else None
-            if grouped and last is not None and last[2] and keys[last[0]] == key:
-                self.runs[-1] = (last[0], last[1] + 1, True)
+            if grouped and last is not None and last.grouped and keys[last.start] == key:
+                self.runs[-1] = last._replace(count=last.count + 1)
             else:
-                self.runs.append((i, 1, grouped))
+                self.runs.append(LossRun(i, 1, grouped))
 
     def __call__(
         self,
@@ -99,13 +140,48 @@ class LossPlan:
             t = target if shared else target.narrow(0, start, g)
             loss = self.losses[start]
             if grouped:
-                onehot = F.one_hot(t, c).to(logits.dtype)
-                if shared:
-                    onehot = onehot.expand(g, n, c)
-                values = loss.per_sample(z.reshape(g * n, c), onehot.reshape(g * n, c))
+                labels = t.expand(g, n) if shared else t
+                values = loss.per_sample(z.reshape(g * n, c), labels.reshape(g * n))
                 pieces.append(values.view(g, n).mean(1))
-            elif getattr(loss, "requires_scale", False):
+            elif self.scaled[start]:
                 pieces.append(loss(z[0], t if shared else t[0], scale=scales[start]).reshape(1))
             else:
                 pieces.append(loss(z[0], t if shared else t[0]).reshape(1))
         return torch.cat(pieces) if len(pieces) > 1 else pieces[0]
+
+    def predict(self, logits: torch.Tensor, scales: torch.Tensor | None = None) -> torch.Tensor:
+        """Prediction logits of every model through its loss's ``predict_logits``, (M, N, C).
+
+        Identity for every loss but the two-scale ones (R1 z / R, Berlyand et al. 2021
+        section 2.3); grouped losses are plain functions of the logits, so their slice is
+        kept as it is.
+        """
+        pieces = []
+        for start, g, grouped in self.runs:
+            z = logits.narrow(0, start, g)
+            loss = self.losses[start]
+            if grouped:
+                pieces.append(z)
+            elif self.scaled[start]:
+                pieces.append(loss.predict_logits(z[0], scale=scales[start]).unsqueeze(0))
+            else:
+                pieces.append(loss.predict_logits(z[0]).unsqueeze(0))
+        return torch.cat(pieces) if len(pieces) > 1 else pieces[0]
+
+
+def loss_scales(loss: Loss) -> dict[str, float]:
+    """The current scales of a two-scale loss ({"R1", "R2"}, {"R_s"} or {"R_s", "R0"});
+    {} for every other loss (Berlyand et al. 2021, section 2.3)."""
+    if isinstance(loss, TwoScaleLoss):
+        if not loss._ready:
+            return {}
+        out = {"R1": float(loss.r1.detach())}
+        if not loss.baseline:
+            out["R2"] = float(loss.r2.detach())
+        return out
+    if isinstance(loss, TwoScaleSeparationLoss):
+        out = {"R_s": float(loss.rs.detach())}
+        if loss.requires_scale and loss._ready:
+            out["R0"] = float(loss.r0.detach())
+        return out
+    return {}

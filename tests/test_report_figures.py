@@ -1,0 +1,184 @@
+"""Report figures: the loss shapes against closed forms and finite differences, and the
+data each figure draws against NumPy recomputations from a real tiny study."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from scipy import stats as sps
+
+from losslab.losses import LOSSES
+from losslab.losses.two_scale import TWO_SCALE_LOSSES
+from losslab.report import figures as F
+from losslab.report.style import series_style
+
+
+def _shapes(outputs, names=None):
+    names = names or list(LOSSES)
+    data = F.loss_shape_data([(n, n, {}) for n in names], np.asarray(outputs, dtype=float))
+    return {n: g for n, g in data.groupby("loss")}
+
+
+def test_loss_shapes_match_closed_forms():
+    o = np.array([-3.0, -0.5, 0.7, 2.0])
+    shapes = _shapes(o, ["log", "expectation", "l2", "hinge"])
+    p_c = np.exp(o) / (np.exp(o) + 3)  # softmax of (o, 0, 0, 0), class 0
+    # float64 throughout: a few ulps of the exp/log chain, far inside 1e-12 relative
+    np.testing.assert_allclose(shapes["log"]["value"], -np.log(p_c), rtol=1e-12)
+    np.testing.assert_allclose(shapes["log"]["derivative"], p_c - 1, rtol=1e-12)
+    np.testing.assert_allclose(shapes["expectation"]["value"], 2 - 2 * p_c, rtol=1e-12)
+    np.testing.assert_allclose(shapes["expectation"]["derivative"], -2 * p_c * (1 - p_c),
+                               rtol=1e-12)
+    # l2 on logits (o, 0, 0, 0) with target (1, 0, 0, 0): (1 - o)^2, exact in float64
+    np.testing.assert_allclose(shapes["l2"]["value"], (1 - o) ** 2, rtol=1e-15)
+    np.testing.assert_allclose(shapes["l2"]["derivative"], 2 * (o - 1), rtol=1e-15)
+    # hinge: max(0, 1/2 - o) for the correct class + 3 * max(0, 1/2 + 0) for the others
+    np.testing.assert_allclose(shapes["hinge"]["value"], np.maximum(0, 0.5 - o) + 1.5)
+    np.testing.assert_allclose(shapes["hinge"]["derivative"], np.where(o < 0.5, -1.0, 0.0))
+
+
+def test_panels_put_probability_losses_apart_from_raw_output_losses():
+    data = F.loss_shape_data([(n, n, {}) for n in LOSSES], np.array([0.3]))
+    kind = dict(zip(data["loss"], data["kind"], strict=True))
+    assert {n for n, k in kind.items() if k == F.RAW} == {
+        "l1", "l2", "hinge", "squared_hinge", "cubed_hinge"}
+    assert kind["log"] == kind["two_scale"] == kind["alpha"] == F.PROBABILITY
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_loss_derivative_matches_finite_differences(name):
+    # away from the hinges' kinks (o = 1/2) and, for two-scale at R = 1, from eta = 1
+    o = np.array([-2.3, -0.4, 0.3, 1.7, 3.1])
+    h = 1e-6
+    d = _shapes(o, [name])[name]["derivative"].to_numpy()
+    up = _shapes(o + h, [name])[name]["value"].to_numpy()
+    down = _shapes(o - h, [name])[name]["value"].to_numpy()
+    # central difference: truncation O(h^2 f''') ~ 1e-12, rounding ~ eps * |f| / h ~ 1e-10
+    np.testing.assert_allclose(d, (up - down) / (2 * h), rtol=1e-5, atol=1e-7)
+
+
+def test_two_scale_switches_scale_at_eta():
+    # at R = 1: R1 = 1 below eta (plain log loss), R2 = 10 above it (log loss of 10 o)
+    o = np.array([0.5, 1.5])
+    v = _shapes(o, ["two_scale"])["two_scale"]["value"].to_numpy()
+    assert v[0] == pytest.approx(-np.log(np.exp(0.5) / (np.exp(0.5) + 3)), rel=1e-12)
+    assert v[1] == pytest.approx(-np.log(np.exp(15.0) / (np.exp(15.0) + 3)), rel=1e-9)
+    assert set(TWO_SCALE_LOSSES) <= set(LOSSES)
+
+
+def test_loss_shapes_figure_has_a_line_per_loss_and_both_panels():
+    data = F.loss_shape_data([(n, n, {}) for n in LOSSES])
+    fig = F.loss_shapes(data)
+    axes = fig.axes
+    assert len(axes) == 4
+    raw = data[data["kind"] == F.RAW]["loss"].nunique()
+    prob = data[data["kind"] == F.PROBABILITY]["loss"].nunique()
+    assert sorted(len(ax.get_lines()) for ax in axes) == sorted([raw + 1, raw + 1, prob + 1,
+                                                                 prob + 1])  # +1: the o = 0 rule
+
+
+def test_series_styles_differ_without_colour():
+    pairs = {(series_style(i)["linestyle"], series_style(i)["marker"]) for i in range(20)}
+    assert len(pairs) == 20
+
+
+@functools.lru_cache(maxsize=1)
+def _study():
+    from report_results import tiny_results
+
+    return tiny_results()
+
+
+@pytest.mark.slow
+def test_learning_curves_draw_the_seed_mean_and_t_band():
+    r = _study()
+    cells, curves = r.cells(), r.curves()
+    part = cells[cells["label_noise_rate"] == 0.0]
+    fig = F.learning_curves(part, curves)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[1]  # test accuracy
+    assert ax.get_title() == "test accuracy"
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == set(part["loss"])
+    for loss, line in lines.items():
+        ids = part[part["loss"] == loss]["cell_id"]
+        c = curves[(curves["metric"] == "test_accuracy") & curves["cell_id"].isin(ids)]
+        table = c.pivot(index="step", columns="cell_id", values="value")
+        np.testing.assert_allclose(line.get_xdata(), table.index.to_numpy())
+        np.testing.assert_allclose(line.get_ydata(), table.mean(axis=1), rtol=1e-12)
+    # the band: mean +/- t_{0.975, n-1} s / sqrt(n) over the 2 seeds
+    band = ax.collections[0].get_paths()[0].vertices
+    ids = part[part["loss"] == part["loss"].iloc[0]]["cell_id"]
+    c = curves[(curves["metric"] == "test_accuracy") & curves["cell_id"].isin(ids)]
+    table = c.pivot(index="step", columns="cell_id", values="value")
+    half = sps.t.ppf(0.975, 1) * table.std(axis=1, ddof=1) / np.sqrt(2)
+    top = table.mean(axis=1) + half
+    assert np.max(band[:, 1]) == pytest.approx(top.max(), rel=1e-9)
+
+
+@pytest.mark.slow
+def test_heat_map_shows_the_pooled_mean_and_ci():
+    cells = _study().cells()
+    fig = F.heat_map(cells, "loss", "label_noise_rate")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    for (loss, rate), g in cells.groupby(["loss", "label_noise_rate"]):
+        x = g["test_accuracy"].to_numpy()
+        half = sps.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+        assert f"{x.mean():.3f}\n± {half:.3f}" in texts, (loss, rate)
+
+
+@pytest.mark.slow
+def test_measurement_figures_draw_the_recorded_values():
+    r = _study()
+    cells, meas = r.cells(), r.measurements()
+    fig = F.measurement_curve(cells, meas, ["train_top_k", "test_top_k"], "k")
+    (ax,) = fig.axes  # only the test split was recorded
+    assert ax.get_title() == "test: top-k accuracy"
+    for line in ax.get_lines():
+        ids = cells[cells["loss"] == line.get_label()]["cell_id"]
+        m = meas[(meas["name"] == "test_top_k") & meas["cell_id"].isin(ids)]
+        expected = m.assign(k=m["index"].astype(float)).groupby("k")["value"].mean()
+        np.testing.assert_allclose(line.get_xdata(), expected.index)
+        np.testing.assert_allclose(line.get_ydata(), expected.to_numpy(), rtol=1e-12)
+    # top-k with k = C = 4 classes counts every sample: exactly 1
+    assert all(line.get_ydata()[-1] == 1.0 for line in ax.get_lines())
+    fig = F.trajectories(cells, meas, "loss_scale", "loss", "scale", log_y=True)
+    (ax,) = [a for a in fig.axes if a.get_visible()]
+    assert {line.get_label() for line in ax.get_lines()} == {"R1", "R2"}
+    points = pd.DataFrame({"x0": [0.0, 0.5], "x1": [0.1, -0.2], "label": [0, 3]})
+    part = cells[cells["label_noise_rate"] == 0.0]
+    fig = F.decision_boundaries(part, meas, points)
+    shown = [a for a in fig.axes if a.get_visible()]
+    assert [a.get_title() for a in shown] == list(dict.fromkeys(part["loss"]))
+    # the image is the seed-0 cell's grid: row i along x1, column j along x0
+    first = part.sort_values("seed", kind="stable").iloc[0]
+    rows = meas[(meas["cell_id"] == first["cell_id"]) & (meas["name"] == "boundary")]
+    ij = rows["index"].str.split(",", expand=True).astype(int)
+    expected = np.zeros((21, 21))
+    expected[ij[0], ij[1]] = rows["value"]
+    np.testing.assert_array_equal(shown[0].get_images()[0].get_array(), expected)
+    assert shown[0].get_images()[0].get_extent() == [-1.1, 1.1, -1.1, 1.1]
+    fig = F.histograms(cells, meas, ["test_max_p"])
+    for line in fig.axes[0].get_lines():
+        ids = cells[cells["loss"] == line.get_label()]["cell_id"]
+        counts = meas[(meas["name"] == "test_max_p") & meas["cell_id"].isin(ids)]
+        total = counts.groupby("index", sort=False)["value"].sum().to_numpy()
+        # drawn as shares of the summed counts, the last bin repeated to close the step
+        np.testing.assert_allclose(line.get_ydata()[:-1], total / total.sum(), rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_speed_of_learning_is_the_window_mean_of_each_curve():
+    r = _study()
+    cells, curves = r.cells(), r.curves()
+    speed = F.speed_data(cells, curves, "train_accuracy")
+    row = speed.iloc[0]
+    c = curves[(curves["cell_id"] == row["cell_id"]) & (curves["metric"] == "train_accuracy")]
+    steps, acc = c["step"].to_numpy(), c["value"].to_numpy()
+    lo, hi = max(int(steps[0]), round(0.1 * steps[-1])), int(steps[-1])
+    grid = np.arange(lo, hi + 1)  # every iteration of the window, linearly interpolated
+    assert row["value"] == pytest.approx(np.interp(grid, steps, acc).mean(), rel=1e-9)
