@@ -190,10 +190,17 @@ def test_train_matches_a_plain_pytorch_loop(digits):
         loss.backward()
         opt.step()
     for p, q in zip(result.model.parameters(), reference.parameters(), strict=True):
+        # Same float64 ops except fused vs foreach Adam and the engine's own matmul paths:
+        # each of the 15 steps rounds sums of <= 64 terms to gamma_64 = 64 * 2**-53 ~ 7e-15
+        # relative, ~1e-13 after 15 steps. Adam divides by sqrt(v_hat) + eps, which turns a
+        # gradient error into an update error of at most lr * dg / (sqrt(v_hat) + eps); where
+        # |g| is tiny that factor can reach ~1e3-1e4, hence rtol 1e-9 (and atol 1e-11 for
+        # weights near zero, 1e-9 * their ~1e-2 scale).
         torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-11)
     with torch.no_grad():
         xt, yt = torch.as_tensor(digits["x_test"]), torch.as_tensor(digits["y_test"])
         acc = (reference(xt).argmax(1) == yt).double().mean().item()
+    # Accuracies are k / 100: approx's 1e-6 relative admits no differing sample.
     assert result.final["test_accuracy"] == pytest.approx(acc)
     assert result.curves["step"] == [5.0, 10.0, 15.0]
 
@@ -464,6 +471,9 @@ def test_early_stopping_restores_the_loss_scales_with_the_weights(digits):
     with torch.no_grad():
         x, y = torch.as_tensor(digits["x_dev"]), torch.as_tensor(digits["y_dev"])
         dev_loss = float(r.loss(r.model(x), y))
+    # The same weights on the same 100 dev samples, summed in other chunks: gamma_100 =
+    # 100 * 2**-53 ~ 1e-14 relative; 1e-12 leaves a factor 100 and still fails on the last
+    # step's R1, R2 (a difference of ~lr * dL/dR ~ 1e-4).
     assert dev_loss == pytest.approx(r.final["dev_loss"], rel=1e-12)
 
 

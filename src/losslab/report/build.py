@@ -114,6 +114,9 @@ def job_key(job: FigureJob, version: str) -> str:
 def _draw(job: FigureJob, folder: str) -> None:
     fig = job.draw(*job.args, **job.kwargs)
     fig.savefig(Path(folder) / job.png, dpi=DPI)
+    # the constrained layout computed for the PNG is in figure fractions and holds for the
+    # SVG too: not redoing it saves about a third of the drawing time
+    fig.set_layout_engine("none")
     fig.savefig(Path(folder) / job.svg)
 
 

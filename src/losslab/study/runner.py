@@ -139,8 +139,13 @@ def run_study(
     plan = prepare(study, cache, max_stack)
     check_compatible(out, study.name, study.path)
     stop = stop or threading.Event()
-    runner = make_executor(executor, jobs, address, cache if executor == "inprocess" else None)
     store = Store(out)
+    try:
+        runner = make_executor(executor, jobs, address,
+                               cache if executor == "inprocess" else None)
+    except BaseException:
+        store.close()
+        raise
     events = RunEvents(total=len(plan.cells), messages=list(study.notes))
     beat_stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(store, beat_stop), daemon=True)

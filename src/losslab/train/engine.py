@@ -52,7 +52,8 @@ from torch import nn
 
 import losslab
 from losslab.errors import LosslabError
-from losslab.losses import Loss, get_loss, skip_finite_check
+from losslab.losses import LOSSES, Loss, get_loss, skip_finite_check
+from losslab.registry import resolve
 from losslab.train.backends import LoopBackend, StackBackend
 from losslab.train.checks import check_start
 from losslab.train.config import ModelSpec, TrainConfig, resolve_device
@@ -225,7 +226,7 @@ def _build_loss(spec: ModelSpec) -> Loss:
 def _loss_key(spec: ModelSpec, loss: nn.Module) -> object:
     if isinstance(spec.loss, nn.Module):
         return id(loss)
-    return (spec.loss.strip().lower().replace("-", "_"), repr(sorted(spec.loss_kwargs.items())))
+    return (resolve(LOSSES, spec.loss, "loss")[0], repr(sorted(spec.loss_kwargs.items())))
 
 
 class Checkpoint:
