@@ -37,8 +37,11 @@ chromium:
 		|| echo "note: could not install chromium; the report's browser test will be skipped"; \
 	fi
 
+# The demo study (studies/demo.toml, embedded data only) into results/demo, then its report.
+# A second `make demo` finds every cell stored and only rebuilds the report.
 demo: venv
-	$(PY) -m losslab.demo --out demo-output
+	$(PY) -m losslab.cli run studies/demo.toml --out results/demo
+	$(PY) -m losslab.cli report results/demo
 
 test: venv fashion-mnist chromium
 	$(PY) -m ruff check src tests benchmarks
@@ -77,4 +80,4 @@ lint: venv
 	$(PY) -m ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-output results/demo .pytest_cache .ruff_cache

@@ -182,3 +182,43 @@ def test_speed_of_learning_is_the_window_mean_of_each_curve():
     lo, hi = max(int(steps[0]), round(0.1 * steps[-1])), int(steps[-1])
     grid = np.arange(lo, hi + 1)  # every iteration of the window, linearly interpolated
     assert row["value"] == pytest.approx(np.interp(grid, steps, acc).mean(), rel=1e-9)
+
+
+def test_superclass_bars_are_the_seed_means():
+    # rows as losslab.metrics.measurements.SuperClass writes them: index "", one per split
+    cells = pd.DataFrame({"cell_id": ["a", "b", "c", "d"], "loss": ["log", "log", "l2", "l2"],
+                          "seed": [0, 1, 0, 1], "status": "done"})
+    values = {"a": (0.5, 0.4), "b": (0.7, 0.6), "c": (0.2, 0.1), "d": (0.3, 0.25)}
+    meas = pd.DataFrame([
+        {"cell_id": c, "step": 10, "name": f"{split}_superclass_accuracy", "index": "",
+         "value": v[i]} for c, v in values.items() for i, split in enumerate(("train", "test"))
+    ])
+    fig = F.measurement_bars(cells, meas, ["train_superclass_accuracy",
+                                           "test_superclass_accuracy"])
+    bars = fig.axes[0].patches
+    heights = [b.get_height() for b in bars]
+    # log's two bars (train, test), then l2's
+    np.testing.assert_allclose(heights, [0.6, 0.5, 0.25, 0.175], rtol=1e-12)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [
+        "train: super-class accuracy", "test: super-class accuracy"]
+
+
+@pytest.mark.slow
+def test_accuracy_against_eta_has_a_point_per_eta():
+    from losslab.report.build import plan
+    from report_results import tiny_results
+
+    results = tiny_results(losses=(("two_scale", {"eta": 0.1}), ("two_scale", {"eta": 2.0}),
+                                   ("log", {})))
+    sections, _ = plan(results)
+    (job,) = [j for s in sections for j in s.jobs if j.title.startswith(
+        "Test accuracy against eta: label_noise_rate 0.0")]
+    fig = job.draw(*job.args, **job.kwargs)
+    (line,) = fig.axes[0].get_lines()
+    cells = results.cells()
+    two = cells[(cells["loss_name"] == "two_scale") & (cells["label_noise_rate"] == 0.0)]
+    expected = two.groupby(two["loss"].str.extract(r"eta=([\d.]+)")[0].astype(float))[
+        "test_accuracy"].mean()
+    np.testing.assert_allclose(line.get_xdata(), [0.1, 2.0])
+    np.testing.assert_allclose(line.get_ydata(), expected.to_numpy(), rtol=1e-12)
+    assert fig.axes[0].get_xscale() == "log"

@@ -208,3 +208,27 @@ def _stopped():
     stop = threading.Event()
     stop.set()
     return stop
+
+
+def test_a_stopped_run_keeps_finished_stacks_and_resumes(tmp_path, reference):
+    import threading
+
+    path = write(tmp_path)
+    out = tmp_path / "out"
+    stop = threading.Event()
+
+    def stop_after_two_stacks(events):
+        if events.trained >= 8:
+            stop.set()
+
+    events = run_study(load_study(path), out, device="cpu", stop=stop,
+                       on_update=stop_after_two_stacks)
+    assert events.trained == 8
+    statuses = load(out).cells().status.value_counts().to_dict()
+    assert statuses == {"done": 8, "pending": 16}
+    conn = sqlite3.connect(out / "study.sqlite")
+    assert conn.execute("SELECT outcome FROM runs").fetchall() == [("interrupted",)]
+    conn.close()
+    resumed = run_study(load_study(path), out, device="cpu")
+    assert resumed.done_before == 8 and resumed.trained == 16
+    assert_same_store(out, reference)

@@ -177,6 +177,10 @@ def test_cli_run_status_export_report(tmp_path):
     result = runner.invoke(cli.app, ["run", str(path), "--out", str(out), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "tiny: 4/4 cells stored" in result.stdout
+    # Not a terminal: plain progress lines instead of a live bar.
+    assert "4/4 cells" in result.stderr and "model-steps/s" in result.stderr
+    quiet = runner.invoke(cli.app, ["run", str(path), "--out", str(out), "--quiet"])
+    assert quiet.exit_code == 0 and quiet.stdout == "" and quiet.stderr == ""
     status = runner.invoke(cli.app, ["status", str(out), "--json"])
     counts = json.loads(status.stdout)
     assert counts == {"study": "tiny", "total": 4, "pending": 0, "running": 0, "done": 4,
@@ -223,3 +227,31 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args,
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+
+
+def test_measure_table_rows_are_stored_per_cell(tmp_path):
+    from losslab.metrics.measurements import get_measurement
+    from losslab.train import ModelSpec, train_many
+
+    text = TINY.replace("lr = [1e-2, 3e-2]", "lr = 1e-2") + "\n[measure]\ngrad_norms = true\n"
+    run_study(load_study(write(tmp_path, text)), tmp_path / "out", device="cpu")
+    res = load(tmp_path / "out")
+    rows = res.measurements()
+    cells = res.cells()
+    assert set(rows.cell_id) == set(cells.cell_id)
+    # Reference: the engine called directly with the same measurement on the same stack.
+    data = load_dataset("checkerboard", n_train=120, n_test=80)
+    specs = [ModelSpec(r.loss_name, int(r.seed), lr=1e-2, weight_decay=0.0)
+             for r in cells.itertuples()]
+    direct = train_many(
+        lambda s: for_data("mlp", data.input_shape, data.num_classes, hidden=[8], seed=s),
+        specs, data, TrainConfig(batch_size=20, steps=12, eval_every=4, device="cpu"),
+        measure=[get_measurement("grad_norms")])
+    for row, result in zip(cells.itertuples(), direct, strict=True):
+        mine = rows[rows.cell_id == row.cell_id]
+        assert len(mine) == len(result.measurements) > 0
+        for (step, name, index, value), got in zip(result.measurements, mine.itertuples(),
+                                                   strict=True):
+            assert (got.step, got.name, got.index) == (step, name, index)
+            # Same stack, same order of operations: the stored value is the engine's.
+            assert got.value == value

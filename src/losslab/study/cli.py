@@ -171,6 +171,8 @@ def _dry_run(study, out: Path | None, device: str, max_stack: int) -> None:
 
     cache = DataCache()
     plan = prepare(study, cache, max_stack)
+    for note in study.notes:
+        typer.echo(note)
     where = out if out is not None else default_out(study)
     stored = 0
     if read_meta(where) is not None:

@@ -1,9 +1,10 @@
-"""The time a plan will take on this machine, from two short timed runs per group.
+"""The time a plan will take on this machine, from three short timed runs per group.
 
 For each group (cells sharing data, architecture and schedule) its largest stack is trained
-for ``a`` and ``b`` steps; the difference gives the time of one step of that stack and the
-rest the cost of set-up plus one evaluation. A stack of S steps with E evaluations is then
-estimated at ``S * step + E * evaluation``, scaled by its size relative to the timed stack.
+for ``a`` steps with one evaluation, ``b`` steps with one evaluation and ``b`` steps with
+two: the differences give the time of one step and of one evaluation, the rest is set-up.
+A stack of S steps with E evaluations is estimated at ``setup + S * step + E * evaluation``,
+the step and evaluation parts scaled by its size relative to the timed stack.
 """
 
 from __future__ import annotations
@@ -17,40 +18,43 @@ from losslab.study.plan import Plan
 
 
 def estimate_seconds(plan: Plan, cache: DataCache, device: str, a: int = 2,
-                     b: int = 6) -> list[float]:
+                     b: int = 8) -> list[float]:
     """Estimated seconds of every stack of ``plan`` (in-process, this machine).
 
     Args:
         plan: the expanded study.
         cache: its datasets.
         device: where it would run.
-        a, b: the step counts of the two timed runs (a < b).
+        a, b: the step counts of the timed runs (a < b, b even).
 
     Returns:
-        One estimate per ``plan.groups`` entry.
+        One estimate per ``plan.groups`` entry (timings on a busy machine are noisy).
     """
     from losslab.train import resolve_device
 
     device = str(resolve_device(device))
-    timed: dict[str, tuple[float, float, int]] = {}
+    timed: dict[str, tuple[float, float, float, int]] = {}
     for group in plan.groups:
         key = group.stack_id.rsplit("-", 1)[0]
-        if key in timed and len(group.cells) <= timed[key][2]:
+        if key in timed and len(group.cells) <= timed[key][3]:
             continue
         task = make_task(group, [c.cell_id for c in group.cells], device, [])
         seconds = []
-        for steps in (a, b):
+        for steps, every in ((a, a), (b, b), (b, b // 2)):
             trial = copy.deepcopy(task)
-            trial["train"].update(steps=steps, eval_every=steps, patience=None)
+            trial["train"].update(steps=steps, eval_every=every, patience=None)
             start = time.perf_counter()
             train_task(trial, cache)
             seconds.append(time.perf_counter() - start)
         step = max(seconds[1] - seconds[0], 0.0) / (b - a)
-        timed[key] = (step, max(seconds[0] - a * step, 0.0), len(group.cells))
+        evaluation = max(seconds[2] - seconds[1], 0.0)
+        setup = max(seconds[0] - a * step - evaluation, 0.0)
+        timed[key] = (setup, step, evaluation, len(group.cells))
     out = []
     for group in plan.groups:
-        step, evaluation, size = timed[group.stack_id.rsplit("-", 1)[0]]
+        setup, step, evaluation, size = timed[group.stack_id.rsplit("-", 1)[0]]
         train = group.config["train"]
         evaluations = math.ceil(train["steps"] / train["eval_every"])
-        out.append((train["steps"] * step + evaluations * evaluation) * len(group.cells) / size)
+        work = train["steps"] * step + evaluations * evaluation
+        out.append(setup + work * len(group.cells) / size)
     return out

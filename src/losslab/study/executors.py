@@ -101,12 +101,6 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, **kwa
     return for_data(name, input_shape, num_classes, **kwargs)
 
 
-def _engine_options() -> set[str]:
-    from losslab.train import train_many
-
-    return set(inspect.signature(train_many).parameters)
-
-
 def train_task(task: Task, cache: DataCache, progress: Callable[[dict], None] | None = None,
                stop: threading.Event | None = None) -> list[Outcome]:
     """Train the cells of ``task`` as ONE train_many stack and return their outcomes.
@@ -150,23 +144,15 @@ def train_task(task: Task, cache: DataCache, progress: Callable[[dict], None] | 
             )
             for c in task["cells"]
         ]
-        accepted = _engine_options()
-        extra: dict[str, Any] = {}
-        if "progress" in accepted:
-            extra["progress"] = progress
-        if "stop" in accepted:
-            extra["stop"] = stop
-        measure = _measurements(task["measure"])
-        if measure and "measure" in accepted:
-            extra["measure"] = measure
-        results = train_many(build, specs, data, config, **extra)
+        results = train_many(build, specs, data, config, progress=progress, stop=stop,
+                             measure=_measurements(task["measure"]))
     except Exception as err:  # noqa: BLE001 - a failed stack is recorded, the study goes on
         error = _one_line(err)
         return [{"cell_id": c["cell_id"], "status": "failed", "error": error,
                  "device": task["device"]} for c in task["cells"]]
     out = []
     for cell, result in zip(task["cells"], results, strict=True):
-        if getattr(result, "interrupted", False):
+        if result.interrupted:
             status = "interrupted"
         else:
             status = "diverged" if result.diverged else "done"
@@ -178,7 +164,7 @@ def train_task(task: Task, cache: DataCache, progress: Callable[[dict], None] | 
                 "diverged_at": result.diverged_at,
                 "final": dict(result.final),
                 "curves": {k: list(v) for k, v in result.curves.items()},
-                "measurements": [tuple(r) for r in getattr(result, "measurements", [])],
+                "measurements": [tuple(r) for r in result.measurements],
                 "seconds": result.seconds,
                 "steps_run": result.steps_run,
                 "best_step": result.best_step,

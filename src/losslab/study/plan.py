@@ -417,7 +417,7 @@ def _stacks(cells: list[Cell], max_stack: int) -> list[Group]:
 
 
 def _resolve_measure(measure: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``[measure]`` entries that run: only where the measurement registry exists."""
+    """The ``[measure]`` entries that run (a cell's key covers what it records)."""
     if measurement_registry() is None:
         return {}
     return {k: (v if isinstance(v, dict) else {}) for k, v in measure.items() if v is not False}

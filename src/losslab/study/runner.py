@@ -139,9 +139,14 @@ def run_study(
     plan = prepare(study, cache, max_stack)
     check_compatible(out, study.name, study.path)
     stop = stop or threading.Event()
-    runner = make_executor(executor, jobs, address, cache if executor == "inprocess" else None)
     store = Store(out)
-    events = RunEvents(total=len(plan.cells))
+    try:
+        runner = make_executor(executor, jobs, address,
+                               cache if executor == "inprocess" else None)
+    except BaseException:
+        store.close()
+        raise
+    events = RunEvents(total=len(plan.cells), messages=list(study.notes))
     beat_stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(store, beat_stop), daemon=True)
     outcome = "finished"

@@ -215,10 +215,13 @@ class Study:
         spec: the :class:`StudySpec` with the scale's overrides applied.
         path: the study file; ``text``: its content as read; ``scale``: the applied scale
             (None: the file as written).
+        notes: what the runner should tell the user before it starts (e.g. a dataset
+            replaced by its fallback, see :func:`use_fallbacks`).
     """
 
     def __init__(self, spec: StudySpec, path: Path, text: str, scale: str | None):
         self.spec, self.path, self.text, self.scale = spec, path, text, scale
+        self.notes: list[str] = []
 
     @property
     def name(self) -> str:
@@ -258,7 +261,7 @@ def load_study(path: str | Path, scale: str | None = None) -> Study:
         scale: a key of the file's ``[scales]`` table, or None for the file as written.
 
     Returns:
-        The :class:`Study` at that scale.
+        The :class:`Study` at that scale, dataset fallbacks resolved (:func:`use_fallbacks`).
 
     Raises:
         StudyFileError: one line naming the file, the field and the fix.
@@ -285,7 +288,7 @@ def load_study(path: str | Path, scale: str | None = None) -> Study:
         if name == scale:
             chosen = study
     assert chosen is not None
-    return chosen
+    return use_fallbacks(chosen)
 
 
 # ----------------------------------------------------------------- semantic checks
@@ -388,7 +391,11 @@ def check_study(study: Study) -> None:
             except LosslabError as err:
                 raise study.fail(at, str(err)) from None
             factory = registries[kind][key]
+            options = item.options
             if kind == "dataset":
+                options = {k: v for k, v in item.options.items() if k != "fallback"}
+                if "fallback" in item.options:
+                    _check_fallback(study, at, item.options["fallback"], options)
                 source, open_kw = _accepted(factory, ("root", "rng"))
                 common, _ = _accepted(load_dataset, ("name", *_DATASET_RESERVED))
                 named, reserved = [*common, *source], _DATASET_RESERVED
@@ -397,7 +404,7 @@ def check_study(study: Study) -> None:
                 params, open_kw = _accepted(factory, skip)
                 named = list(params)
                 reserved = _MODEL_RESERVED if kind == "model" else {}
-            _check_options(study, at, f"{kind} {key!r}", item.options, named, open_kw, reserved)
+            _check_options(study, at, f"{kind} {key!r}", options, named, open_kw, reserved)
             try:
                 # Cheap objects are built, so their own checks judge the values; models and
                 # datasets are built at run time, before anything is stored.
@@ -414,6 +421,55 @@ def check_study(study: Study) -> None:
     _check_measure(study)
     _check_exclude(study)
     check_tune(study)
+
+
+def _check_fallback(study: Study, at: str, fallback: Any, options: dict[str, Any]) -> None:
+    """``fallback`` must name a dataset that takes the entry's other options too."""
+    from losslab.data import DATASETS, load_dataset
+
+    if not isinstance(fallback, str):
+        raise study.fail(f"{at}.fallback", f"must be a dataset name, e.g. fallback = "
+                         f"\"fashion_mnist\", got {fallback!r}")
+    try:
+        key = registry_key("dataset", fallback)
+    except LosslabError as err:
+        raise study.fail(f"{at}.fallback", str(err)) from None
+    source, open_kw = _accepted(DATASETS[key], ("root", "rng"))
+    common, _ = _accepted(load_dataset, ("name", *_DATASET_RESERVED))
+    _check_options(study, f"{at}.fallback", f"dataset {key!r}", options, [*common, *source],
+                   open_kw, _DATASET_RESERVED)
+
+
+def use_fallbacks(study: Study) -> Study:
+    """The study with each dataset entry that names a ``fallback`` resolved to the data used.
+
+    ``{name = "mnist", fallback = "fashion_mnist"}`` stays MNIST when its files are found
+    (or downloaded by the data layer); otherwise the entry becomes Fashion-MNIST with the
+    same options, and ``study.notes`` says so. Cells, results and reports then carry the
+    dataset that actually ran. Entries without ``fallback`` are left as they are.
+    """
+    from losslab.data import load_dataset
+
+    items, notes = [], []
+    for i, item in enumerate(study.spec.datasets):
+        options = {k: v for k, v in item.options.items() if k != "fallback"}
+        fallback = item.options.get("fallback")
+        name = item.name
+        if fallback is not None:
+            load_options = dict(options)
+            try:
+                load_dataset(item.name, load_options.pop("root", None), **load_options)
+            except LosslabError as err:
+                reason = str(err).splitlines()[0]
+                reason = reason if len(reason) <= 100 else reason[:97] + "..."
+                notes.append(f"datasets[{i}]: {item.name} is not available ({reason}); "
+                              f"running on its fallback {fallback}")
+                name = fallback
+        items.append(Item(name=name, options=options))
+    resolved = Study(study.spec.model_copy(update={"datasets": items}), study.path, study.text,
+                     study.scale)
+    resolved.notes = [*study.notes, *notes]
+    return resolved
 
 
 def _check_train(study: Study, train_config: type) -> None:
