@@ -75,6 +75,11 @@ def check_number(value: object, what: str, **bounds: Any) -> float:
     return check_real(what, value, **bounds)
 
 
+def check_probability(probability: object) -> str:
+    """``"softmax"`` (p = softmax(o)) or ``"sigmoid"`` (p = sigmoid(o), element-wise)."""
+    return check_choice("probability", probability, PROBABILITIES)
+
+
 def check_validate(validate: object) -> bool | str:
     """``True`` (cheap checks), ``False`` (shapes only) or ``"full"`` (debug, synchronises)."""
     if validate is True or validate is False or validate == "full":
@@ -450,7 +455,7 @@ class ProbabilityLoss(ClassificationLoss):
         validate: bool | str = True,
     ) -> None:
         super().__init__(reduction=reduction, weight=weight, validate=validate)
-        self.probability = check_choice("probability", probability, PROBABILITIES)
+        self.probability = check_probability(probability)
 
     def extra_repr(self) -> str:
         return f"probability={self.probability!r}, " + super().extra_repr()

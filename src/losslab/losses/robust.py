@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 
 from losslab.losses import functional as LF
-from losslab.losses._base import ClassificationLoss, check_number
+from losslab.losses._base import ClassificationLoss
 
 
 class AlphaLoss(ClassificationLoss):
@@ -75,9 +75,7 @@ class AlphaLoss(ClassificationLoss):
         validate: bool | str = True,
     ) -> None:
         super().__init__(reduction=reduction, weight=weight, validate=validate)
-        self.alpha = check_number(
-            alpha, "alpha (alpha loss)", low=0.0, low_open=True, allow_inf=True
-        )
+        self.alpha = LF.check_alpha(alpha)
 
     def kernel(self, x: torch.Tensor, target: torch.Tensor):
         return LF.alpha_kernel(x, target, self.alpha)
@@ -125,7 +123,7 @@ class GCELoss(ClassificationLoss):
         validate: bool | str = True,
     ) -> None:
         super().__init__(reduction=reduction, weight=weight, validate=validate)
-        self.q = check_number(q, "q (gce loss)", low=0.0, high=1.0, low_open=True)
+        self.q = LF.check_q(q)
 
     def kernel(self, x: torch.Tensor, target: torch.Tensor):
         return LF.gce_kernel(x, target, self.q)
@@ -175,7 +173,7 @@ class TruncatedLogLoss(ClassificationLoss):
         validate: bool | str = True,
     ) -> None:
         super().__init__(reduction=reduction, weight=weight, validate=validate)
-        self.k = check_number(k, "k (truncated_log loss)", low=0.0, high=1.0)
+        self.k = LF.check_k(k)
 
     def kernel(self, x: torch.Tensor, target: torch.Tensor):
         return LF.truncated_log_kernel(x, target, self.k)
