@@ -18,7 +18,14 @@ from torch import nn
 
 import losslab.functional as LF
 from losslab.errors import LosslabError
-from losslab.losses import LOSSES, Loss, ProbabilityLoss, get_loss, skip_finite_check
+from losslab.losses import (
+    LOSSES,
+    Loss,
+    ProbabilityLoss,
+    get_loss,
+    skip_finite_check,
+    skip_label_check,
+)
 from losslab.losses.janocha import JANOCHA_LOSSES
 from losslab.losses.robust import ROBUST_LOSSES
 from losslab.losses.two_scale import BASE_LOSSES, TWO_SCALE_LOSSES
@@ -153,6 +160,21 @@ def test_skip_finite_check_lets_a_trainer_see_nan_but_still_checks_labels():
             loss(logits, labels - C)
     with pytest.raises(LosslabError, match="NaN or inf"):  # the block has ended
         loss(logits, labels)
+
+
+def test_skip_label_check_skips_only_the_label_range_and_only_inside_the_block():
+    logits, labels = _batch(dtype=torch.float32)
+    loss = get_loss("hinge")
+    shifted = labels.clone()
+    shifted[0] = C
+    want = loss(logits, labels)
+    with skip_label_check():
+        # the same kernel on the same input: bit-identical
+        assert torch.equal(loss(logits, labels), want)
+        with pytest.raises(LosslabError, match="target has"):  # shapes are still checked
+            loss(logits, labels[:-1])
+    with pytest.raises(LosslabError, match=r"\[0, 5\)"):  # the block has ended
+        loss(logits, shifted)
 
 
 def test_minus_infinity_on_a_wrong_class_is_probability_zero_like_cross_entropy():

@@ -19,7 +19,13 @@ from __future__ import annotations
 from typing import Any
 
 from losslab.losses import functional
-from losslab.losses._base import ClassificationLoss, Loss, ProbabilityLoss, skip_finite_check
+from losslab.losses._base import (
+    ClassificationLoss,
+    Loss,
+    ProbabilityLoss,
+    skip_finite_check,
+    skip_label_check,
+)
 from losslab.losses.janocha import (
     JANOCHA_LOSSES,
     CauchySchwarzLoss,
@@ -101,4 +107,5 @@ __all__ = [
     "functional",
     "get_loss",
     "skip_finite_check",
+    "skip_label_check",
 ]

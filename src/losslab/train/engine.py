@@ -52,7 +52,7 @@ from torch import nn
 
 import losslab
 from losslab.errors import LosslabError
-from losslab.losses import LOSSES, Loss, get_loss, skip_finite_check
+from losslab.losses import LOSSES, Loss, get_loss, skip_finite_check, skip_label_check
 from losslab.registry import resolve
 from losslab.train.backends import LoopBackend, StackBackend
 from losslab.train.checks import check_start
@@ -614,9 +614,10 @@ def _execute(
     path = run.config.checkpoint_path
     if run.checkpoint and run.config.resume and path and os.path.exists(path):
         run.checkpoint.load()
-    # Divergence is the trainer's to detect (it masks the model); the losses keep their
-    # label and shape checks but do not raise on non-finite logits meanwhile.
-    with skip_finite_check():
+    # Divergence is the trainer's to detect (it masks the model), and every label was
+    # checked against the models' class count before the run (train.data, train.checks):
+    # the losses keep their shape checks but skip those two per call.
+    with skip_finite_check(), skip_label_check():
         run.run(progress, stop)
         return run.results(resolved)
 
