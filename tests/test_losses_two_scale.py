@@ -104,7 +104,7 @@ def test_model_scale_is_used_with_gradient_and_has_no_radial_component():
         # float64: each gradient entry is the result of backpropagating through 3 layers and
         # sums over 16 samples and 8 units (~100 roundings, ~100 EPS64 relative); the inner
         # product adds <= 64 more. The sum of |w_i g_i| bounds the amplification: 1000 EPS64
-        # times it is a ~5x margin (~2e-12 here, where the old fixed 1e-10 was 50x looser).
+        # times it (~2e-12 here) is a ~5x margin.
         products = (w * w.grad).detach()
         bound = 1000 * EPS64 * float(products.abs().sum())
         assert float(products.sum()) == pytest.approx(0.0, abs=bound)
