@@ -66,6 +66,7 @@ class AlphaLoss(ClassificationLoss):
 
     formula = "α/(α−1) (1 − p_c^(1−1/α)); α=1: −log p_c; α=∞: 1 − p_c"
     seed = "Mendez-Vazquez 2025 slides, alpha-Loss (typos fixed)"
+    hyper_parameters = ("alpha",)
 
     def __init__(
         self,
@@ -79,9 +80,6 @@ class AlphaLoss(ClassificationLoss):
 
     def kernel(self, x: torch.Tensor, target: torch.Tensor):
         return LF.alpha_kernel(x, target, self.alpha)
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, " + super().extra_repr()
 
 
 class GCELoss(ClassificationLoss):
@@ -114,6 +112,7 @@ class GCELoss(ClassificationLoss):
 
     formula = "(1 − p_c^q) / q"
     seed = "Zhang & Sabuncu 2018 (Berlyand et al. ref. 15); = alpha(α = 1/(1−q))"
+    hyper_parameters = ("q",)
 
     def __init__(
         self,
@@ -127,9 +126,6 @@ class GCELoss(ClassificationLoss):
 
     def kernel(self, x: torch.Tensor, target: torch.Tensor):
         return LF.gce_kernel(x, target, self.q)
-
-    def extra_repr(self) -> str:
-        return f"q={self.q}, " + super().extra_repr()
 
 
 class TruncatedLogLoss(ClassificationLoss):
@@ -164,6 +160,7 @@ class TruncatedLogLoss(ClassificationLoss):
 
     formula = "−log max(p_c, k)"
     seed = "Berlyand, Creese & Jabin 2021, eq. 12"
+    hyper_parameters = ("k",)
 
     def __init__(
         self,
@@ -177,9 +174,6 @@ class TruncatedLogLoss(ClassificationLoss):
 
     def kernel(self, x: torch.Tensor, target: torch.Tensor):
         return LF.truncated_log_kernel(x, target, self.k)
-
-    def extra_repr(self) -> str:
-        return f"k={self.k}, " + super().extra_repr()
 
 
 ROBUST_LOSSES: dict[str, type[ClassificationLoss]] = {

@@ -65,7 +65,6 @@ from losslab.losses._base import (
     ClassificationLoss,
     check_number,
     output_dtype,
-    reduce,
     tracing,
 )
 from losslab.losses.janocha import JANOCHA_LOSSES
@@ -280,7 +279,7 @@ class _ScaleOwner(ClassificationLoss):
         """The base kernel on the rescaled logits factor * x; factor () or (N,)."""
         return self.base.kernel(_rescale(x, factor), target)
 
-    # ``scale`` reaches the kernel through ClassificationLoss._values.
+    # ``scale`` reaches the kernel as a keyword, through ClassificationLoss._values and _loss.
     def per_sample(
         self,
         logits: torch.Tensor,
@@ -298,8 +297,7 @@ class _ScaleOwner(ClassificationLoss):
         scale: torch.Tensor | float | None = None,
     ) -> torch.Tensor:
         """Loss of a batch; ``scale`` is the model's current R (see :meth:`model_scale`)."""
-        values, t = self._values(logits, target, scale=scale)
-        return reduce(values, t, self.weight, self.reduction).to(output_dtype(logits))
+        return self._loss(logits, target, scale=scale)
 
 
 class TwoScaleLoss(_ScaleOwner):
