@@ -23,6 +23,9 @@ import pytest
 from losslab.data import download, idx, load_dataset
 from losslab.errors import LosslabError
 
+# float32 unit roundoff: pixels are stored as the float32 quotient k / 255, correctly rounded.
+U32 = 2.0**-24
+
 
 @pytest.fixture(autouse=True)
 def _isolated_search_path(tmp_path, monkeypatch):
@@ -70,7 +73,9 @@ def write_mnist(directory: Path, gz: bool, n_train=12, n_test=5, seed=0) -> dict
 def test_idx_raw_and_gzipped(tmp_path, gz):
     arrays = write_mnist(tmp_path / "data", gz)
     ds = load_dataset("mnist", root=tmp_path / "data")
-    np.testing.assert_allclose(ds.x_train, arrays["train-images-idx3-ubyte"] / 255.0, rtol=1e-6)
+    # one float32 rounding of k / 255 (u32 relative) against float64's (u64): rtol 2 u32
+    expected = arrays["train-images-idx3-ubyte"] / 255.0
+    np.testing.assert_allclose(ds.x_train, expected, rtol=2 * U32, atol=0)
     np.testing.assert_array_equal(ds.y_test, arrays["t10k-labels-idx1-ubyte"])
     assert ds.input_shape == (6, 7) and ds.x_train.dtype == np.float32
     files = ds.metadata["files"]
@@ -250,8 +255,11 @@ def test_cifar10_folder_and_tarball(tmp_path, as_tarball):
     labels = sum((batches[f"data_batch_{i}"]["labels"] for i in range(1, 6)), [])
     assert ds.x_train.shape == (20, 3, 32, 32) and ds.input_shape == (3, 32, 32)
     # channel-major rows: the first 1024 bytes are the red plane of the 32x32 image
-    np.testing.assert_allclose(ds.x_train[:, 0].reshape(20, -1), data[:, :1024] / 255, rtol=1e-6)
-    np.testing.assert_allclose(ds.x_train[:, 2, 1, 3], data[:, 2048 + 32 + 3] / 255, rtol=1e-6)
+    # float32 k / 255 against float64's: one float32 rounding, rtol 2 u32
+    red = ds.x_train[:, 0].reshape(20, -1)
+    np.testing.assert_allclose(red, data[:, :1024] / 255, rtol=2 * U32, atol=0)
+    blue = ds.x_train[:, 2, 1, 3]
+    np.testing.assert_allclose(blue, data[:, 2048 + 32 + 3] / 255, rtol=2 * U32, atol=0)
     np.testing.assert_array_equal(ds.y_train, labels)
     np.testing.assert_array_equal(ds.y_test, batches["test_batch"]["labels"])
     assert ds.class_names == [f"c{i}" for i in range(10)]
@@ -366,6 +374,7 @@ def test_npz_without_test_is_split_stratified(tmp_path):
     np.savez(tmp_path / "d.npz", x=x, y=y)
     ds = load_dataset("arrays", root=tmp_path, path="d.npz", seed=3)
     assert (len(ds.y_train), len(ds.y_test)) == (30, 10)
+    # stratified by construction: each class holds out floor or ceil of its share 2.5
     assert all(abs(np.sum(ds.y_test == c) - 2.5) < 1 for c in range(4))
     rows = {tuple(r) for r in np.concatenate([ds.x_train, ds.x_test]).tolist()}
     assert rows == {tuple(r) for r in x.tolist()}
@@ -386,7 +395,13 @@ def test_npz_with_test_set_images_and_names(tmp_path):
     assert ds.input_shape == (3, 4, 4) and ds.class_names == ["cat", "dog", "eel"]
     assert ds.metadata["standardize"]["mode"] == "per_channel"
     channel_means = ds.x_train.astype(np.float64).mean(axis=(0, 2, 3))
-    np.testing.assert_allclose(channel_means, 0.0, atol=1e-6)
+    # (x - m) / s in float32 with m, s rounded to float32: each value is within
+    # u32 (|m| / s + 3 |e|) of exact e, and exact values average to 0 per channel; the mean
+    # of |e| is <= 1 (their mean square is 1) and x in [0, 1) keeps |m| / s <= 1 / s
+    raw = np.load(tmp_path / "d.npz")["x"]
+    s = raw.std(axis=(0, 2, 3))
+    tol = 2 * U32 * (np.abs(raw.mean(axis=(0, 2, 3))) / s + 3)
+    assert np.all(np.abs(channel_means) <= tol)
 
 
 @pytest.mark.parametrize(

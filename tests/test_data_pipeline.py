@@ -7,10 +7,21 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from losslab.data import DATASETS, Dataset, input_noise, label_noise, load_dataset
 from losslab.data.splits import stratified_split
 from losslab.errors import LosslabError
+
+# float32 / float64 unit roundoffs
+U32, U64 = 2.0**-24, 2.0**-53
+
+
+def standardized_tol(x, mean, sd):
+    """(rtol, atol) between float32 ``(x - m32) / s32`` and float64 ``(x - m) / s``:
+    m32 = m (1 + d) shifts by |m| u32 / s; the subtraction, s32 and the division add
+    3 u32 relative to the result; 2x margin."""
+    return 2 * 3 * U32, 2 * U32 * float(np.max(np.abs(mean) / sd))
 
 
 def test_losslab_data_does_not_import_torch():
@@ -47,6 +58,7 @@ def test_stratified_split_exact_count_and_per_class_share(fraction):
     assert np.all(np.diff(held) > 0) and np.all(np.diff(kept) > 0)
     for c in range(5):
         n_c = np.sum(y == c)
+        # by construction each class holds out floor or ceil of its share
         assert abs(np.sum(y[held] == c) - fraction * n_c) < 1.0
 
 
@@ -78,8 +90,10 @@ def test_label_noise_flips_exactly_round_rate_n(kind, n, rate):
     noisy, matrix = label_noise(y, rate, kind, np.random.default_rng(0), num_classes=4)
     assert np.sum(noisy != y) == round(rate * n)
     np.testing.assert_array_equal(y, np.arange(n) % 4)  # input untouched
-    np.testing.assert_allclose(matrix, _reference_matrix(y, noisy, 4))
-    np.testing.assert_allclose(matrix.sum(axis=1), 1.0)
+    # integer counts over their exact integer row sum: one correctly rounded division on
+    # both sides, equal; a row of 4 such quotients sums to 1 within 7 half-ulps of 1
+    np.testing.assert_array_equal(matrix, _reference_matrix(y, noisy, 4))
+    np.testing.assert_allclose(matrix.sum(axis=1), 1.0, rtol=0, atol=8 * U64)
     if kind == "pairflip":
         changed = noisy != y
         np.testing.assert_array_equal(noisy[changed], (y[changed] + 1) % 4)
@@ -89,16 +103,26 @@ def test_symmetric_noise_is_uniform_over_other_classes():
     y = np.arange(40000) % 4
     _, matrix = label_noise(y, 0.6, "symmetric", 1, num_classes=4)
     expected = np.full((4, 4), 0.2) + np.eye(4) * 0.2
-    np.testing.assert_allclose(matrix, expected, atol=0.015)
+    # Each of the 10000 samples of class i lands on j with probability expected[i, j];
+    # flipping exactly 24000 of 40000 without replacement only lowers the variance, so
+    # Binomial(10000, expected[i, j]) is the wider model of each count: its central
+    # 1 - 1e-6 / 16 region per entry, failure probability <= 1e-6 for the matrix.
+    a = 0.5e-6 / 16
+    lo, hi = stats.binom.ppf(a, 10000, expected), stats.binom.ppf(1 - a, 10000, expected)
+    counts = np.round(matrix * 10000)
+    assert np.all((lo <= counts) & (counts <= hi)), counts
 
 
 def test_pairflip_matrix_is_exact_shift():
     y = np.repeat(np.arange(3), 100)
     _, matrix = label_noise(y, 0.3, "pairflip", 2, num_classes=3)
-    assert np.allclose(np.diag(matrix).mean(), 0.7, atol=0.1)
+    # exactly 90 of the 300 labels flip and every class has 100: the diagonal averages
+    # 1 - 90 / 300 = 0.7 exactly, up to the rounding of 3 quotients and their mean
+    assert np.diag(matrix).mean() == pytest.approx(0.7, rel=0, abs=8 * U64)
     off = matrix - np.diag(np.diag(matrix))
     for i in range(3):
-        assert off[i].sum() == pytest.approx(off[i, (i + 1) % 3])
+        # the row's other off-diagonal entry is an exact 0
+        assert off[i].sum() == off[i, (i + 1) % 3]
 
 
 def test_absent_class_gets_identity_row():
@@ -129,8 +153,13 @@ def test_input_noise_has_variance_eps():
     noisy = input_noise(x, 0.25, np.random.default_rng(3))
     delta = (noisy - x).astype(np.float64)
     assert noisy.dtype == np.float32
-    assert abs(delta.mean()) < 0.01
-    assert delta.var() == pytest.approx(0.25, rel=0.02)
+    # n = 100000 draws of N(0, 0.25), each off by <= u32 |1 + z| from 1 + z's float32
+    # rounding: the mean is N(0, 0.25 / n) (failure probability 1e-6 at 4.89 sd), and
+    # n var / 0.25 is chi-square with n - 1 dof (its central 1 - 1e-6 region)
+    n = delta.size
+    assert abs(delta.mean()) < stats.norm.isf(0.5e-6) * 0.5 / np.sqrt(n) + 4 * U32
+    lo, hi = stats.chi2.ppf([0.5e-6, 1 - 0.5e-6], n - 1) * 0.25 / n
+    assert lo <= delta.var() <= hi
     np.testing.assert_array_equal(x, 1.0)
     np.testing.assert_array_equal(input_noise(x, 0.0, 0), x)
 
@@ -150,15 +179,17 @@ def test_dev_split_and_standardisation_fitted_on_train_only():
     assert len(raw.x_train) == 640 and len(raw.x_dev) == 160
     x_tr = raw.x_train.astype(np.float64)
     mean, sd = x_tr.mean(axis=0), x_tr.std(axis=0)
+    rtol, atol = standardized_tol(x_tr, mean, sd)
     for split in ("train", "dev", "test"):
         expected = (getattr(raw, f"x_{split}") - mean) / sd
-        np.testing.assert_allclose(getattr(std, f"x_{split}"), expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(getattr(std, f"x_{split}"), expected, rtol=rtol, atol=atol)
     np.testing.assert_array_equal(raw.y_dev, std.y_dev)
     assert std.metadata["standardize"]["mode"] == "per_feature"
     # dev holds out a stratified share: every class within 1 of 20 %.
     full = load_dataset("checkerboard", seed=4)
     for c in range(4):
         n_c = np.sum(full.y_train == c)
+        # floor or ceil of the class's share, by construction
         assert abs(np.sum(raw.y_dev == c) - 0.2 * n_c) < 1
 
 
@@ -167,8 +198,9 @@ def test_grey_images_standardised_with_one_mean_and_flattened():
     std = load_dataset("digits", seed=1, standardize=True, flatten=True)
     mean, sd = raw.x_train.astype(np.float64).mean(), raw.x_train.astype(np.float64).std()
     assert std.x_train.shape == (len(raw.x_train), 64) and std.input_shape == (64,)
+    rtol, atol = standardized_tol(raw.x_train, mean, sd)
     np.testing.assert_allclose(
-        std.x_test, ((raw.x_test - mean) / sd).reshape(-1, 64), rtol=1e-5, atol=1e-5
+        std.x_test, ((raw.x_test - mean) / sd).reshape(-1, 64), rtol=rtol, atol=atol
     )
     assert std.metadata["standardize"]["mode"] == "global"
 
@@ -286,7 +318,11 @@ def test_a_source_supplied_dev_split_is_validated_and_kept():
     try:
         ds = load_dataset("with_dev", standardize=True)
         assert len(ds.x_dev) == 3 and ds.y_dev.dtype == np.int64
-        np.testing.assert_allclose(ds.x_train.mean(axis=0), 0.0, atol=1e-6)
+        # each float32 value is within u32 (|m| / s + 3 |e|) of the exact e, whose mean is 0
+        # and mean |e| <= 1; the float64 mean adds nothing visible
+        raw = load_dataset("with_dev").x_train.astype(np.float64)
+        tol = 2 * U32 * (np.abs(raw.mean(axis=0)) / raw.std(axis=0) + 3)
+        assert np.all(np.abs(ds.x_train.mean(axis=0, dtype=np.float64)) <= tol)
         with pytest.raises(LosslabError, match="y_dev"):
             load_dataset("with_dev", bad=True)
         with pytest.raises(LosslabError, match="already comes with a dev split"):

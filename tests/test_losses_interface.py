@@ -102,6 +102,28 @@ def test_functional_form_equals_the_module(name):
         )
 
 
+@pytest.mark.parametrize("name", STATELESS)
+def test_functional_form_has_the_modules_options_name_and_docstring(name):
+    fn = getattr(LF, name)
+    options = inspect.signature(LOSSES[name]).parameters
+    keywords = {
+        p.name: p.default
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    assert keywords == {k: p.default for k, p in options.items()}
+    assert fn.__name__ == name and fn.__module__ == "losslab.losses.functional"
+    assert any(paper in fn.__doc__ for paper in ("Janocha", "Mendez-Vazquez", "Zhang", "Berlyand"))
+
+
+def test_repr_shows_the_hyper_parameters_then_reduction_and_weight():
+    assert repr(get_loss("gce", q=0.5, reduction="sum")) == "GCELoss(q=0.5, reduction='sum')"
+    assert repr(get_loss("log", probability="sigmoid", weight=[1.0, 2.0])) == (
+        "LogLoss(probability='sigmoid', reduction='mean', weight=[1.0, 2.0])"
+    )
+    assert repr(get_loss("hinge")) == "HingeLoss(reduction='mean')"
+
+
 def test_functional_refuses_bad_arguments():
     logits, labels = _batch()
     with pytest.raises(LosslabError, match="q"):

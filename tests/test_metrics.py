@@ -35,6 +35,17 @@ from losslab.metrics import (
     top_k_accuracy,
 )
 
+# float64 unit roundoff: every metric computes in float64 (see losslab.metrics._inputs).
+U64 = 2.0**-53
+
+
+def binomial_bounds(n, p, failure=1e-6):
+    """(lo, hi) fractions a mean of n independent Bernoulli(p) draws leaves with
+    probability <= ``failure`` (the binomial's two tail quantiles)."""
+    lo, hi = stats.binom.ppf([failure / 2, 1 - failure / 2], n, p)
+    return lo / n, hi / n
+
+
 # --------------------------------------------------------------------------- hand cases
 
 # Logits, C = 3. Per row: prediction, confidence dX = z_c - max_{i != c} z_i.
@@ -125,17 +136,23 @@ def test_histograms_by_hand():
         PROBS, PROB_LABELS, bins=[-1.0, -0.5, -0.205, -0.1, 0.0], from_logits=False
     )
     np.testing.assert_array_equal(hist.counts, [0, 1, 1, 1])
+    # one float64 subtraction of entries <= 0.6, each literal carrying up to half an ulp:
+    # three half-ulps of 0.6 (3e-16) at most
     np.testing.assert_allclose(
-        probability_gap(PROBS, PROB_LABELS, from_logits=False), [-0.2, 0.0, -0.21, 0.0]
+        probability_gap(PROBS, PROB_LABELS, from_logits=False),
+        [-0.2, 0.0, -0.21, 0.0],
+        rtol=0,
+        atol=4 * U64,
     )
 
 
 def test_default_histogram_bins_cover_the_unit_ranges():
     hist = max_probability_histogram(LOGITS)
     assert len(hist.counts) == 20 and hist.counts.sum() == 4
-    np.testing.assert_allclose(hist.edges, np.linspace(0, 1, 21))
+    # numpy.histogram builds equal bins with this very linspace call: equal bit for bit
+    np.testing.assert_array_equal(hist.edges, np.linspace(0, 1, 21))
     gap = probability_gap_histogram(LOGITS, LOGIT_LABELS)
-    np.testing.assert_allclose(gap.edges, np.linspace(-1, 0, 21))
+    np.testing.assert_array_equal(gap.edges, np.linspace(-1, 0, 21))
     assert gap.counts.sum() == 2  # the two misclassified rows
     perfect = probability_gap_histogram(LOGITS, LOGITS.argmax(1))
     assert perfect.counts.sum() == 0
@@ -201,8 +218,10 @@ def test_against_scikit_learn_on_random_scores():
     z = rng.normal(size=(500, 10))
     y = rng.integers(0, 10, size=500)
     for k in (1, 2, 5, 9):
+        # both an integer count / 500, rounded once (<= 1 ulp apart); one differing sample
+        # would move it by 1 / 500
         assert top_k_accuracy(z, y, k=k) == pytest.approx(
-            top_k_accuracy_score(y, z, k=k, labels=np.arange(10))
+            top_k_accuracy_score(y, z, k=k, labels=np.arange(10)), rel=0, abs=2 * U64
         )
     # without ties, #W_0 / N is the accuracy (eq. 11)
     assert count_w_eta(z, y) / 500 == accuracy(z, y)
@@ -214,8 +233,17 @@ def test_classification_confidence_is_shift_invariant_and_scales_with_logits():
     y = rng.integers(0, 7, size=50)
     dx = classification_confidence(z, y)
     log_p = torch.log_softmax(torch.from_numpy(z), dim=1)
-    np.testing.assert_allclose(classification_confidence(log_p, y), dx, atol=1e-12)
-    np.testing.assert_allclose(classification_confidence(3.0 * z, y), 3.0 * dx)
+    # float64: |log p| <= max|z| + log-sum-exp <= 2 max|z| + log 7; log_softmax rounds each
+    # entry a few times (shift, exp-sum, log: <= 4 half-ulps of that size) and dX subtracts
+    # two of them: <= 10 u (2 max|z| + 2) absolute; 4x margin
+    scale = 2 * np.abs(z).max() + 2
+    np.testing.assert_allclose(
+        classification_confidence(log_p, y), dx, rtol=0, atol=4 * 10 * U64 * scale
+    )
+    # 3 z rounds each logit once (u |3 z|), the two differences once more: <= 4 u |3 z|
+    np.testing.assert_allclose(
+        classification_confidence(3.0 * z, y), 3.0 * dx, rtol=0, atol=4 * 4 * U64 * scale * 3
+    )
 
 
 def test_extreme_logits_stay_finite():
@@ -284,29 +312,37 @@ def test_bad_input_raises_losslab_error(call, match):
 
 STEPS = np.array([0, 10, 20])
 CURVE = np.array([0.0, 1.0, 1.0])
+# The exact speed of learning is a float64 mean of n <= 601 interpolated values in [0, 1]:
+# each interpolated value rounds <= 3 times, the sum of n terms <= (n - 1) u relative
+# (any summation order), the division once: (n + 3) u < 700 u ~ 8e-14; 10x margin.
+MEAN_REL = 7000 * U64
 
 
 def test_speed_of_learning_exact_by_hand():
     # a(t) = t/10 up to 10, then 1: sum over t = 0..20 is 0 + 0.1 + ... + 1 (= 5.5) + 10 ones
-    assert speed_of_learning(STEPS, CURVE, window=(0, 20)) == pytest.approx(15.5 / 21)
-    assert speed_of_learning(STEPS, CURVE, window=(5, 5)) == pytest.approx(0.5)
-    assert speed_of_learning(STEPS, CURVE, window=(10, 20)) == pytest.approx(1.0)
+    exact = pytest.approx(15.5 / 21, rel=MEAN_REL)
+    assert speed_of_learning(STEPS, CURVE, window=(0, 20)) == exact
+    assert speed_of_learning(STEPS, CURVE, window=(5, 5)) == pytest.approx(0.5, rel=MEAN_REL)
+    assert speed_of_learning(STEPS, CURVE, window=(10, 20)) == pytest.approx(1.0, rel=MEAN_REL)
     # a linear curve a(t) = t / 1000 has window mean (lo + hi) / 2000
     t = np.array([0, 1000])
-    assert speed_of_learning(t, [0.0, 1.0], window=(100, 700)) == pytest.approx(0.4)
+    assert speed_of_learning(t, [0.0, 1.0], window=(100, 700)) == pytest.approx(0.4, rel=MEAN_REL)
 
 
 def test_speed_of_learning_many_curves():
     both = speed_of_learning(STEPS, np.stack([CURVE, np.full(3, 0.25)]), window=(0, 20))
     assert both.shape == (2,)
-    np.testing.assert_allclose(both, [15.5 / 21, 0.25])
+    np.testing.assert_allclose(both, [15.5 / 21, 0.25], rtol=MEAN_REL)
 
 
 def test_speed_of_learning_sampled_estimates_the_exact_value():
     exact = speed_of_learning(STEPS, CURVE, window=(0, 20))
     sampled = speed_of_learning(STEPS, CURVE, (0, 20), n_draws=40_000, rng=np.random.default_rng(0))
-    # a(t) lies in [0, 1], so the standard error is below 0.5 / sqrt(40000) = 0.0025
-    assert sampled == pytest.approx(exact, abs=0.02)
+    # a mean of 40000 independent draws of a(t) in [0, 1]: Hoeffding's inequality
+    # P(|mean - exact| >= t) <= 2 exp(-2 n t^2) puts t = sqrt(log(2 / 1e-6) / (2 n)) = 0.0135
+    # at failure probability 1e-6 (whatever the distribution of a(t))
+    bound = math.sqrt(math.log(2 / 1e-6) / (2 * 40_000))
+    assert sampled == pytest.approx(exact, rel=0, abs=bound)
     again = speed_of_learning(STEPS, CURVE, (0, 20), n_draws=40_000, rng=0)
     assert again == speed_of_learning(STEPS, CURVE, (0, 20), n_draws=40_000, rng=0)
     # a small sample really is random: two seeds differ
@@ -367,9 +403,12 @@ def test_noise_curve_matches_the_gaussian_closed_form(d):
     eps = [0.0, 0.25, 1.0, 4.0]
     curve = noise_robustness_curve(predict, x, y, eps, rng=np.random.default_rng(0))
     expected = [1.0] + [stats.norm.cdf(1.0 / math.sqrt(e)) for e in eps[1:]]
-    # binomial standard error <= 0.5 / sqrt(20000) = 0.0035; allow 5 of them
-    np.testing.assert_allclose(curve, expected, atol=0.018)
     assert curve[0] == 1.0
+    # each sample stays correct independently with probability p = expected: the accuracy
+    # is Binomial(20000, p) / 20000; its central 1 - 1e-6 region per eps (3e-6 per test)
+    for got, p in zip(curve[1:], expected[1:], strict=True):
+        lo, hi = binomial_bounds(2 * N_HALF, p)
+        assert lo <= got <= hi, (got, p, lo, hi)
 
 
 def test_noise_curve_torch_model_batches_and_common_random_numbers():
@@ -391,7 +430,9 @@ def test_noise_curve_torch_model_batches_and_common_random_numbers():
     )
     np.testing.assert_array_equal(as_numpy, full)
     repeated = noise_robustness_curve(model, xt, yt, [1.0], rng=3, n_repeats=3)
-    assert repeated[0] == pytest.approx(stats.norm.cdf(1.0), abs=0.01)
+    # 3 x 20000 independent draws, each correct with p = Phi(1): failure probability 1e-6
+    lo, hi = binomial_bounds(3 * 2 * N_HALF, stats.norm.cdf(1.0))
+    assert lo <= repeated[0] <= hi
 
 
 @pytest.mark.parametrize(
@@ -440,8 +481,9 @@ def test_noise_curve_bad_input(kwargs, match):
 def test_bias_variance_reproduces_the_lecture_notes_table(train, dev, diagnosis):
     result = bias_variance_diagnosis(train, dev)
     assert result.diagnosis == diagnosis
-    assert result.avoidable_bias == pytest.approx(train)
-    assert result.variance == pytest.approx(dev - train)
+    # the same float64 subtractions as here (bayes_error = 0 subtracts exactly): equal
+    assert result.avoidable_bias == train
+    assert result.variance == dev - train
     assert result.high_bias == ("high bias" in diagnosis)
     assert result.high_variance == ("high variance" in diagnosis)
     assert diagnosis in str(result)

@@ -20,6 +20,23 @@ from losslab.metrics.stats import (
     wilcoxon_min_p,
 )
 
+# float64 unit roundoff; the statistics compute in float64.
+U64 = 2.0**-53
+
+
+def mean_tol(x):
+    """How far two float64 means of the same values may lie apart: each sum of n terms is
+    within (n - 1) u max|x| of exact in any summation order, the division adds u; x2 for
+    the two sides, x2 margin."""
+    x = np.asarray(x, dtype=np.float64)
+    return 4 * (len(x) + 1) * U64 * max(float(np.abs(x).max()), 1e-300)
+
+
+# Exact Wilcoxon p-values are counts of sign patterns / 2**n, dyadic and exact in float64
+# however scipy sums its null distribution (partial sums of multiples of 2**-n below 2 are
+# exact); a few ulps of slack for a scipy that scales at the end instead.
+P_REL = 8 * U64
+
 
 def make_cells(values, dataset="checkerboard", lr=1e-3, **extra):
     """Cells of the COMMON contract from {loss: [metric per seed]} (seeds 0..n-1)."""
@@ -87,7 +104,9 @@ def test_bootstrap_ci_edge_cases_and_seeding():
     # two values: BCa is undefined there, the percentile interval is returned instead;
     # the resampled means take only the values min, mean, max.
     low, high = bootstrap_ci([0.2, 0.4])
-    assert low == pytest.approx(0.2) and high == pytest.approx(0.4)
+    # (0.2 + 0.2) / 2 and (0.4 + 0.4) / 2 are exact, and the 2.5 % / 97.5 % quantiles fall
+    # inside the runs of equal resampled means (each a quarter of them): 1 ulp of slack
+    assert low == pytest.approx(0.2, rel=2 * U64) and high == pytest.approx(0.4, rel=2 * U64)
     with pytest.raises(LosslabError, match="method"):
         bootstrap_ci(x, method="studentized")
 
@@ -102,9 +121,12 @@ def test_summarize_matches_numpy_and_skips_unfinished_cells():
     for name, x in (("log", log), ("hinge", hinge)):
         row = table.loc[name]
         assert row.n == len(x)
-        assert row["mean"] == pytest.approx(x.mean(), abs=1e-15)
-        assert row["std"] == pytest.approx(x.std(ddof=1), abs=1e-15)
-        # a resampled mean of 3 values lies in [min, max] up to float64 rounding of the sum
+        assert row["mean"] == pytest.approx(x.mean(), rel=0, abs=mean_tol(x))
+        # std: the deviations and squares round once each, the sum of 3 adds 2 u, the sqrt
+        # halves it: a few u relative on each side; 8 u, 2x margin
+        assert row["std"] == pytest.approx(x.std(ddof=1), rel=16 * U64)
+        # a resampled mean of 3 values lies in [min, max] up to its rounding: the sum of 3
+        # terms <= 2 u * 3 max|x|, / 3 -> 2 u max|x| (+ u for the division) < 4 eps = 8 u
         ulp = 4 * np.finfo(float).eps
         assert x.min() - ulp <= row.ci_low <= row["mean"] <= row.ci_high <= x.max() + ulp
     assert table.loc["log", "n_diverged"] == 1 and table.loc["hinge", "n_diverged"] == 0
@@ -124,10 +146,12 @@ def test_summarize_refuses_unknown_metric():
 
 def test_holm_against_hand_computed_values():
     # sorted: 0.005 (x4 = 0.02), 0.01 (x3 = 0.03), 0.03 (x2 = 0.06), 0.04 (x1 = 0.04 -> 0.06)
+    # one float64 product k p per entry (u relative) against a decimal literal (u): 2 u,
+    # 4x margin
     p = [0.01, 0.04, 0.03, 0.005]
-    np.testing.assert_allclose(holm(p), [0.03, 0.06, 0.06, 0.02], rtol=1e-15)
+    np.testing.assert_allclose(holm(p), [0.03, 0.06, 0.06, 0.02], rtol=8 * U64)
     # capped at 1; NaN entries are no tests (m = 2 here)
-    np.testing.assert_allclose(holm([0.6, np.nan, 0.02]), [0.6, np.nan, 0.04], rtol=1e-15)
+    np.testing.assert_allclose(holm([0.6, np.nan, 0.02]), [0.6, np.nan, 0.04], rtol=8 * U64)
     with pytest.raises(LosslabError):
         holm([1.5])
 
@@ -139,6 +163,8 @@ def exact_wilcoxon_p(d):
     mean = ranks.sum() / 2
     patterns = np.array(list(itertools.product([0, 1], repeat=len(d))))
     sums = patterns @ ranks
+    # rank sums are multiples of 1/2 (average ranks of ties), exact in float64: any margin
+    # below 1/2 counts the same patterns; 1e-12 guards against nothing but future rank code
     return float(np.mean(np.abs(sums - mean) >= abs(w_plus - mean) - 1e-12))
 
 
@@ -147,23 +173,26 @@ def test_wilcoxon_p_values_against_hand_computation_and_enumeration():
     log = [0.5] * 8
     hinge = [0.5 + 0.01 * k for k in range(1, 9)]
     row = compare(make_cells({"log": log, "hinge": hinge})).iloc[0]
-    assert row.p_value == pytest.approx(2 / 256, rel=1e-12)
+    assert row.p_value == pytest.approx(2 / 256, rel=P_REL)
     # rank 2 negative: W- = 2, patterns with W- <= 2 are {}, {1}, {2}: p = 2 * 3 / 256
     hinge[1] = 0.5 - 0.02
     row = compare(make_cells({"log": log, "hinge": hinge})).iloc[0]
-    assert row.p_value == pytest.approx(6 / 256, rel=1e-12)
+    assert row.p_value == pytest.approx(6 / 256, rel=P_REL)
     assert (row.wins, row.losses, row.ties) == (7, 1, 0)
     # ten distinct differences against the exact enumeration
     d = np.array([0.012, -0.003, 0.021, 0.008, 0.015, -0.006, 0.011, 0.019, 0.004, 0.0095])
     base = np.linspace(0.6, 0.9, 10)
     row = compare(make_cells({"log": base, "hinge": base + d})).iloc[0]
-    assert row.p_value == pytest.approx(exact_wilcoxon_p(d), rel=1e-9)
-    assert row.p_value == pytest.approx(sps.wilcoxon(d).pvalue, rel=1e-12)
+    # (base + d) - base is d up to an ulp of 0.9, far below the 5e-4 gaps between the |d|:
+    # the same ranks, so the same count / 1024 as the enumeration and scipy on d itself
+    assert row.p_value == pytest.approx(exact_wilcoxon_p(d), rel=P_REL)
+    assert row.p_value == pytest.approx(sps.wilcoxon(d).pvalue, rel=P_REL)
 
 
 def test_wilcoxon_min_p():
     assert wilcoxon_min_p(5) == 0.0625 and wilcoxon_min_p(6) == 0.03125
-    assert wilcoxon_min_p(5) == pytest.approx(exact_wilcoxon_p(np.arange(1.0, 6.0)))
+    # 2 / 32 both ways, dyadic: exact
+    assert wilcoxon_min_p(5) == exact_wilcoxon_p(np.arange(1.0, 6.0))
 
 
 # ---------------------------------------------------------------- compare: verdicts
@@ -180,11 +209,14 @@ def test_compare_verdicts_in_plain_words():
     hinge = table.loc["hinge"]
     d = big - base
     assert (hinge.wins, hinge.losses, hinge.ties, hinge.n) == (8, 2, 0, 10)
-    assert hinge.mean_diff == pytest.approx(d.mean(), abs=1e-15)
+    assert hinge.mean_diff == pytest.approx(d.mean(), rel=0, abs=mean_tol(d))
     noise = math.sqrt((base.std(ddof=1) ** 2 + big.std(ddof=1) ** 2) / 2)
-    assert hinge.noise == pytest.approx(noise, rel=1e-12)
-    # "tied" is no test (all zero differences), so Holm's family has one member
-    assert hinge.p_holm == pytest.approx(hinge.p_value)
+    # each std of 10 values: deviations, squares and the sum of 10 give <= 12 u relative on
+    # the variance; the root mean square of two adds 3 u, the sqrt halves it all: < 10 u
+    # per side; 2x margin
+    assert hinge.noise == pytest.approx(noise, rel=40 * U64)
+    # "tied" is no test (all zero differences), so Holm's family has one member: p * 1
+    assert hinge.p_holm == hinge.p_value
     assert hinge.p_value < 0.05 and abs(hinge.mean_diff) > hinge.noise
     assert hinge.outcome == "better"
     assert hinge.verdict.startswith("hinge beats log on 8 of 10 seeds")
@@ -196,7 +228,10 @@ def test_compare_verdicts_in_plain_words():
     noisy = compare(shuffled).iloc[0]
     assert noisy.outcome == "no significant difference"
     d = 0.001 * np.array([1, -1, 2, -2, 1, -1, 3, -3, 0.5, -0.4])
-    assert noisy.mean_diff == pytest.approx(d.mean(), abs=1e-15) and d.mean() > 0
+    # compare() sees (base + d) - base: d up to half an ulp of 0.8 (5.6e-17) per seed, on
+    # top of the two means' own rounding
+    tol = mean_tol(d) + 0.5 * np.spacing(base.max())
+    assert noisy.mean_diff == pytest.approx(d.mean(), rel=0, abs=tol) and d.mean() > 0
     assert noisy.verdict.startswith(
         "no significant difference: noisy better by +0.001 points on average, on 5 of 10 seeds"
     )
@@ -210,7 +245,7 @@ def test_compare_flags_differences_below_seed_noise():
     base = np.linspace(0.70, 0.80, 8)
     cells = make_cells({"log": base, "hinge": base + 0.005})
     row = compare(cells).iloc[0]
-    assert row.p_value == pytest.approx(2 / 256)
+    assert row.p_value == pytest.approx(2 / 256, rel=P_REL)
     assert row.outcome == "within noise"
     assert "smaller than the seed-to-seed noise" in row.verdict
 
@@ -218,12 +253,14 @@ def test_compare_flags_differences_below_seed_noise():
 def test_compare_too_few_seeds_and_worse():
     five = make_cells({"log": [0.8] * 5, "l1": [0.5, 0.52, 0.51, 0.49, 0.53]})
     row = compare(five).iloc[0]
-    assert row.p_value == pytest.approx(0.0625)
+    assert row.p_value == pytest.approx(0.0625, rel=P_REL)
     assert row.outcome == "too few seeds"
     assert "at least 6" in row.verdict and "log better by +29.00 points" in row.verdict
     # equal means: the side with more winning seeds is named
     level = compare(make_cells({"log": [0.5] * 4, "l1": [0.6, 0.6, 0.3, 0.5]})).iloc[0]
-    assert level.mean_diff == pytest.approx(0, abs=1e-15)
+    # differences 0.1, 0.1, -0.2, 0 as float64 subtractions (each within an ulp of 0.6),
+    # then their mean: exactly 0 would need no rounding at all
+    assert level.mean_diff == pytest.approx(0, abs=mean_tol([0.6] * 4) + 2 * np.spacing(0.6))
     assert (level.wins, level.losses, level.ties) == (2, 1, 1)
     assert "equal on average, l1 ahead on 2 of 4 seeds" in level.verdict
     seven = make_cells({"log": [0.8] * 7, "l1": [0.5, 0.52, 0.51, 0.49, 0.53, 0.50, 0.48]})
@@ -248,7 +285,8 @@ def test_compare_all_pairs_holm_family_and_contexts():
     table = compare(cells, reference=None)
     assert len(table) == 2 * 6  # C(4, 2) pairs per dataset
     assert set(table.dataset) == {"a", "b"}
-    np.testing.assert_allclose(table.p_holm, holm(table.p_value))
+    # the same function on the same p-values: equal
+    np.testing.assert_array_equal(table.p_holm, holm(table.p_value))
     assert (table.p_value == 2 / 64).all() and (table.p_holm == 12 * 2 / 64).all()
 
 
@@ -303,7 +341,9 @@ def test_diagnose_reproduces_the_lecture_notes_table():
     table = diagnose(pd.concat(frames)).set_index("loss")
     for name, (train, _, diagnosis) in notes.items():
         assert table.loc[name, "diagnosis"] == diagnosis
-        assert table.loc[name, "train_error"] == pytest.approx(train, abs=1e-12)
+        # 1 - (1 - e): two float64 roundings of numbers <= 1 (the mean of two equal values
+        # is exact) against a decimal literal: <= 3 half-ulps of 1; 2x margin
+        assert table.loc[name, "train_error"] == pytest.approx(train, rel=0, abs=6 * U64)
         assert table.loc[name, "held_out"] == "dev"
     no_dev = make_cells({"log": [0.70]}, train_accuracy=0.99)
     row = diagnose(no_dev).iloc[0]

@@ -64,6 +64,22 @@ CASES = {
 }
 M = 3
 
+EPS64 = 2.0**-53
+# The stack runs the same float64 layers as M separate models with other kernels (bmm, vmap,
+# batched convs), so each entry is the same sum of K terms in another order: rounded to
+# gamma_K = K eps64 of the terms' magnitude. The longest sums here are the weight gradients of
+# the convnets, over batch x positions = 6 x 256 (K <= 1536: gamma_K = 1.7e-13), with terms
+# of size <= ~16; batch-norm over 6 samples divides by their sd (~3x more). Worst case
+# ~1e-11 absolute (measured <= 7e-15); outputs, buffers and parameters are no worse.
+# The optimizer test adds 3 steps whose updates depend on a gradient's round-off only through
+# lr (SGD) or lr eps / (|g| + eps) (Adam, RMSprop: nearly sign(g) steps), so the bound holds.
+F64 = {"rtol": 1e-11, "atol": 1e-11}
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    # Inputs from their own generator: the global one depends on what else ran in this worker.
+    return torch.Generator().manual_seed(seed)
+
 
 def _models(case: str, seeds=range(M)) -> tuple[list[nn.Module], tuple[int, ...]]:
     name, shape, kwargs = CASES[case]
@@ -142,8 +158,14 @@ def test_mlp_without_hidden_layers_is_affine():
     net = mlp(5, [], 3, seed=1).double()
     (linear,) = [m for m in net.modules() if isinstance(m, nn.Linear)]
     x = np.random.default_rng(0).normal(size=(4, 5))
-    expected = x @ linear.weight.detach().numpy().T + linear.bias.detach().numpy()
-    np.testing.assert_allclose(net(torch.from_numpy(x)).detach().numpy(), expected, rtol=1e-12)
+    w, b = linear.weight.detach().numpy(), linear.bias.detach().numpy()
+    expected = x @ w.T + b
+    # float64 dot products of 5 terms plus the bias on both sides: each rounded to within
+    # gamma_6 = 6 eps64 of its terms' magnitude |x| |w| + |b|; 2x for the two sides.
+    bound = 2 * 6 * EPS64 * (np.abs(x) @ np.abs(w).T + np.abs(b)).max()
+    np.testing.assert_allclose(
+        net(torch.from_numpy(x)).detach().numpy(), expected, rtol=0, atol=bound
+    )
 
 
 def test_mnist1d_mlp_matches_numpy_residual_formula():
@@ -153,7 +175,15 @@ def test_mnist1d_mlp_matches_numpy_residual_formula():
     h = np.maximum(0.0, x @ w1.T + b1)
     h = h + np.maximum(0.0, h @ w2.T + b2)
     expected = h @ w3.T + b3
-    np.testing.assert_allclose(net(torch.from_numpy(x)).detach().numpy(), expected, rtol=1e-10)
+    # Three float64 layers of K = 40, 100, 100 terms: an error entering a layer is carried on
+    # through |W|, so the output is within (40 + 100 + 100 + 4) eps64 of the same net run on
+    # absolute values (the magnitude of every term); 2x for the two sides.
+    m = np.abs(x) @ np.abs(w1).T + np.abs(b1)
+    m = m + m @ np.abs(w2).T + np.abs(b2)
+    bound = 2 * 244 * EPS64 * (m @ np.abs(w3).T + np.abs(b3)).max()
+    np.testing.assert_allclose(
+        net(torch.from_numpy(x)).detach().numpy(), expected, rtol=0, atol=bound
+    )
 
 
 def test_mnist1d_cnn_lengths_follow_the_paper():
@@ -188,8 +218,11 @@ def test_seed_does_not_touch_global_rng():
 def test_he_init_has_the_right_variance():
     net = mlp(400, [300], 2, seed=0)
     weight = net[1].weight.detach().double()
-    assert weight.mean().abs() < 0.01
-    assert weight.var().item() == pytest.approx(2 / 400, rel=0.05)
+    # 120,000 N(0, 2/400) draws: the mean's standard error is sqrt(2/400 / 1.2e5) = 2.0e-4 and
+    # the variance's relative one sqrt(2 / 1.2e5) = 0.41%; 1e-3 and 2% are ~5 of them (a random
+    # seed fails with probability ~1e-6; measured 0.1 and 0.9 standard errors).
+    assert weight.mean().abs() < 1e-3
+    assert weight.var().item() == pytest.approx(2 / 400, rel=0.02)
 
 
 # --------------------------------------------------------------------------- registry, for_data
@@ -304,19 +337,30 @@ def test_parameter_scale_is_the_product_of_layer_norms():
         math.sqrt(sum(float((p.detach().numpy() ** 2).sum()) for p in lin.parameters()))
         for lin in layers
     )
-    assert parameter_scale(net).item() == pytest.approx(expected, rel=1e-12)
+    # A product of 3 norms, each the root of <= 30 positive squares: <= 3 x (30 + 2) eps64
+    # ~ 1e-14 relative; 1e-13.
+    assert parameter_scale(net).item() == pytest.approx(expected, rel=1e-13)
 
 
 def test_bias_free_relu_net_factors_as_r_times_unit_net():
     net = mlp(3, [6, 5], 4, bias=False, seed=1).double()
-    x = torch.randn(7, 3, dtype=torch.float64)
+    x = torch.randn(7, 3, dtype=torch.float64, generator=_gen())
     r = parameter_scale(net)
     unit = copy.deepcopy(net)
     with torch.no_grad():
         for layer in unit:
             if isinstance(layer, nn.Linear):
                 layer.weight /= layer.weight.norm()
-    torch.testing.assert_close(net(x), r * unit(x))
+    # Each unit weight is W / ||W|| with ||W|| a root of <= 30 squares: ~32 eps64 relative, and
+    # r a product of three such norms. The net is linear in each layer's weights, so the two
+    # sides differ by ~(3 x 32 + the matmuls' 6 + 5 + 3) eps64 ~ 1.2e-14 of the output's
+    # magnitude |x| |W1| |W2| |W3|; 10x.
+    magnitude = x.abs()
+    for layer in net:
+        if isinstance(layer, nn.Linear):
+            magnitude = magnitude @ layer.weight.detach().abs().T
+    bound = 10 * 110 * EPS64 * float(magnitude.max())
+    torch.testing.assert_close(net(x), r * unit(x), rtol=0, atol=bound)
 
 
 # --------------------------------------------------------------------------- the model stack
@@ -328,14 +372,18 @@ def test_stack_forward_equals_each_model_in_eval_mode(case):
     for model in models:
         model.eval()
     stack = stack_models(models).eval()
-    x = torch.randn(5, *shape, dtype=torch.float64)
-    xs = torch.randn(M, 5, *shape, dtype=torch.float64)
+    x = torch.randn(5, *shape, dtype=torch.float64, generator=_gen(0))
+    xs = torch.randn(M, 5, *shape, dtype=torch.float64, generator=_gen(1))
     with torch.no_grad():
-        torch.testing.assert_close(stack(x), torch.stack([m(x) for m in models]))
-        torch.testing.assert_close(stack(xs), torch.stack([m(xs[i]) for i, m in enumerate(models)]))
+        torch.testing.assert_close(stack(x), torch.stack([m(x) for m in models]), **F64)
+        torch.testing.assert_close(
+            stack(xs), torch.stack([m(xs[i]) for i, m in enumerate(models)]), **F64
+        )
         one = xs[:, :1]
         torch.testing.assert_close(
-            stack(one, per_model=True), torch.stack([m(one[i]) for i, m in enumerate(models)])
+            stack(one, per_model=True),
+            torch.stack([m(one[i]) for i, m in enumerate(models)]),
+            **F64,
         )
 
 
@@ -348,20 +396,22 @@ def test_stack_training_forward_gradients_and_running_stats(case):
                 if isinstance(layer, nn.Dropout):
                     layer.p = 0.0
     stack = stack_models(models).train()
-    x = torch.randn(M, 6, *shape, dtype=torch.float64)
-    target = torch.randint(0, 3, (M, 6))
+    x = torch.randn(M, 6, *shape, dtype=torch.float64, generator=_gen())
+    target = torch.randint(0, 3, (M, 6), generator=_gen())
     out = stack(x)
     loss = sum(F.cross_entropy(out[i], target[i]) for i in range(M))
     loss.backward()
     for i, model in enumerate(models):
         model.train()
         ref = model(x[i])
-        torch.testing.assert_close(out[i], ref)
+        torch.testing.assert_close(out[i], ref, **F64)
         F.cross_entropy(ref, target[i]).backward()
         for name, p in model.named_parameters():
-            torch.testing.assert_close(_per_model_grad(stack, name, i, p), p.grad, msg=name)
+            torch.testing.assert_close(_per_model_grad(stack, name, i, p), p.grad, msg=name, **F64)
         for name, b in model.named_buffers():
-            torch.testing.assert_close(stack.stacked(name)[i], b, msg=name)
+            # float64 running statistics: one momentum update of a batch mean / variance; the
+            # integer num_batches_tracked must be equal (rtol/atol do not apply to integers).
+            torch.testing.assert_close(stack.stacked(name)[i], b, msg=name, **F64)
 
 
 @pytest.mark.parametrize("case", ["mlp", "mlp_tanh_nobias", "janocha_convnet_nobn", "lenet5"])
@@ -373,17 +423,17 @@ def test_stack_parameter_scale_and_its_gradient(case):
     scale.sum().backward()
     for i, model in enumerate(models):
         r = parameter_scale(model)
-        torch.testing.assert_close(scale[i], r)
+        torch.testing.assert_close(scale[i], r, **F64)
         r.backward()
         for name, p in model.named_parameters():
-            torch.testing.assert_close(_per_model_grad(stack, name, i, p), p.grad, msg=name)
+            torch.testing.assert_close(_per_model_grad(stack, name, i, p), p.grad, msg=name, **F64)
 
 
 @pytest.mark.parametrize("case", ["mlp_bn", "mlp_prelu", "janocha_convnet", "mnist1d_mlp"])
 def test_unstack_and_state_dict_round_trip(case):
     models, shape = _models(case)
     stack = stack_models(models).train()
-    x = torch.randn(8, *shape, dtype=torch.float64)
+    x = torch.randn(8, *shape, dtype=torch.float64, generator=_gen())
     with torch.no_grad():
         stack(x)  # moves the batch-norm running statistics away from their start
         for p in stack.parameters():
@@ -393,21 +443,24 @@ def test_unstack_and_state_dict_round_trip(case):
     assert [type(b) for b in back] == [type(m) for m in models]
     assert not any(b.training for b in back)
     with torch.no_grad():
-        torch.testing.assert_close(torch.stack([b(x) for b in back]), stack(x))
+        torch.testing.assert_close(torch.stack([b(x) for b in back]), stack(x), **F64)
+        # Restacked and reloaded stacks run the same kernels on the same numbers: equal.
         restacked = stack_models(back)
-        torch.testing.assert_close(restacked(x), stack(x))
+        torch.testing.assert_close(restacked(x), stack(x), rtol=0, atol=0)
         other, _ = _models(case, seeds=range(10, 10 + M))
         fresh = stack_models(other).eval()
         fresh.load_state_dict(stack.state_dict())
-        torch.testing.assert_close(fresh(x), stack(x))
+        torch.testing.assert_close(fresh(x), stack(x), rtol=0, atol=0)
 
 
 def test_stack_of_one_model_given_alone():
     net = mlp(3, [4], 2, dropout=0.5, seed=0).eval()
     stack = stack_models(net).eval()
-    x = torch.randn(5, 3)
+    x = torch.randn(5, 3, generator=_gen())
     assert stack.num_models == 1
-    torch.testing.assert_close(stack(x), net(x).unsqueeze(0))
+    # float32 sums of 3 and 4 terms, other kernels: ~4 eps32 = 2.4e-7 of terms |w x| <= ~2,
+    # twice (two layers): ~1e-6 absolute; 2x.
+    torch.testing.assert_close(stack(x), net(x).unsqueeze(0), rtol=0, atol=2e-6)
 
 
 def test_stack_paths():
@@ -453,7 +506,7 @@ def test_one_optimizer_over_the_stack_equals_one_per_model(path, optimizer, kwar
         for name, p in model.named_parameters():
             got = stack.stacked(name)[i]
             got = got.T if path == "mlp" and p.dim() == 2 else got
-            torch.testing.assert_close(got, p, msg=name)
+            torch.testing.assert_close(got, p, msg=name, **F64)
 
 
 def _identity_dropout_stack(path: str, p: float, seed: int, m: int = 4):
@@ -478,17 +531,23 @@ def test_stack_dropout_masks_per_model(path):
     x = torch.ones(50, 200, dtype=torch.float64)
     out = stack(x)
     kept = out != 0
-    # inverted dropout: the kept units are scaled by 1/(1-p)
-    torch.testing.assert_close(out[kept], torch.full_like(out[kept], 1 / (1 - p)))
-    # 40,000 Bernoulli(p) draws: 6 standard deviations is 0.014
+    # inverted dropout: the kept units are scaled by 1/(1-p). Exact: 1 times the rounded
+    # 1 / (1 - p), then products with the identity and sums with zeros, which do not round.
+    torch.testing.assert_close(out[kept], torch.full_like(out[kept], 1 / (1 - p)), rtol=0, atol=0)
+    # 40,000 Bernoulli(p) draws: standard error sqrt(.3 * .7 / 4e4) = 2.3e-3, 0.014 is 6 of them
     assert abs((~kept).double().mean().item() - p) < 0.014
     for i in range(1, 4):
-        assert (kept[0] != kept[i]).double().mean() > 0.3  # independent masks: 2p(1-p)
+        # Independent masks disagree on a fraction 2p(1-p) = 0.42 of 10,000 units (standard
+        # error 4.9e-3); 0.39 is 6 standard errors below, shared masks give 0.
+        assert (kept[0] != kept[i]).double().mean() > 0.39
     again = _identity_dropout_stack(path, p, seed=0).train()(x)
     assert torch.equal(out, again)
     other = _identity_dropout_stack(path, p, seed=1).train()(x)
     assert not torch.equal(out, other)
-    torch.testing.assert_close(stack.eval()(x), torch.ones(4, 50, 200, dtype=torch.float64))
+    # Identity weights, zero biases, ones in: exact in any summation order.
+    torch.testing.assert_close(
+        stack.eval()(x), torch.ones(4, 50, 200, dtype=torch.float64), rtol=0, atol=0
+    )
 
 
 @pytest.mark.parametrize("path", ["mlp", "vmap"])
@@ -498,8 +557,9 @@ def test_stack_dropout_gradient_uses_the_same_mask(path):
     out = stack(x)
     out.sum().backward()
     mask = out.detach()
-    # d(sum out)/d(b1) = column sums of the mask through W2 = I and the active ReLU
-    torch.testing.assert_close(stack.stacked("1.bias").grad, mask.sum(1))
+    # d(sum out)/d(b1) = column sums of the mask through W2 = I and the active ReLU: sums of
+    # 0s and 2s (p = 0.5), exact in any order.
+    torch.testing.assert_close(stack.stacked("1.bias").grad, mask.sum(1), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("path", ["mlp", "vmap"])

@@ -1,8 +1,9 @@
 """Every hand-derived backward of losslab.npnet against centred differences, in float64.
 
 Each check multiplies the forward output by a random upstream gradient (CS231n style),
-so the whole vector-Jacobian product is tested, not one output at a time. Tolerances:
-relative error < 1e-7, < 1e-5 for batch-norm and softmax (brief, issue 3). Inputs are
+so the whole vector-Jacobian product is tested, not one output at a time. One tolerance,
+TOL below, derived from the step h and float64 round-off, holds for every check (issue 3
+allowed 1e-5 for batch-norm and softmax; the derivation does not need it). Inputs are
 kept away from the kinks of the piecewise functions so the differences are smooth.
 The last tests check the engine's contract: no torch import, dtype kept, dout untouched.
 """
@@ -30,8 +31,14 @@ def _one_blas_thread():
         yield
 
 
+# Centred differences with h = 1e-6 in float64 (numerical_gradient's default). Truncation:
+# h**2 / 6 * |f^(3)| ~ 1e-12 * |f^(3)| (|f^(3)| <= ~30 here: sigmoid(2.5 x), softplus(3 x)).
+# Round-off: <f(x +- h e_i), dout> is a float64 sum of S = sum_j |f_j dout_j| <= ~1e2, rounded to
+# ~eps64 * S = 1e-14 on either side, so each entry of the estimate carries ~eps64 * S / h ~ 1e-8,
+# against gradient entries of order 1: relative error ~1e-8 (measured <= 9e-9, adaptive ReLU;
+# batch-norm and softmax <= 1e-9, no worse). 10x that. A wrong constant of 1e-6 relative
+# (e.g. batch-norm's eps left out of the backward: eps / (2 var) ~ 1e-6) is still caught.
 TOL = 1e-7
-TOL_LOOSE = 1e-5
 
 
 def _away_from(x: np.ndarray, kinks=(0.0,), margin: float = 1e-3) -> np.ndarray:
@@ -78,6 +85,9 @@ def test_numerical_gradient_of_known_function():
     dout = _normal(3, 4, seed=1)
     numeric = numerical_gradient(lambda: np.sin(x) * np.exp(x), x, dout)
     exact = (np.cos(x) + np.sin(x)) * np.exp(x) * dout
+    # 12 terms: S = sum |sin(x) exp(x) dout| ~ 10, so round-off ~eps64 * S / h ~ 1e-9 per entry
+    # and truncation h**2 / 6 * |f^(3)| ~ 1e-12 * e**|x| ~ 1e-11, against |gradient| ~ 1
+    # (measured 2e-11: most of the two sums' round-off cancels). The bound without cancellation.
     assert relative_error(numeric, exact) < 1e-9
     np.testing.assert_array_equal(x, _normal(3, 4))
 
@@ -85,7 +95,8 @@ def test_numerical_gradient_of_known_function():
 def test_relative_error_detects_a_wrong_gradient():
     a = _normal(10)
     assert relative_error(a, a) == 0
-    assert relative_error(a, 1.01 * a) == pytest.approx(0.01 / 2.01, rel=1e-9)
+    # Two float64 norms of 10 terms and a quotient: ~(10 + 3) eps64 ~ 1.5e-15 relative; 10x.
+    assert relative_error(a, 1.01 * a) == pytest.approx(0.01 / 2.01, rel=2e-14)
     with pytest.raises(LosslabError, match="shapes differ"):
         relative_error(a, a[:3])
 
@@ -105,6 +116,8 @@ def test_check_layer_flags_a_broken_backward():
 
     errors = npnet.check_layer(Broken(4, 3, rng=0), _normal(5, 4), np.random.default_rng(0))
     assert errors["x"] < TOL and errors["b"] < TOL
+    # A gradient off by a factor 1.001 has relative error 0.001 / 2.001 = 5e-4 (up to the
+    # estimate's ~1e-8); 1e-4 sits well between that and TOL.
     assert errors["W"] > 1e-4
 
 
@@ -175,7 +188,7 @@ def test_swish_with_trainable_beta():
 
 
 def test_softmax():
-    _gradcheck(F.softmax_forward, F.softmax_backward, {"x": _normal(5, 7, scale=3)}, tol=TOL_LOOSE)
+    _gradcheck(F.softmax_forward, F.softmax_backward, {"x": _normal(5, 7, scale=3)}, tol=TOL)
 
 
 def test_softmax_cross_entropy_value_and_gradient():
@@ -184,14 +197,19 @@ def test_softmax_cross_entropy_value_and_gradient():
     loss, dlogits = F.softmax_cross_entropy(logits, y)
     # Reference written differently: log of the explicit softmax, in float64.
     p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    # float64: each -log p_y is rounded to ~5 eps64 * (1 + max |logit| ~ 10) ~ 6e-15 absolute
+    # (exp, sum of 4, divide, log), against a mean loss ~2.4: ~3e-15 relative. 1e-12 leaves room
+    # for NumPy's SIMD exp/log, whose last bits differ between CPUs.
     assert loss == pytest.approx(-np.mean(np.log(p[np.arange(6), y])), rel=1e-12)
     numeric = numerical_gradient(lambda: F.softmax_cross_entropy(logits, y)[0], logits)
-    assert relative_error(dlogits, numeric) < TOL_LOOSE
+    assert relative_error(dlogits, numeric) < TOL
 
 
 def test_softmax_cross_entropy_is_finite_for_huge_logits():
     logits = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0]], dtype=np.float32)
     loss, dlogits = F.softmax_cross_entropy(logits, np.array([1, 1]))
+    # Exactly (2e4 + 0) / 2 up to e**-1e4; float32 rounds a few operations on values ~1e4 to a
+    # few eps32 = 6e-8 relative; 1e-6 is ~16 eps32.
     assert loss == pytest.approx(1e4, rel=1e-6)
     assert np.all(np.isfinite(dlogits))
 
@@ -210,9 +228,12 @@ def test_dropout_statistics_and_eval_identity():
     x = np.ones((400, 500))
     out, mask = F.dropout_forward(x, 0.4, np.random.default_rng(0))
     dropped = np.mean(out == 0)
-    # 200k Bernoulli(0.4) draws: the standard error of the rate is 1.1e-3.
+    # 200k Bernoulli(0.4) draws: the standard error of the rate is sqrt(.4 * .6 / 2e5) = 1.1e-3;
+    # 6e-3 is 5.5 standard errors (a random seed would fail with probability ~4e-8).
     assert abs(dropped - 0.4) < 6e-3
-    np.testing.assert_allclose(np.unique(out), [0.0, 1 / 0.6])
+    # The kept value is 1 * (1 / 0.6) rounded once or twice in float64: <= 2 eps64 from 1 / 0.6.
+    np.testing.assert_allclose(np.unique(out), [0.0, 1 / 0.6], rtol=1e-15, atol=0)
+    # out.mean() - 1 = (0.4 - dropped) / 0.6: standard error 1.8e-3, 1e-2 is 5.5 of them again.
     assert abs(out.mean() - 1) < 1e-2
     out_eval, cache = F.dropout_forward(x, 0.4, np.random.default_rng(0), training=False)
     assert out_eval is x and cache is None
@@ -233,17 +254,22 @@ def test_batchnorm_train(shape):
         "gamma": _normal(c, seed=1) + 1,
         "beta": _normal(c, seed=2),
     }
-    _gradcheck(F.batchnorm_forward, F.batchnorm_backward, arrays, tol=TOL_LOOSE)
+    _gradcheck(F.batchnorm_forward, F.batchnorm_backward, arrays, tol=TOL)
 
 
 def test_batchnorm_eval_uses_running_statistics():
     running = {"mean": _normal(5, seed=3), "var": np.exp(_normal(5, seed=4))}
     arrays = {"x": _normal(8, 5), "gamma": _normal(5, seed=1), "beta": _normal(5, seed=2)}
     kwargs = {"running": running, "training": False}
-    _gradcheck(F.batchnorm_forward, F.batchnorm_backward, arrays, kwargs, tol=TOL_LOOSE)
+    _gradcheck(F.batchnorm_forward, F.batchnorm_backward, arrays, kwargs, tol=TOL)
     out, _ = F.batchnorm_forward(**arrays, **kwargs)
     expected = (arrays["x"] - running["mean"]) / np.sqrt(running["var"] + 1e-5)
-    np.testing.assert_allclose(out, arrays["gamma"] * expected + arrays["beta"], rtol=1e-12)
+    # The same ~6 float64 operations, possibly regrouped (gamma / sqrt folded first): each
+    # output is rounded to ~6 eps64 of its terms |gamma x_hat| + |beta| <= ~10, i.e. ~7e-15
+    # absolute, which is relative only away from 0: atol 1e-13 (~15x) for outputs near 0.
+    np.testing.assert_allclose(
+        out, arrays["gamma"] * expected + arrays["beta"], rtol=1e-12, atol=1e-13
+    )
     with pytest.raises(LosslabError, match="running statistics"):
         F.batchnorm_forward(**arrays, training=False)
 
@@ -251,8 +277,11 @@ def test_batchnorm_eval_uses_running_statistics():
 def test_batchnorm_train_output_is_normalised():
     x = _normal(50, 4, scale=3) + 7
     out, _ = F.batchnorm_forward(x, np.ones(4), np.zeros(4), eps=0.0)
-    np.testing.assert_allclose(out.mean(axis=0), 0, atol=1e-12)
-    np.testing.assert_allclose(out.var(axis=0), 1, rtol=1e-12)
+    # float64, 50 samples with |x| <= ~16 (mean 7, sd 3): the batch mean is rounded to
+    # ~50 eps64 * 16 / 50, x_hat to ~3 eps64 * |x| / sd more; mean and variance of x_hat (sums
+    # of 50 terms <= ~3) add ~eps64 * 3 * log2(50). Bound ~1e-14 (measured 7e-16); 10x.
+    np.testing.assert_allclose(out.mean(axis=0), 0, atol=1e-13)
+    np.testing.assert_allclose(out.var(axis=0), 1, rtol=1e-13)
 
 
 # ---------------------------------------------------------------------------
@@ -441,5 +470,7 @@ def test_whole_network_gradcheck():
     # A bias right before batch-norm is subtracted out with the mean: its gradient is 0,
     # so only its absolute size can be checked.
     before_bn = {"0.b", "3.b"}
-    assert all(np.abs(bn_net.grads[k]).max() < 1e-12 for k in before_bn)
-    assert max(v for k, v in errors.items() if k not in before_bn) < TOL_LOOSE, errors
+    # That zero is a float64 sum over 7 samples of terms |gamma dout / sd| <= ~10 that cancel
+    # exactly: round-off ~7 eps64 * 10 ~ 1e-14; 1e-13 (10x).
+    assert all(np.abs(bn_net.grads[k]).max() < 1e-13 for k in before_bn)
+    assert max(v for k, v in errors.items() if k not in before_bn) < TOL, errors

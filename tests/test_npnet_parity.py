@@ -1,4 +1,4 @@
-"""npnet against PyTorch in float64: values and every gradient to 1e-9.
+"""npnet against PyTorch in float64: values and every gradient to 1e-12 (RTOL below).
 
 ONE helper, :func:`assert_parity`, runs an operation in npnet and in PyTorch (its own
 functional ops, or autograd of a formula written from SPEC.md) and compares the
@@ -29,7 +29,16 @@ def _one_blas_thread():
         yield
 
 
-RTOL = ATOL = 1e-9
+# Both sides are float64 and compute the same formulas in another order or grouping. Each
+# compared entry is either a short chain of elementwise operations (<= ~20 roundings, SLEEF or
+# libm transcendentals within an ulp or two) or a reduction of at most K ~ 130 terms (conv:
+# C_in kh kw <= 54 per output; gradients: batch x positions <= 2 x 64), so it is rounded to
+# ~K eps64 = 1.4e-14 of its terms' magnitude. Conditioning adds at most ~10x here: batch-norm's
+# 1/sd, the three cancelling terms of its backward, log / power losses near p = 1. Bound
+# ~1e-13 relative (measured <= 5e-15); RTOL 1e-12. Entries that cancel to ~0 carry the same
+# error in absolute terms, with terms of size <= ~10: ATOL 1e-12. (1e-9 before: it would have
+# let a relative error of 1e-10 in a gradient through, e.g. an eps misplaced in a formula.)
+RTOL = ATOL = 1e-12
 
 
 def assert_parity(np_run, torch_fn, arrays: dict, seed: int = 0, upstream: bool = True):
@@ -182,6 +191,8 @@ def test_batchnorm_train_parity_and_running_stats(shape):
         ),
         arrays,
     )
+    # One momentum update of a batch mean / variance of <= 30 float64 terms, values ~0.4-9: the
+    # RTOL derivation above, and no entry near 0.
     np.testing.assert_allclose(layer.running["mean"], run_mean.numpy(), rtol=RTOL)
     np.testing.assert_allclose(layer.running["var"], run_var.numpy(), rtol=RTOL)
 
@@ -233,13 +244,16 @@ def test_dropout_matches_its_mask_and_scales_like_torch():
     x = _normal(50, 40)
     out = layer.forward(x)
     mask = out != 0
+    # x * (1 / 0.75) with the scale rounded once, against x / 0.75 rounded once: <= 3 half-ulps,
+    # 3.3e-16 relative; 1e-15 (3x). Dropped entries and the gradient's zeros are exact.
     np.testing.assert_allclose(out[mask], x[mask] / 0.75, rtol=1e-15)
     dout = _normal(50, 40, seed=1)
     np.testing.assert_allclose(layer.backward(dout), np.where(mask, dout / 0.75, 0), rtol=1e-15)
     # torch's inverted dropout keeps the same 1/(1-p) scale on survivors.
     t = TF.dropout(torch.tensor(x), 0.25, training=True)
     kept = t != 0
-    np.testing.assert_allclose(t[kept].numpy(), x[kept.numpy()] / 0.75, rtol=1e-12)
+    # torch multiplies by the mask scaled by 1 / (1 - p): the same <= 3 half-ulps as above.
+    np.testing.assert_allclose(t[kept].numpy(), x[kept.numpy()] / 0.75, rtol=1e-15)
     layer.eval()
     assert layer.forward(x) is x
 
@@ -398,6 +412,8 @@ def test_truncated_log_with_k_zero_is_the_log_loss():
     o = _normal(6, 5, scale=3.0, seed=4)
     labels = np.array([0, 3, 1, 1, 2, 4])
     truncated, log = npnet.get_loss("truncated_log", k=0.0), npnet.get_loss("log")
+    # With k = 0 the truncation never applies: the same float64 operations on the same numbers,
+    # equal to the ulp (atol: gradient entries that are 0 on one side).
     np.testing.assert_allclose(truncated.forward(o, labels), log.forward(o, labels), rtol=1e-15)
     np.testing.assert_allclose(truncated.backward(1.0), log.backward(1.0), rtol=1e-15, atol=1e-17)
 
@@ -465,6 +481,7 @@ def test_network_parity(name):
 
 
 def test_parity_helper_detects_a_wrong_gradient():
+    # A bias gradient off by 1e-7 relative, ~1e5 x RTOL: must fail.
     class WrongBackward(npnet.Linear):
         def backward(self, dout):
             dx = super().backward(dout)

@@ -58,8 +58,12 @@ def test_fit_reaches_published_digits_accuracy(digits):
         steps=400,
     )
     assert result.steps == 400
+    # ~97% expected: on 297 test / 300 dev samples the binomial standard error of an accuracy
+    # of 0.97 is sqrt(.97 * .03 / 300) = 1%, so 0.94 is 3 standard errors below (a run that
+    # truly reaches 97% fails with probability ~1e-3; measured 0.987 and 0.97).
     assert result.test_accuracy > 0.94
     assert result.history["dev_accuracy"][-1] > 0.94
+    # At 97% the loss is ~0.1 against ~0.75 over the first 100 steps (measured 0.05 / 0.75).
     assert result.history["train_loss"][-1] < 0.5 * result.history["train_loss"][0]
     assert result.history["step"] == list(range(100, 401, 100))
 
@@ -73,10 +77,15 @@ def test_fit_default_is_the_daza_protocol(digits):
     ]
     assert [type(lay).__name__ for lay in net.layers] == ["Linear", "Activation", "Linear"]
     assert net.layers[1].name == "relu"
-    # N(0, 1e-4^2) weights; 20 SGD steps at lr 1e-3 barely move them.
+    # N(0, 1e-4^2) weights: the sample sd of 6400 draws is within 1 / sqrt(2 * 6400) = 0.9% of
+    # 1e-4 (one standard error), 10% is 11 of them. 20 SGD steps at lr 1e-3 move a weight by
+    # <= 20 * 1e-3 * |x| |W2 (p - y)| ~ 20 * 1e-3 * 1e-4 = 2e-6: 2% of the sd at most.
     assert 0.9e-4 < net.params["0.W"].std() < 1.1e-4
     assert net.params["0.W"].dtype == np.float32
-    # Tiny weights: the logits are ~0, so the loss is log(10) at first.
+    # Tiny weights: the logits are ~0, so the loss is log(10) at first. The weights contribute
+    # <= 100 units x 1e-3 x 1e-4 ~ 1e-5 to a logit; the output biases move by <= 10 steps x
+    # 1e-3 x |1/10 - class frequency| (<= 0.05 for digits' balanced batches), which changes
+    # the mean loss by ~10 x 1e-3 x sum_c (freq_c - 1/10)**2 <= 3e-4 (measured 1e-6). 3x that.
     assert result.history["train_loss"][0] == pytest.approx(math.log(10), abs=1e-3)
     assert result.history["lr"] == [1e-3, 1e-3]
     assert 0 <= result.test_accuracy <= 1
@@ -100,7 +109,8 @@ def test_fit_with_dropout_batchnorm_weight_decay_and_lr_decay(digits):
     )
     # 1200 examples at batch 200: 6 steps per epoch, 0.95^epoch after each epoch.
     expected = [0.1 * 0.95 ** ((s - 1) // 6) for s in result.history["step"]]
-    assert result.history["lr"] == pytest.approx(expected)
+    # The schedule evaluates this same float64 formula: a power and a product, <= 2 roundings.
+    assert result.history["lr"] == pytest.approx(expected, rel=1e-15)
     assert result.history["train_loss"][-1] < result.history["train_loss"][0]
     assert "dev_loss" not in result.history and result.test_accuracy is None
 
@@ -122,6 +132,9 @@ def test_fit_early_stopping_restores_the_best_weights(digits):
     loss, _ = npnet.evaluate(
         result.model, npnet.get_loss("log"), digits.x_dev.astype(np.float32), digits.y_dev
     )
+    # The same evaluate() of the same float32 weights and data: equal (measured 0). rel 1e-5
+    # (~170 eps32) only leaves room for another float32 accumulation order of the mean, while a
+    # wrong restored state is caught: consecutive dev losses here differ by >= 10%.
     assert loss == pytest.approx(dev_loss[best], rel=1e-5)
     assert result.steps < 600 and len(dev_loss) - 1 - best == 3
 
@@ -181,7 +194,9 @@ def test_fit_reports_divergence(digits):
 )
 def test_initialisers(name, std):
     w = npnet.init_weight(name, (400, 200), 400, 200, np.random.default_rng(0))
-    # 80k draws: the sample std is within 1% of sigma with overwhelming probability.
+    # 80k normal draws: the sample sd has relative standard error 1 / sqrt(2 * 80000) = 0.25%,
+    # so 1% is 4 standard errors, and the mean's bound 4 of its standard errors (a random seed
+    # fails either with probability ~6e-5; the seed is fixed).
     assert w.std() == pytest.approx(std, rel=0.01)
     assert abs(w.mean()) < 4 * std / math.sqrt(w.size)
     w32 = npnet.init_weight(name, (400, 200), 400, 200, np.random.default_rng(0), np.float32)
@@ -192,6 +207,7 @@ def test_train_and_eval_modes():
     net = npnet.MLP([4, 8, 3], dropout=0.5, batchnorm=True, rng=0)
     x = np.random.default_rng(1).standard_normal((16, 4))
     train_a, train_b = net.forward(x), net.forward(x)
+    # Two dropout masks (p = 0.5) change outputs by O(1), not by allclose's 1e-5.
     assert not np.allclose(train_a, train_b)
     net.eval()
     assert all(not layer.training for layer in net.layers)

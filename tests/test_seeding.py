@@ -117,11 +117,15 @@ def test_stack_and_loop_draw_the_same_dropout_masks(path):
     assert stack.stack.path == path
     for _ in range(2):  # the second forward draws the streams' next seeds
         a, b = stack.forward(x, shared=True), loop.forward(x, shared=True)
-        # Same masks and weights: bmm vs mm summation order only (float64, width <= 50).
+        # Same masks and weights: bmm vs mm summation order only (float64, sums of <= 50
+        # terms: gamma_50 = 5.6e-15 of the terms' magnitude, <= ~10 here, through two layers
+        # and batch-norm's 1/sd over 7 samples): ~1e-13 absolute. 1e-12 (~10x).
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
         assert torch.equal(a[0], a[2]) and not torch.equal(a[0], a[1])
     for mine, theirs in zip(stack.models(), loop.models(), strict=True):
-        # batch-norm running statistics: one update per forward, float64 round-off only
+        # batch-norm running statistics: a momentum update of batch means / variances over 7
+        # samples per forward, two forwards: a few eps64 of values <= ~10, well inside the
+        # 1e-12 above. Weights are untouched copies (exactly equal).
         torch.testing.assert_close(mine.state_dict(), theirs.state_dict(), rtol=1e-12, atol=1e-12)
 
 
@@ -147,7 +151,10 @@ def test_changing_the_loss_changes_no_stream():
         return model
 
     gen = torch.Generator().manual_seed(0)
-    data = {"x_train": torch.randn(40, 64, generator=gen), "y_train": torch.randint(10, (40,))}
+    data = {
+        "x_train": torch.randn(40, 64, generator=gen),
+        "y_train": torch.randint(10, (40,), generator=gen),
+    }
     config = TrainConfig(batch_size=10, steps=6, eval_every=6, device="cpu", engine="loop")
     specs = [("log", 1), ("hinge", 1), ("alpha", 1, {"loss_kwargs": {"alpha": 4.0}})]
     train_many(net, specs, data, config)

@@ -3,7 +3,6 @@ resume, failures, directory checks and the command line (real engine, real SQLit
 
 import hashlib
 import json
-import math
 import sqlite3
 import sys
 import textwrap
@@ -11,6 +10,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from losslab import cli
@@ -47,6 +47,25 @@ def digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+GAMMA = 120 * 2.0**-24  # K u32 for the longest float32 reduction of the tiny study
+STEPS_RUN = 12
+
+
+def _shaken(model):
+    """``model`` with every weight scaled by (1 + GAMMA): one step's worth of round-off."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1 + GAMMA)
+    return model
+
+
+def _bound(reference, shaken):
+    """T (|reference - shaken| + GAMMA max(1, |reference|)), the largest over the entries."""
+    reference, shaken = np.asarray(reference, float), np.asarray(shaken, float)
+    drift = np.max(np.abs(reference - shaken))
+    return STEPS_RUN * (drift + GAMMA * max(1.0, float(np.max(np.abs(reference)))))
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
@@ -67,14 +86,29 @@ def test_every_cell_equals_training_that_model_alone(tiny_run):
         config = TrainConfig(lr=row.lr, batch_size=20, steps=12, eval_every=4, seed=row.seed,
                              device="cpu")
         alone = train(net, data, row.loss_name, config)
-        # The stack (one batched matmul chain) and the single model differ only in float32
-        # summation order: ~eps = 1.2e-7 per op, grown over 12 Adam steps; 1e-5 relative
-        # leaves a wide margin above the ~2e-7 observed, and far below any real difference.
-        for metric in ("train_loss", "test_loss", "train_accuracy", "test_accuracy"):
-            assert math.isclose(getattr(row, metric), alone.final[metric], rel_tol=1e-5), metric
+        # The stack (batched matmuls) and the single model differ only in float32 summation
+        # order: one step rounds each sum of K <= 120 terms (the loss means over the 120
+        # training samples) to within GAMMA = K u32 of its magnitude. How much training
+        # amplifies that belongs to the run (Adam divides by sqrt(v) + eps): it is measured
+        # by training alone again from weights scaled by (1 + GAMMA). Round-off enters at
+        # each of the T = 12 steps, none growing more than one entering at step 0, so T
+        # times that run's distance (plus T GAMMA |value|) bounds the difference.
+        shaken = train(_shaken(for_data("mlp", data.input_shape, data.num_classes, hidden=[8],
+                                        seed=row.seed)), data, row.loss_name, config)
+        for metric in ("train_loss", "test_loss"):
+            tol = _bound(alone.final[metric], shaken.final[metric])
+            # past 1e-3 the bound would hide a real difference (lr 1e-2 vs 3e-2 moves the
+            # losses by > 1e-2): the run would be too chaotic to compare
+            assert tol < 1e-3, f"{metric}: round-off amplified to {tol:.1e}"
+            assert abs(getattr(row, metric) - alone.final[metric]) <= tol, metric
+        # a round-off tie of a sample's top logits may flip it: one sample of the split
+        for metric, n in (("train_accuracy", 120), ("test_accuracy", 80)):
+            assert abs(getattr(row, metric) - alone.final[metric]) <= 1.001 / n, metric
         mine = curves[(curves.cell_id == row.cell_id) & (curves.metric == "test_loss")]
         assert mine.step.tolist() == [4, 8, 12]
-        np.testing.assert_allclose(mine.value, alone.curves["test_loss"], rtol=1e-5)
+        tol = _bound(np.array(alone.curves["test_loss"]), np.array(shaken.curves["test_loss"]))
+        assert tol < 1e-3
+        np.testing.assert_allclose(mine.value, alone.curves["test_loss"], rtol=0, atol=tol)
 
 
 def test_cells_frame_follows_the_contract(tiny_run):

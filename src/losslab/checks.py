@@ -22,7 +22,7 @@ from typing import Any
 
 from losslab.errors import LosslabError
 
-__all__ = ["check_choice", "check_int", "check_real"]
+__all__ = ["check_choice", "check_int", "check_real", "check_seed_list"]
 
 
 def check_int(
@@ -105,3 +105,18 @@ def check_choice(name: str, value: Any, choices: Sequence[str], *, normalise: bo
     if not isinstance(key, str) or key not in choices:
         raise LosslabError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return key
+
+
+def check_seed_list(what: str, seeds: list[int], example: str) -> list[int]:
+    """``seeds`` if it holds at least one seed and they are distinct integers >= 0.
+
+    Args:
+        what: how the message names one seed, e.g. ``"tuning seed"``.
+        seeds: the list of a study file (its items are already integers).
+        example: a valid list shown when it is empty, e.g. ``"[0, 1, 2]"``.
+    """
+    if not seeds:
+        raise LosslabError(f"give at least one {what}, e.g. seeds = {example}")
+    if min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise LosslabError(f"{what}s must be distinct integers >= 0")
+    return seeds

@@ -75,6 +75,11 @@ def check_number(value: object, what: str, **bounds: Any) -> float:
     return check_real(what, value, **bounds)
 
 
+def check_probability(probability: object) -> str:
+    """``"softmax"`` (p = softmax(o)) or ``"sigmoid"`` (p = sigmoid(o), element-wise)."""
+    return check_choice("probability", probability, PROBABILITIES)
+
+
 def check_validate(validate: object) -> bool | str:
     """``True`` (cheap checks), ``False`` (shapes only) or ``"full"`` (debug, synchronises)."""
     if validate is True or validate is False or validate == "full":
@@ -297,9 +302,25 @@ def run_loss(
     ``reduced(x, t, weight, reduction, **hyper)`` attribute that returns a tensor computes
     weighting and reduction itself (log loss: ``F.cross_entropy``'s own reduction).
     """
-    validate = check_validate(validate)
-    check_inputs(name, logits, target, weight, validate)
     reduced = getattr(kernel, "reduced", None)
+    return _run(
+        name, kernel, reduced, logits, target, weight, reduction, check_validate(validate), hyper
+    )
+
+
+def _run(
+    name: str,
+    kernel: Kernel,
+    reduced: Callable | None,
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None,
+    reduction: str,
+    validate: bool | str,
+    hyper: dict,
+) -> torch.Tensor:
+    """:func:`run_loss` with ``reduced`` given (None: the kernel has no reduction of its own)."""
+    check_inputs(name, logits, target, weight, validate)
     if reduced is not None:
         out, _, _ = _kernel_call(_as_kernel(reduced, weight, reduction), logits, target, hyper)
         if out is not None:
@@ -377,6 +398,8 @@ class ClassificationLoss(Loss):
 
     formula: ClassVar[str] = ""
     seed: ClassVar[str] = ""
+    # The attributes repr shows before the reduction, e.g. ("alpha",).
+    hyper_parameters: ClassVar[tuple[str, ...]] = ()
 
     weight: torch.Tensor | None
 
@@ -415,19 +438,26 @@ class ClassificationLoss(Loss):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss of a batch: logits (N, C), target (N,) int or (N, C) float -> () or (N,)."""
-        if type(self).reduced is not ClassificationLoss.reduced:
-            name = type(self).__name__
-            check_inputs(name, logits, target, self.weight, self.validate)
-            kernel = _as_kernel(self.reduced, self.weight, self.reduction)
-            out, _, _ = _kernel_call(kernel, logits, target, {})
-            if out is not None:
-                check_finite(name, logits, out, self.validate)
-                return out.to(output_dtype(logits))
-        values, t = self._values(logits, target)
-        return reduce(values, t, self.weight, self.reduction).to(output_dtype(logits))
+        return self._loss(logits, target)
+
+    def _loss(self, logits: torch.Tensor, target: torch.Tensor, **kernel_kwargs: Any):
+        """The weighted, reduced loss through :func:`run_loss`'s code path."""
+        own = type(self).reduced is not ClassificationLoss.reduced
+        return _run(
+            type(self).__name__,
+            self.kernel,
+            self.reduced if own else None,
+            logits,
+            target,
+            self.weight,
+            self.reduction,
+            self.validate,
+            kernel_kwargs,
+        )
 
     def extra_repr(self) -> str:
-        parts = [f"reduction={self.reduction!r}"]
+        parts = [f"{name}={getattr(self, name)!r}" for name in self.hyper_parameters]
+        parts.append(f"reduction={self.reduction!r}")
         if self.weight is not None:
             parts.append(f"weight={self.weight.tolist()}")
         return ", ".join(parts)
@@ -442,6 +472,8 @@ class ProbabilityLoss(ClassificationLoss):
         reduction, weight, validate: see :class:`ClassificationLoss`.
     """
 
+    hyper_parameters = ("probability",)
+
     def __init__(
         self,
         probability: str = "softmax",
@@ -450,10 +482,7 @@ class ProbabilityLoss(ClassificationLoss):
         validate: bool | str = True,
     ) -> None:
         super().__init__(reduction=reduction, weight=weight, validate=validate)
-        self.probability = check_choice("probability", probability, PROBABILITIES)
-
-    def extra_repr(self) -> str:
-        return f"probability={self.probability!r}, " + super().extra_repr()
+        self.probability = check_probability(probability)
 
 
 def _as_weight(weight: torch.Tensor | Sequence[float] | None) -> torch.Tensor | None:

@@ -34,12 +34,13 @@ How they reach PyTorch's speed (index targets, the common case):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from losslab.checks import check_choice
-from losslab.losses._base import PROBABILITIES, check_number, run_loss, tracing
+from losslab.losses._base import Kernel, check_number, check_probability, run_loss, tracing
 
 __all__ = [
     "alpha",
@@ -518,16 +519,59 @@ def truncated_log_kernel(x: Tensor, t: Tensor, k: float = 0.5):
 
 
 # ---------------------------------------------------------------------------------------
-# public functions
-
-_SEED = "Janocha & Czarnecki 2017, Table 1"
+# hyper-parameter checks (the modules of losslab.losses call them too)
 
 
-def _probability(probability: str) -> str:
-    return check_choice("probability", probability, PROBABILITIES)
+def check_alpha(alpha: float) -> float:
+    """alpha > 0, ``inf`` allowed (alpha-loss)."""
+    return check_number(alpha, "alpha (alpha loss)", low=0.0, low_open=True, allow_inf=True)
 
 
-def l1(logits, target, *, reduction="mean", weight=None, validate=True) -> Tensor:
+def check_q(q: float) -> float:
+    """q in (0, 1] (generalised cross-entropy)."""
+    return check_number(q, "q (gce loss)", low=0.0, high=1.0, low_open=True)
+
+
+def check_k(k: float) -> float:
+    """k in [0, 1] (truncated log loss)."""
+    return check_number(k, "k (truncated_log loss)", low=0.0, high=1.0)
+
+
+# ---------------------------------------------------------------------------------------
+# public functions: the losses without hyper-parameters share one signature per kind, so
+# each is built by one of two factories from its name, kernel and docstring.
+
+
+def _on_logits(name: str, kernel: Kernel, doc: str, **fixed: Any) -> Callable[..., Tensor]:
+    """The public function of a loss on the raw logits; ``fixed`` goes to the kernel."""
+
+    def loss(logits, target, *, reduction="mean", weight=None, validate=True) -> Tensor:
+        return run_loss(name, kernel, logits, target, reduction=reduction, weight=weight,
+                        validate=validate, **fixed)  # fmt: skip
+
+    return _named(loss, name, doc)
+
+
+def _on_probabilities(name: str, kernel: Kernel, doc: str) -> Callable[..., Tensor]:
+    """The public function of a loss on p = softmax(o) or sigmoid(o) (``probability=``)."""
+
+    def loss(logits, target, *, reduction="mean", weight=None, validate=True,
+             probability="softmax") -> Tensor:  # fmt: skip
+        return run_loss(name, kernel, logits, target, reduction=reduction, weight=weight,
+                        validate=validate, probability=check_probability(probability))  # fmt: skip
+
+    return _named(loss, name, doc)
+
+
+def _named(loss: Callable[..., Tensor], name: str, doc: str) -> Callable[..., Tensor]:
+    loss.__name__ = loss.__qualname__ = name
+    loss.__doc__ = doc
+    return loss
+
+
+l1 = _on_logits(
+    "l1",
+    l1_kernel,
     r"""L1 loss on the raw logits, :math:`\sum_j |y_j - o_j|` (Janocha & Czarnecki 2017, Table 1).
 
     Args:
@@ -537,123 +581,112 @@ def l1(logits, target, *, reduction="mean", weight=None, validate=True) -> Tenso
 
     Returns:
         () or (N,) for ``reduction="none"``.
-    """
-    return run_loss("l1", l1_kernel, logits, target, reduction=reduction, weight=weight,
-                    validate=validate)  # fmt: skip
+    """,
+)
 
-
-def l2(logits, target, *, reduction="mean", weight=None, validate=True) -> Tensor:
+l2 = _on_logits(
+    "l2",
+    l2_kernel,
     r"""Squared L2 loss on the raw logits, :math:`\sum_j (y_j - o_j)^2` (Janocha, Table 1).
 
     Arguments, shapes and result as :func:`l1`.
-    """
-    return run_loss("l2", l2_kernel, logits, target, reduction=reduction, weight=weight,
-                    validate=validate)  # fmt: skip
+    """,
+)
 
-
-def hinge(logits, target, *, reduction="mean", weight=None, validate=True) -> Tensor:
+hinge = _on_logits(
+    "hinge",
+    hinge_kernel,
     r"""Hinge loss :math:`\sum_j \max(0, \tfrac12 - \hat y_j o_j)`, :math:`\hat y = 2y - 1`.
 
     Janocha & Czarnecki 2017, Table 1. Arguments, shapes and result as :func:`l1`.
-    """
-    return run_loss("hinge", hinge_kernel, logits, target, reduction=reduction, weight=weight,
-                    validate=validate, power=1)  # fmt: skip
+    """,
+    power=1,
+)
 
-
-def squared_hinge(logits, target, *, reduction="mean", weight=None, validate=True) -> Tensor:
+squared_hinge = _on_logits(
+    "squared_hinge",
+    hinge_kernel,
     r"""Squared hinge loss :math:`\sum_j \max(0, \tfrac12 - \hat y_j o_j)^2` (Janocha, Table 1).
 
     Arguments, shapes and result as :func:`l1`.
-    """
-    return run_loss("squared_hinge", hinge_kernel, logits, target, reduction=reduction,
-                    weight=weight, validate=validate, power=2)  # fmt: skip
+    """,
+    power=2,
+)
 
-
-def cubed_hinge(logits, target, *, reduction="mean", weight=None, validate=True) -> Tensor:
+cubed_hinge = _on_logits(
+    "cubed_hinge",
+    hinge_kernel,
     r"""Cubed hinge loss :math:`\sum_j \max(0, \tfrac12 - \hat y_j o_j)^3` (Janocha, Table 1).
 
     Arguments, shapes and result as :func:`l1`.
-    """
-    return run_loss("cubed_hinge", hinge_kernel, logits, target, reduction=reduction,
-                    weight=weight, validate=validate, power=3)  # fmt: skip
+    """,
+    power=3,
+)
 
-
-def log(logits, target, *, reduction="mean", weight=None, validate=True,
-        probability="softmax") -> Tensor:  # fmt: skip
+log = _on_probabilities(
+    "log",
+    log_kernel,
     r"""Log loss :math:`-\sum_j y_j \log p_j` (Janocha, Table 1; Berlyand et al. 2021, eq. 4).
 
     With index targets and ``"softmax"`` it is ``F.cross_entropy``; with ``"sigmoid"`` the
     binary cross-entropy summed over classes. Arguments as :func:`l1`, plus
     ``probability="softmax"|"sigmoid"``.
-    """
-    return run_loss("log", log_kernel, logits, target, reduction=reduction, weight=weight,
-                    validate=validate, probability=_probability(probability))  # fmt: skip
+    """,
+)
 
-
-def squared_log(logits, target, *, reduction="mean", weight=None, validate=True,
-                probability="softmax") -> Tensor:  # fmt: skip
+squared_log = _on_probabilities(
+    "squared_log",
+    squared_log_kernel,
     r"""Squared log loss :math:`\sum_j (y_j \log p_j)^2` (Janocha, Table 1, sign typo fixed).
 
     Arguments as :func:`log`.
-    """
-    return run_loss("squared_log", squared_log_kernel, logits, target, reduction=reduction,
-                    weight=weight, validate=validate,
-                    probability=_probability(probability))  # fmt: skip
+    """,
+)
 
-
-def expectation(logits, target, *, reduction="mean", weight=None, validate=True,
-                probability="softmax") -> Tensor:  # fmt: skip
+expectation = _on_probabilities(
+    "expectation",
+    expectation_kernel,
     r"""Expectation loss :math:`\sum_j |y_j - p_j|` (Janocha, Table 1, Proposition 1).
 
     Arguments as :func:`log`.
-    """
-    return run_loss("expectation", expectation_kernel, logits, target, reduction=reduction,
-                    weight=weight, validate=validate,
-                    probability=_probability(probability))  # fmt: skip
+    """,
+)
 
-
-def regularised_expectation(logits, target, *, reduction="mean", weight=None, validate=True,
-                            probability="softmax") -> Tensor:  # fmt: skip
+regularised_expectation = _on_probabilities(
+    "regularised_expectation",
+    regularised_expectation_kernel,
     r"""Regularised expectation loss :math:`\sum_j (y_j - p_j)^2` (Janocha, Table 1, Prop. 1).
 
     Arguments as :func:`log`.
-    """
-    return run_loss("regularised_expectation", regularised_expectation_kernel, logits, target,
-                    reduction=reduction, weight=weight, validate=validate,
-                    probability=_probability(probability))  # fmt: skip
+    """,
+)
 
-
-def chebyshev(logits, target, *, reduction="mean", weight=None, validate=True,
-              probability="softmax") -> Tensor:  # fmt: skip
+chebyshev = _on_probabilities(
+    "chebyshev",
+    chebyshev_kernel,
     r"""Chebyshev loss :math:`\max_j |p_j - y_j|` (Janocha, Table 1, :math:`L_\infty\circ\sigma`).
 
     Arguments as :func:`log`.
-    """
-    return run_loss("chebyshev", chebyshev_kernel, logits, target, reduction=reduction,
-                    weight=weight, validate=validate,
-                    probability=_probability(probability))  # fmt: skip
+    """,
+)
 
-
-def tanimoto(logits, target, *, reduction="mean", weight=None, validate=True,
-             probability="softmax") -> Tensor:  # fmt: skip
+tanimoto = _on_probabilities(
+    "tanimoto",
+    tanimoto_kernel,
     r"""Tanimoto loss :math:`-p\cdot y / (\|p\|^2 + \|y\|^2 - p\cdot y)` (Janocha, Table 1).
 
     Arguments as :func:`log`.
-    """
-    return run_loss("tanimoto", tanimoto_kernel, logits, target, reduction=reduction,
-                    weight=weight, validate=validate,
-                    probability=_probability(probability))  # fmt: skip
+    """,
+)
 
-
-def cauchy_schwarz(logits, target, *, reduction="mean", weight=None, validate=True,
-                   probability="softmax") -> Tensor:  # fmt: skip
+cauchy_schwarz = _on_probabilities(
+    "cauchy_schwarz",
+    cauchy_schwarz_kernel,
     r"""Cauchy-Schwarz divergence :math:`-\log(p\cdot y / (\|p\|\|y\|))` (Janocha, Prop. 3).
 
     Arguments as :func:`log`.
-    """
-    return run_loss("cauchy_schwarz", cauchy_schwarz_kernel, logits, target,
-                    reduction=reduction, weight=weight, validate=validate,
-                    probability=_probability(probability))  # fmt: skip
+    """,
+)
 
 
 def alpha(logits, target, *, alpha=2.0, reduction="mean", weight=None, validate=True) -> Tensor:
@@ -662,9 +695,8 @@ def alpha(logits, target, *, alpha=2.0, reduction="mean", weight=None, validate=
     ``alpha`` > 0, ``inf`` allowed (1 - p_c); alpha = 1 is log loss. Other arguments as
     :func:`l1`.
     """
-    a = check_number(alpha, "alpha (alpha loss)", low=0.0, low_open=True, allow_inf=True)
     return run_loss("alpha", alpha_kernel, logits, target, reduction=reduction, weight=weight,
-                    validate=validate, alpha=a)  # fmt: skip
+                    validate=validate, alpha=check_alpha(alpha))  # fmt: skip
 
 
 def gce(logits, target, *, q=0.7, reduction="mean", weight=None, validate=True) -> Tensor:
@@ -672,9 +704,8 @@ def gce(logits, target, *, q=0.7, reduction="mean", weight=None, validate=True) 
 
     Other arguments as :func:`l1`.
     """
-    q = check_number(q, "q (gce loss)", low=0.0, high=1.0, low_open=True)
     return run_loss("gce", gce_kernel, logits, target, reduction=reduction, weight=weight,
-                    validate=validate, q=q)  # fmt: skip
+                    validate=validate, q=check_q(q))  # fmt: skip
 
 
 def truncated_log(logits, target, *, k=0.5, reduction="mean", weight=None,
@@ -683,6 +714,5 @@ def truncated_log(logits, target, *, k=0.5, reduction="mean", weight=None,
 
     Other arguments as :func:`l1`.
     """
-    k = check_number(k, "k (truncated_log loss)", low=0.0, high=1.0)
     return run_loss("truncated_log", truncated_log_kernel, logits, target, reduction=reduction,
-                    weight=weight, validate=validate, k=k)  # fmt: skip
+                    weight=weight, validate=validate, k=check_k(k))  # fmt: skip

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 
 from losslab.losses import functional as LF
-from losslab.losses._base import ClassificationLoss, check_number
+from losslab.losses._base import ClassificationLoss
 
 
 class AlphaLoss(ClassificationLoss):
@@ -66,6 +66,7 @@ class AlphaLoss(ClassificationLoss):
 
     formula = "α/(α−1) (1 − p_c^(1−1/α)); α=1: −log p_c; α=∞: 1 − p_c"
     seed = "Mendez-Vazquez 2025 slides, alpha-Loss (typos fixed)"
+    hyper_parameters = ("alpha",)
 
     def __init__(
         self,
@@ -75,15 +76,10 @@ class AlphaLoss(ClassificationLoss):
         validate: bool | str = True,
     ) -> None:
         super().__init__(reduction=reduction, weight=weight, validate=validate)
-        self.alpha = check_number(
-            alpha, "alpha (alpha loss)", low=0.0, low_open=True, allow_inf=True
-        )
+        self.alpha = LF.check_alpha(alpha)
 
     def kernel(self, x: torch.Tensor, target: torch.Tensor):
         return LF.alpha_kernel(x, target, self.alpha)
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, " + super().extra_repr()
 
 
 class GCELoss(ClassificationLoss):
@@ -116,6 +112,7 @@ class GCELoss(ClassificationLoss):
 
     formula = "(1 − p_c^q) / q"
     seed = "Zhang & Sabuncu 2018 (Berlyand et al. ref. 15); = alpha(α = 1/(1−q))"
+    hyper_parameters = ("q",)
 
     def __init__(
         self,
@@ -125,13 +122,10 @@ class GCELoss(ClassificationLoss):
         validate: bool | str = True,
     ) -> None:
         super().__init__(reduction=reduction, weight=weight, validate=validate)
-        self.q = check_number(q, "q (gce loss)", low=0.0, high=1.0, low_open=True)
+        self.q = LF.check_q(q)
 
     def kernel(self, x: torch.Tensor, target: torch.Tensor):
         return LF.gce_kernel(x, target, self.q)
-
-    def extra_repr(self) -> str:
-        return f"q={self.q}, " + super().extra_repr()
 
 
 class TruncatedLogLoss(ClassificationLoss):
@@ -166,6 +160,7 @@ class TruncatedLogLoss(ClassificationLoss):
 
     formula = "−log max(p_c, k)"
     seed = "Berlyand, Creese & Jabin 2021, eq. 12"
+    hyper_parameters = ("k",)
 
     def __init__(
         self,
@@ -175,13 +170,10 @@ class TruncatedLogLoss(ClassificationLoss):
         validate: bool | str = True,
     ) -> None:
         super().__init__(reduction=reduction, weight=weight, validate=validate)
-        self.k = check_number(k, "k (truncated_log loss)", low=0.0, high=1.0)
+        self.k = LF.check_k(k)
 
     def kernel(self, x: torch.Tensor, target: torch.Tensor):
         return LF.truncated_log_kernel(x, target, self.k)
-
-    def extra_repr(self) -> str:
-        return f"k={self.k}, " + super().extra_repr()
 
 
 ROBUST_LOSSES: dict[str, type[ClassificationLoss]] = {

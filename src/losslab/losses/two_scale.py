@@ -65,7 +65,6 @@ from losslab.losses._base import (
     ClassificationLoss,
     check_number,
     output_dtype,
-    reduce,
     tracing,
 )
 from losslab.losses.janocha import JANOCHA_LOSSES
@@ -95,6 +94,12 @@ def classification_confidence(logits: torch.Tensor, labels: torch.Tensor) -> tor
         top = logits.topk(2, dim=1)
         others = torch.where(top.indices[:, 0] == labels, top.values[:, 1], top.values[:, 0])
         return correct - others
+
+
+def _rescale(logits: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """``factor * logits`` (N, C) for a factor () or one per sample (N,)."""
+    factor = factor.to(logits.dtype)
+    return logits * (factor.unsqueeze(1) if factor.ndim == 1 else factor)
 
 
 def _positive(raw: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
@@ -263,12 +268,18 @@ class _ScaleOwner(ClassificationLoss):
                 torch._assert_async(ok, f"{name}: the model scale R must be finite and > 0")
         return r
 
+    def _ready_scale(
+        self, logits: torch.Tensor, scale: torch.Tensor | float | None
+    ) -> torch.Tensor:
+        """:meth:`model_scale` once the reference scale is set (see :meth:`_ensure_ready`)."""
+        self._ensure_ready(logits, scale)
+        return self.model_scale(logits, scale)
+
     def _scaled_base(self, x: torch.Tensor, target: torch.Tensor, factor: torch.Tensor):
         """The base kernel on the rescaled logits factor * x; factor () or (N,)."""
-        factor = factor.to(x.dtype)
-        return self.base.kernel(x * (factor.unsqueeze(1) if factor.ndim == 1 else factor), target)
+        return self.base.kernel(_rescale(x, factor), target)
 
-    # ``scale`` reaches the kernel through ClassificationLoss._values.
+    # ``scale`` reaches the kernel as a keyword, through ClassificationLoss._values and _loss.
     def per_sample(
         self,
         logits: torch.Tensor,
@@ -286,8 +297,7 @@ class _ScaleOwner(ClassificationLoss):
         scale: torch.Tensor | float | None = None,
     ) -> torch.Tensor:
         """Loss of a batch; ``scale`` is the model's current R (see :meth:`model_scale`)."""
-        values, t = self._values(logits, target, scale=scale)
-        return reduce(values, t, self.weight, self.reduction).to(output_dtype(logits))
+        return self._loss(logits, target, scale=scale)
 
 
 class TwoScaleLoss(_ScaleOwner):
@@ -395,8 +405,7 @@ class TwoScaleLoss(_ScaleOwner):
     def kernel(
         self, x: torch.Tensor, target: torch.Tensor, scale: torch.Tensor | float | None = None
     ):
-        self._ensure_ready(x, scale)
-        r = self.model_scale(x, scale)
+        r = self._ready_scale(x, scale)
         if self.baseline:
             return self._scaled_base(x, target, self.r1 / r)
         well = self._well_classified(x, target)
@@ -406,10 +415,7 @@ class TwoScaleLoss(_ScaleOwner):
         self, logits: torch.Tensor, scale: torch.Tensor | float | None = None
     ) -> torch.Tensor:
         """Evaluation logits :math:`R_1 z / R`, (N, C): softmax them for probabilities."""
-        self._ensure_ready(logits, scale)
-        r = self.model_scale(logits, scale)
-        factor = (self.r1 / r).to(logits.dtype)
-        return logits * (factor.unsqueeze(1) if factor.ndim == 1 else factor)
+        return _rescale(logits, self.r1 / self._ready_scale(logits, scale))
 
     def extra_repr(self) -> str:
         scales = f"r1={float(self.r1.detach()):.4g}" if self._ready else "r1=<attach a model>"
@@ -590,8 +596,7 @@ class TwoScaleSeparationLoss(_ScaleOwner):
         well = self._well_classified(x, target)
         factor = torch.where(well, self.rs, torch.ones_like(self.rs))
         if self.requires_scale:
-            self._ensure_ready(x, scale)
-            factor = factor * (self.r0 / self.model_scale(x, scale))
+            factor = factor * (self.r0 / self._ready_scale(x, scale))
         return self._scaled_base(x, target, factor)
 
     def predict_logits(
@@ -600,9 +605,7 @@ class TwoScaleSeparationLoss(_ScaleOwner):
         """Evaluation logits, (N, C): z (``"trained"``) or R0 z / R (``"fixed"``), never R_s."""
         if not self.requires_scale:
             return logits
-        self._ensure_ready(logits, scale)
-        factor = (self.r0 / self.model_scale(logits, scale)).to(logits.dtype)
-        return logits * (factor.unsqueeze(1) if factor.ndim == 1 else factor)
+        return _rescale(logits, self.r0 / self._ready_scale(logits, scale))
 
     def extra_repr(self) -> str:
         return (

@@ -29,7 +29,7 @@ decision boundaries of the toy nets, Fig. 2), Mendez-Vazquez 2025 activation sli
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -63,7 +63,8 @@ __all__ = [
     "get_measurement",
 ]
 
-Rows = list[list[tuple[str, str, float]]]
+Row = tuple[str, str, float]  # (name, index, value)
+Rows = list[list[Row]]  # one list per model
 SPLITS = ("train", "dev", "test")
 
 
@@ -117,6 +118,26 @@ def _split_data(ctx: MeasureContextLike, split: str) -> tuple[np.ndarray, np.nda
 
 def _label(value: float) -> str:
     return f"{value:g}"
+
+
+def _rows_per_split(
+    ctx: MeasureContextLike,
+    splits: Sequence[str],
+    rows_of: Callable[[str, np.ndarray, np.ndarray], list[Row]],
+) -> Rows:
+    """One list of rows per model: ``rows_of(split, z (N, C), labels (N,))`` over the splits.
+
+    Absent splits are skipped; ``z`` is one model's float64 logits.
+    """
+    rows: Rows = [[] for _ in range(ctx.num_models)]
+    for split in splits:
+        data = _split_data(ctx, split)
+        if data is None:
+            continue
+        logits, labels = data
+        for m, z in enumerate(logits):
+            rows[m] += rows_of(split, z, labels)
+    return rows
 
 
 @dataclass(frozen=True)
@@ -195,21 +216,16 @@ class Confidence:
         object.__setattr__(self, "etas", _reals(self.etas, "confidence eta"))
 
     def __call__(self, ctx: MeasureContextLike) -> Rows:
-        rows: Rows = [[] for _ in range(ctx.num_models)]
-        for split in self.splits:
-            data = _split_data(ctx, split)
-            if data is None:
-                continue
-            logits, labels = data
-            for m, z in enumerate(logits):
-                dx = classification_confidence(z, labels)
-                values = np.quantile(dx, self.quantiles)
-                rows[m] += [
-                    (f"{split}_dX", _label(q), float(v))
-                    for q, v in zip(self.quantiles, values, strict=True)
-                ]
-                rows[m] += [(f"{split}_W_eta", _label(e), float(np.sum(dx > e))) for e in self.etas]
-        return rows
+        return _rows_per_split(ctx, self.splits, self._rows)
+
+    def _rows(self, split: str, z: np.ndarray, labels: np.ndarray) -> list[Row]:
+        dx = classification_confidence(z, labels)
+        values = np.quantile(dx, self.quantiles)
+        quantiles = [
+            (f"{split}_dX", _label(q), float(v))
+            for q, v in zip(self.quantiles, values, strict=True)
+        ]
+        return quantiles + [(f"{split}_W_eta", _label(e), float(np.sum(dx > e))) for e in self.etas]
 
 
 @dataclass(frozen=True)
@@ -243,15 +259,13 @@ class TopK:
         ks = tuple(k for k in (1, 2, 3, 5, 10) if k <= c) if self.ks is None else self.ks
         if max(ks) > c:
             raise LosslabError(f"top_k: k = {max(ks)} exceeds the number of classes C = {c}")
-        rows: Rows = [[] for _ in range(ctx.num_models)]
-        for split in self.splits:
-            data = _split_data(ctx, split)
-            if data is None:
-                continue
-            logits, labels = data
-            for m, z in enumerate(logits):
-                rows[m] += [(f"{split}_top_k", str(k), top_k_accuracy(z, labels, k)) for k in ks]
-        return rows
+        return _rows_per_split(
+            ctx,
+            self.splits,
+            lambda split, z, labels: [
+                (f"{split}_top_k", str(k), top_k_accuracy(z, labels, k)) for k in ks
+            ],
+        )
 
 
 @dataclass(frozen=True)
@@ -276,15 +290,10 @@ class AccAt:
         object.__setattr__(self, "ats", _reals(self.ats, "acc_at at", 0, 1))
 
     def __call__(self, ctx: MeasureContextLike) -> Rows:
-        rows: Rows = [[] for _ in range(ctx.num_models)]
-        for split in self.splits:
-            data = _split_data(ctx, split)
-            if data is None:
-                continue
-            logits, labels = data
-            for m, z in enumerate(logits):
-                rows[m] += [(f"{split}_acc_at", _label(a), acc_at(z, labels, a)) for a in self.ats]
-        return rows
+        return _rows_per_split(ctx, self.splits, self._rows)
+
+    def _rows(self, split: str, z: np.ndarray, labels: np.ndarray) -> list[Row]:
+        return [(f"{split}_acc_at", _label(a), acc_at(z, labels, a)) for a in self.ats]
 
 
 def coarse_map(ctx: MeasureContextLike, num_classes: int) -> np.ndarray | None:
@@ -379,23 +388,18 @@ class Histograms:
         object.__setattr__(self, "bins", check_int("histograms bins", self.bins, 1))
 
     def __call__(self, ctx: MeasureContextLike) -> Rows:
-        rows: Rows = [[] for _ in range(ctx.num_models)]
-        for split in self.splits:
-            data = _split_data(ctx, split)
-            if data is None:
-                continue
-            logits, labels = data
-            for m, z in enumerate(logits):
-                for what, hist in (
-                    ("max_p", max_probability_histogram(z, self.bins)),
-                    ("p_correct", correct_class_probability_histogram(z, labels, self.bins)),
-                    ("dp_wrong", probability_gap_histogram(z, labels, self.bins)),
-                ):
-                    rows[m] += [
-                        (f"{split}_{what}", f"{lo:.6g}", float(count))
-                        for lo, count in zip(hist.edges[:-1], hist.counts, strict=True)
-                    ]
-        return rows
+        return _rows_per_split(ctx, self.splits, self._rows)
+
+    def _rows(self, split: str, z: np.ndarray, labels: np.ndarray) -> list[Row]:
+        return [
+            (f"{split}_{what}", f"{lo:.6g}", float(count))
+            for what, hist in (
+                ("max_p", max_probability_histogram(z, self.bins)),
+                ("p_correct", correct_class_probability_histogram(z, labels, self.bins)),
+                ("dp_wrong", probability_gap_histogram(z, labels, self.bins)),
+            )
+            for lo, count in zip(hist.edges[:-1], hist.counts, strict=True)
+        ]
 
 
 @dataclass(frozen=True)

@@ -542,6 +542,25 @@ def _output_size(size: int, k: int, s: int, p: int, what: str) -> int:
     return out
 
 
+def _pool_geometry(
+    x: Array,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None,
+    padding: int | tuple[int, int],
+    what: str,
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(kernel, stride, padding) pairs of a pooling of x (N, C, H, W), refused if no window fits.
+
+    ``stride`` defaults to the kernel size (PyTorch).
+    """
+    kernel = _pair(kernel_size)
+    stride = kernel if stride is None else _pair(stride)
+    padding = _pair(padding)
+    for k, s, p, size in zip(kernel, stride, padding, x.shape[2:], strict=True):
+        _output_size(size, k, s, p, what)
+    return kernel, stride, padding
+
+
 def _col2im(dwin: Array, x_shape: tuple, kernel: tuple, stride: tuple, padding: tuple) -> Array:
     """Adjoint of :func:`_windows`: scatter-add window gradients (N, C, Ho, Wo, kh, kw)
     back onto the input grid (N, C, H, W); one vectorised add per kernel offset."""
@@ -653,11 +672,7 @@ def max_pool2d_forward(
     Returns:
         ``out`` (N, C, Ho, Wo) and the cache (the argmax of each window).
     """
-    kernel = _pair(kernel_size)
-    stride = kernel if stride is None else _pair(stride)
-    padding = _pair(padding)
-    for k, s, p, size in zip(kernel, stride, padding, x.shape[2:], strict=True):
-        _output_size(size, k, s, p, "max_pool2d")
+    kernel, stride, padding = _pool_geometry(x, kernel_size, stride, padding, "max_pool2d")
     win = _windows(_pad(x, padding, -np.inf), kernel, stride)
     flat = win.reshape(win.shape[:4] + (-1,))
     # The first maximal element of the window gets the gradient, as in PyTorch.
@@ -689,11 +704,7 @@ def avg_pool2d_forward(
 
     Args and shapes as :func:`max_pool2d_forward`.
     """
-    kernel = _pair(kernel_size)
-    stride = kernel if stride is None else _pair(stride)
-    padding = _pair(padding)
-    for k, s, p, size in zip(kernel, stride, padding, x.shape[2:], strict=True):
-        _output_size(size, k, s, p, "avg_pool2d")
+    kernel, stride, padding = _pool_geometry(x, kernel_size, stride, padding, "avg_pool2d")
     win = _windows(_pad(x, padding), kernel, stride)
     return win.mean(axis=(-2, -1)), (x.shape, kernel, stride, padding)
 

@@ -294,7 +294,18 @@ def get_activation(name: str, **kwargs) -> Layer:
 # ---------------------------------------------------------------------------
 
 
-class Linear(Layer):
+class _Weighted(Layer):
+    """Linear and Conv2d: a weight "W", an optional bias "b", and a backward that can skip dx."""
+
+    def _fill_grads(self, grads: tuple[Array | None, Array, Array | None]) -> Array | None:
+        """Store the (dW, db) of a functional backward's (dx, dW, db) in ``grads``; return dx."""
+        dx, self.grads["W"], db = grads
+        if db is not None:
+            self.grads["b"] = db
+        return dx
+
+
+class Linear(_Weighted):
     """``out = x @ W + b`` (params "W" (D, M) and "b" (M,); Daza §1).
 
     Args:
@@ -329,13 +340,10 @@ class Linear(Layer):
     def backward(self, dout: Array, input_grad: bool = True) -> Array | None:
         """Fill ``grads``; return dx, or None with ``input_grad=False`` (first layer)."""
         self._check_cache()
-        dx, self.grads["W"], db = F.linear_backward(dout, self._cache, input_grad)
-        if db is not None:
-            self.grads["b"] = db
-        return dx
+        return self._fill_grads(F.linear_backward(dout, self._cache, input_grad))
 
 
-class Conv2d(Layer):
+class Conv2d(_Weighted):
     """2-D convolution (params "W" (F, C, kh, kw), "b" (F,)), im2col based.
 
     Args:
@@ -383,10 +391,7 @@ class Conv2d(Layer):
     def backward(self, dout: Array, input_grad: bool = True) -> Array | None:
         """Fill ``grads``; return dx, or None with ``input_grad=False`` (first layer)."""
         self._check_cache()
-        dx, self.grads["W"], db = F.conv2d_backward(dout, self._cache, input_grad)
-        if db is not None:
-            self.grads["b"] = db
-        return dx
+        return self._fill_grads(F.conv2d_backward(dout, self._cache, input_grad))
 
 
 class BatchNorm(Layer):
@@ -558,7 +563,7 @@ class Sequential(Layer):
         *rest, first = reversed(self.layers)
         for layer in rest:
             dout = layer.backward(dout)
-        if not input_grad and isinstance(first, (Linear, Conv2d)):
+        if not input_grad and isinstance(first, _Weighted):
             return first.backward(dout, input_grad=False)
         return first.backward(dout)
 

@@ -50,6 +50,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from losslab.checks import check_seed_list
 from losslab.errors import LosslabError
 from losslab.plugins import import_modules, load_plugins
 from losslab.study.tuning import TuneSpec, check_tune
@@ -138,12 +139,8 @@ class StudySpec(BaseModel):
         if isinstance(value, int):
             if value < 1:
                 raise ValueError("seeds = n needs n >= 1 (seeds 0..n-1), or give a list")
-        else:
-            if not value:
-                raise ValueError("the seed list is empty; e.g. seeds = [0, 1, 2]")
-            if min(value) < 0 or len(set(value)) != len(value):
-                raise ValueError("seeds must be distinct integers >= 0")
-        return value
+            return value
+        return check_seed_list("seed", value, "[0, 1, 2]")
 
     @property
     def seed_list(self) -> list[int]:

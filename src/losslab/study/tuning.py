@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from losslab.checks import check_seed_list
 from losslab.errors import LosslabError
 
 if TYPE_CHECKING:
@@ -130,11 +131,7 @@ class TuneSpec(BaseModel):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, value: list[int]) -> list[int]:
-        if not value:
-            raise ValueError("give at least one tuning seed, e.g. seeds = [100, 101]")
-        if min(value) < 0 or len(set(value)) != len(value):
-            raise ValueError("tuning seeds must be distinct integers >= 0")
-        return value
+        return check_seed_list("tuning seed", value, "[100, 101]")
 
     @property
     def tuned(self) -> tuple[str, ...]:
