@@ -55,9 +55,13 @@ test: venv fashion-mnist chromium
 # honours it), passive waiting so that 4 threads on 2 cores do not spin.
 MATRIX_TESTS := tests/test_train.py tests/test_models.py tests/test_losses.py \
 	tests/test_losses_two_scale.py tests/test_activations.py tests/test_npnet_parity.py \
-	tests/test_npnet_optim.py tests/test_train_engine.py tests/test_seeding.py
+	tests/test_npnet_optim.py tests/test_train_engine.py tests/test_seeding.py \
+	tests/test_losses_interface.py tests/test_losses_precision.py \
+	tests/test_losses_transforms.py tests/test_readme_losses.py
 THREAD_TESTS := tests/test_train.py tests/test_models.py tests/test_npnet_parity.py \
-	tests/test_npnet_optim.py tests/test_train_engine.py tests/test_seeding.py
+	tests/test_npnet_optim.py tests/test_train_engine.py tests/test_seeding.py \
+	tests/test_losses.py tests/test_losses_two_scale.py tests/test_losses_interface.py \
+	tests/test_losses_precision.py tests/test_activations.py
 ISA_default := MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN_MAX_CPU_ISA=SSE41
 ISA_avx2 := MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
 ISA_avx512 := MKL_ENABLE_INSTRUCTIONS=AVX512 ONEDNN_MAX_CPU_ISA=AVX512_CORE

@@ -56,7 +56,8 @@ REFERENCES = {
     ],
     "prelu": [
         ({}, lambda x: np.maximum(0.0, x) + 0.25 * np.minimum(0.0, x)),
-        ({"init": 0.1}, lambda x: np.maximum(0.0, x) + 0.1 * np.minimum(0.0, x)),
+        # the slope parameter lives in float32 (torch's default dtype) before .double()
+        ({"init": 0.1}, lambda x: np.maximum(0.0, x) + np.float32(0.1) * np.minimum(0.0, x)),
     ],
     "elu": [
         ({}, lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))),
@@ -77,7 +78,8 @@ REFERENCES = {
         ),
     ],
     "adaptive_relu": [
-        ({}, lambda x: np.maximum(0.25 * x, x)),
+        # slope sigmoid(0 x + b), b = logit(1/4) stored in float32: 1/4 up to ~1e-8 relative
+        ({}, lambda x: np.maximum(special.expit(float(np.float32(_logit(0.25)))) * x, x)),
         (
             {"init_slope": 0.1, "init_weight": 0.7},
             # parameters live in float32 (torch's default dtype) before .double()
@@ -152,7 +154,14 @@ def test_values_against_float64_numpy(name, kwargs, ref):
     out = module(torch.from_numpy(GRID)).detach().numpy()
     with np.errstate(over="ignore"):
         expected = ref(GRID)
-    np.testing.assert_allclose(out, expected, rtol=1e-7, atol=1e-12)
+    # float64 both sides, the same or an algebraically equal formula of <= ~10 operations and
+    # libm calls, each within ~1 ulp (2.2e-16): <= ~2e-15 relative -> rtol 1e-13 (50x).
+    # Cancellations (1 + erf(x / sqrt 2), 1 + tanh(.) of GELU for x < 0) lose precision only
+    # absolutely, at |x| * 2.2e-16 <= 7e-15 on |x| <= 30 (beyond, both saturate to 0 or x):
+    # atol 1e-13. softplus: torch returns x once k x > 20, an error log1p(e^-kx) / k, i.e.
+    # <= e^-20 / 20 = 1.03e-10 relative to x: rtol 2e-10 for it.
+    rtol = 2e-10 if name == "softplus" else 1e-13
+    np.testing.assert_allclose(out, expected, rtol=rtol, atol=1e-13)
 
 
 @pytest.mark.parametrize(
@@ -164,6 +173,10 @@ def test_matches_pytorch_builtin(name, kwargs, builtin):
     x = torch.linspace(-12, 12, 2401, dtype=torch.float32).reshape(-1, 1)
     ours = get_activation(name, **kwargs)(x)
     theirs = builtin(x)
+    # Two float32 formulas (e.g. x sigmoid(x) vs SiLU's x / (1 + e^-x)) of <= ~4 roundings of
+    # EPS32 = 6e-8 each: <= ~2.4e-7 relative apart -> rtol 1e-6 (4x). Near a zero of the
+    # output only absolute error is defined: hardsigmoid(6 x) rounds 6 x at half an ulp of 3
+    # (1.2e-7) before dividing by 6, 2e-8 absolute -> atol 1e-7 (5x).
     torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
 
 
@@ -196,7 +209,10 @@ def test_gradcheck_float64_inputs_and_parameters(name, kwargs, ref):
     def f(x, *p):
         return torch.func.functional_call(module, dict(zip(names, p, strict=True)), (x,))
 
-    assert torch.autograd.gradcheck(f, (x, *params), eps=1e-6, atol=1e-7)
+    # Central differences, h = 1e-6: truncation h^2 |f^(3)| / 6 < 1e-12 (|f^(3)| <= ~2 for
+    # slopes up to 2.5) plus round-off ~10 EPS64 |f| / h with |f| <= 4: ~5e-9. atol 1e-7 is a
+    # 20x margin; the bound is absolute, so rtol 0.
+    assert torch.autograd.gradcheck(f, (x, *params), eps=1e-6, atol=1e-7, rtol=0.0)
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
@@ -233,6 +249,9 @@ MONOTONE = sorted(n for n, cls in ACTIVATIONS.items() if cls.monotone)
 def test_property_monotone(name, values):
     x = torch.tensor(sorted(values), dtype=torch.float64)
     out = get_activation(name).double()(x).detach()
+    # Exact comparison: distinct float32 inputs are >= 6e-8 relative apart, so their images
+    # under a monotone unit differ by far more than its ~1e-16 float64 evaluation error
+    # (or both saturate to the same value).
     assert (out[1:] >= out[:-1]).all()
 
 
@@ -245,10 +264,13 @@ def test_non_monotone_flag_is_earned(name, kwargs):
     assert not ACTIVATIONS[name].monotone
     x = torch.linspace(-6, 0, 601, dtype=torch.float64)
     out = get_activation(name, **kwargs).double()(x).detach()
+    # the dip (e.g. swish's minimum -0.28 at x = -1.28) falls by ~1e-3 per grid step of 0.01,
+    # far beyond float64 round-off
     assert (out[1:] < out[:-1]).any()
 
 
 def test_selu_constants():
+    # both sides are Python floats parsed from >= 20 digits: equal up to ~1 ulp (2.2e-16)
     assert act.SELU_LAMBDA == pytest.approx(_SELU_L, rel=1e-15)
     assert act.SELU_ALPHA == pytest.approx(_SELU_A, rel=1e-15)
 
@@ -318,7 +340,8 @@ def test_per_channel_parameters_use_dimension_1(name):
             single.weight.fill_(module.weight[c].item())
             if name == "adaptive_relu":
                 single.bias.fill_(module.bias[c].item())
-        torch.testing.assert_close(out[:, c], single(x[:, c]))
+        # the same element-wise formula with the same parameter values: bit-identical
+        torch.testing.assert_close(out[:, c], single(x[:, c]), rtol=0, atol=0)
     with pytest.raises(LosslabError, match="per-channel"):
         module(torch.zeros(2, 5))
 
@@ -329,17 +352,22 @@ def test_prelu_per_channel_matches_torch():
         ours.weight.copy_(torch.tensor([0.1, 0.2, 0.3]))
         theirs.weight.copy_(ours.weight)
     x = torch.randn(4, 3, 5, generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(ours(x), theirs(x))
+    # max(0, x) + w min(0, x) and torch's x > 0 ? x : w x round the one product w x alike
+    # (adding 0 is exact): bit-identical
+    torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
 
 
 def test_adaptive_relu_slope_is_input_dependent_and_in_unit_interval():
     module = get_activation("adaptive_relu", init_slope=0.3, init_weight=0.8).double()
     x = torch.linspace(-8, -0.01, 200, dtype=torch.float64)
     slope = (module(x) / x).detach()
+    # sigmoid(0.8 x + logit(0.3)) on [-8, -0.01] spans [7e-4, 0.3]: inside (0, 1) and spread
+    # by 0.296, both far beyond float64 round-off
     assert ((slope > 0) & (slope < 1)).all()
     assert slope.max() - slope.min() > 0.2
     pos = torch.linspace(0.01, 8, 50, dtype=torch.float64)
-    torch.testing.assert_close(module(pos), pos)
+    # max(s x, x) with s < 1 returns x itself for x > 0: exact
+    torch.testing.assert_close(module(pos), pos, rtol=0, atol=0)
 
 
 def test_swish_trainable_beta_is_a_parameter_and_fixed_beta_is_not():
@@ -347,7 +375,8 @@ def test_swish_trainable_beta_is_a_parameter_and_fixed_beta_is_not():
     assert [n for n, _ in trainable.named_parameters()] == ["beta"]
     fixed = get_activation("swish", beta=2.0)
     x = torch.linspace(-3, 3, 13)
-    torch.testing.assert_close(trainable(x), fixed(x))
+    # x sigmoid(beta x) with beta = 2 as a float32 tensor or a number: the same roundings
+    torch.testing.assert_close(trainable(x), fixed(x), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
@@ -394,8 +423,10 @@ def test_initializer_mean_and_variance(shape, scheme, kwargs, variance):
     n = w.numel()
     values = w.numpy().ravel()
     # Relative standard error of a sample variance is at most sqrt(2 / n) for these
-    # (normal or uniform) laws: 0.3% for 240k draws, 1.0% for the 18k conv draws.
-    # Eight standard errors cannot flake, and the seed makes the test deterministic.
+    # (normal or uniform) laws: 0.3% for 240k draws, 1.0% for the 18k conv draws; that of
+    # the mean is sqrt(variance / n). Both statistics are ~normal at these n, so a correct
+    # initialiser leaves eight standard errors with probability P(|Z| > 8) = 1.2e-15 per
+    # check (the seed makes the outcome deterministic); float64 round-off is ~1e-14.
     assert np.var(values) == pytest.approx(variance, rel=8 * math.sqrt(2.0 / n))
     assert abs(values.mean()) < 8 * math.sqrt(variance / n)
 
@@ -405,7 +436,11 @@ def test_normal_initializers_are_gaussian(scheme, kwargs):
     w = torch.empty(300, 200, dtype=torch.float64)
     init_(w, scheme, torch.Generator().manual_seed(4), **kwargs)
     values = w.numpy().ravel()
-    assert stats.kstest(values / values.std(), "norm").pvalue > 1e-3
+    # Under a correct initialiser the p-value is uniform (conservative here: the scale is
+    # estimated), so the check fails with probability <= 1e-6; a wrong law is far out of
+    # reach: a uniform of the same variance is 0.042 away in KS distance, p ~ e^-200 at
+    # these 60k draws.
+    assert stats.kstest(values / values.std(), "norm").pvalue > 1e-6
 
 
 def test_xavier_uniform_bound_and_shape():
@@ -418,7 +453,9 @@ def test_xavier_uniform_bound_and_shape():
     bound = math.sqrt(6.0 / 500)
     values = w.numpy().ravel()
     assert np.abs(values).max() <= bound
-    assert stats.kstest(values, "uniform", args=(-bound, 2 * bound)).pvalue > 1e-3
+    # false alarm probability 1e-6 (uniform p-value); a normal law of the same variance is
+    # 0.042 away in KS distance, p ~ e^-200 at 60k draws
+    assert stats.kstest(values, "uniform", args=(-bound, 2 * bound)).pvalue > 1e-6
 
 
 @pytest.mark.parametrize(
@@ -437,6 +474,8 @@ def test_xavier_uniform_bound_and_shape():
 def test_initializers_match_pytorch_kaiming(scheme, kwargs, reference):
     ours = init_(torch.empty(20, 8, 3), scheme, torch.Generator().manual_seed(6), **kwargs)
     theirs = reference(torch.empty(20, 8, 3), torch.Generator().manual_seed(6))
+    # The same draws times std; std computed by two float64 formulas may differ by an ulp,
+    # after which the float32 product rounds once: <= 1 float32 ulp (1.2e-7) apart -> 1e-6.
     torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=0)
 
 

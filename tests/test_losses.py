@@ -26,6 +26,15 @@ from losslab.losses import LOSSES, ProbabilityLoss, get_loss, janocha, robust, t
 from losslab.losses.two_scale import TWO_SCALE_LOSSES
 
 C = 4
+EPS32 = 2.0**-24  # float32 unit round-off: one rounding errs by at most this, relative
+EPS64 = 2.0**-53  # float64 unit round-off
+# Two float64 computations of the same quantity by different formulas (library vs. SciPy or
+# torch reference). The values here are <= ~1e3 (cubed hinge: C (1/2 + |o|)^3 with |o| < 7),
+# each the result of <= ~20 roundings of intermediates no larger than the value (C = 4 terms;
+# the only cancellations, 1 - p^q and 2 - 2 p_c, lose absolute precision only at the scale of
+# 1): <= 20 * 1e3 * EPS64 ~ 2e-12 absolute, ~20 EPS64 = 2e-15 relative. rtol 1e-12 keeps a
+# >= 100x margin on the relative part, atol 1e-12 covers values that round to ~0.
+F64 = {"rtol": 1e-12, "atol": 1e-12}
 # The model scale R handed to the two-scale losses in the registry-wide tests; with
 # attach(R) they start at R1 = R, R2 = 10 R (R_s = 10), so their logits are R1 z / R = z
 # below eta and 10 z above it.
@@ -219,7 +228,7 @@ def test_values_match_numpy_reference(name, kwargs):
     for target, dense in ((labels, one_hot), (soft, soft.numpy())):
         got = loss(logits, target).detach().numpy()
         want = reference(logits.numpy(), dense, **kwargs)
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(got, want, **F64)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -227,7 +236,11 @@ def test_float32_close_to_float64_reference(name):
     logits, labels, _ = random_batch(n=16, seed=2, dtype=torch.float32)
     got = make_loss(name, reduction="none")(logits, labels).detach().numpy()
     want = REFERENCES[name](logits.double().numpy(), np.eye(C)[labels.numpy()])
-    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+    # Same (float32-exact) logits; the float32 path rounds <= ~10 intermediates at EPS32 =
+    # 6e-8, squares and cubes multiply a relative error by 2 and 3, and the log-sum-exp errs
+    # absolutely at the scale of max|o| ~ 6 (two-scale factor 10 only on samples whose loss
+    # is ~e^-10, where its error is relative): ~30 EPS32 = 2e-6 either way -> 4e-6 (2x).
+    np.testing.assert_allclose(got, want, rtol=64 * EPS32, atol=64 * EPS32)
 
 
 @pytest.mark.parametrize(("name", "kwargs"), CASES)
@@ -236,7 +249,15 @@ def test_gradcheck_float64(name, kwargs):
     loss = make_loss(name, reduction="sum", **kwargs).double()
     logits.requires_grad_(True)
     for target in (labels, soft):
-        assert torch.autograd.gradcheck(lambda o, t=target: loss(o, t), (logits,))
+        # Central differences with h = 1e-6 err by h^2 |f^(3)| / 6 (< 1e-9 here: |f^(3)| <=
+        # ~1e3 even at the two-scale factor 10) plus the round-off of f over h: f sums
+        # same-sign terms (~10 roundings), 10 EPS64 |f| / h ~ 1e-9 |f| (|f| reaches 5e3 for
+        # alpha = 0.5, whose 1/p is large). atol 1e-8 max(1, |f|): a 10x margin; rtol 0.
+        with torch.no_grad():
+            atol = 1e-8 * max(1.0, abs(float(loss(logits, target))))
+        assert torch.autograd.gradcheck(
+            lambda o, t=target: loss(o, t), (logits,), eps=1e-6, atol=atol, rtol=0.0
+        )
 
 
 EXTREMES = torch.tensor(
@@ -259,6 +280,7 @@ def _finite_cases():
 
 @pytest.mark.parametrize(("name", "kwargs"), _finite_cases())
 def test_extreme_logits_float32_finite_value_and_grad(name, kwargs):
+    # exp(-2e4) underflows float32 (smallest subnormal 1.4e-45) to exactly 0
     assert float(torch.softmax(EXTREMES, 1)[0, 1]) == 0.0
     loss = make_loss(name, **kwargs)
     soft = torch.full((5, C), 1.0 / C)
@@ -314,13 +336,13 @@ def test_index_and_one_hot_targets_agree(name):
     # Index targets gather the target terms (e.g. ||o||^2 + 1 - 2 o_c), one-hot rows sum
     # all C terms: the same float64 terms in another order. The largest term here is
     # (1/2 + |o|)^3 < 4e2 (|o| < 7), so each path is within a few roundings of
-    # 4e2 * 2.2e-16 ~ 1e-13 of the exact value; 1e-12 leaves a 10x margin.
+    # 4e2 * 2.2e-16 ~ 1e-13 of the exact value; 1e-12 leaves a 10x margin (= F64).
     for w in (None, weight):
         for reduction in ("mean", "sum", "none"):
             loss = make_loss(name, reduction=reduction, weight=w)
             a = loss(logits, labels)
             b = loss(logits, F.one_hot(labels, C).double())
-            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(a, b, **F64)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -329,23 +351,31 @@ def test_reductions_and_class_weights_agree(name):
     weight = [0.5, 2.0, 1.0, 3.0]
     per_sample = make_loss(name, reduction="none")(logits, labels)
     assert per_sample.shape == (8,)
-    torch.testing.assert_close(make_loss(name, reduction="sum")(logits, labels), per_sample.sum())
-    torch.testing.assert_close(make_loss(name, reduction="mean")(logits, labels), per_sample.mean())
+    # float64 sums of 8 same-sign per-sample values (tanimoto's are all <= 0), in torch's or
+    # the loss's order, and one product or quotient by class weights: <= 8 EPS64 relative
+    # apart, so F64 (rtol 1e-12) has a > 100x margin.
+    torch.testing.assert_close(
+        make_loss(name, reduction="sum")(logits, labels), per_sample.sum(), **F64
+    )
+    torch.testing.assert_close(
+        make_loss(name, reduction="mean")(logits, labels), per_sample.mean(), **F64
+    )
     w_sample = torch.tensor(weight, dtype=torch.float64)[labels]
     weighted = make_loss(name, reduction="none", weight=weight)(logits, labels)
-    torch.testing.assert_close(weighted, w_sample * per_sample)
+    torch.testing.assert_close(weighted, w_sample * per_sample, **F64)
     torch.testing.assert_close(
-        make_loss(name, reduction="sum", weight=weight)(logits, labels), weighted.sum()
+        make_loss(name, reduction="sum", weight=weight)(logits, labels), weighted.sum(), **F64
     )
     torch.testing.assert_close(
         make_loss(name, reduction="mean", weight=weight)(logits, labels),
         weighted.sum() / w_sample.sum(),
+        **F64,
     )
     # Soft targets: each sample is weighted by its expected class weight.
     soft_plain = make_loss(name, reduction="none")(logits, soft)
     soft_weighted = make_loss(name, reduction="none", weight=weight)(logits, soft)
     expected_w = soft @ torch.tensor(weight, dtype=torch.float64)
-    torch.testing.assert_close(soft_weighted, expected_w * soft_plain)
+    torch.testing.assert_close(soft_weighted, expected_w * soft_plain, **F64)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -355,14 +385,16 @@ def test_log_loss_equals_torch_cross_entropy_with_weight(reduction):
     for w in (None, weight):
         got = get_loss("log", reduction=reduction, weight=w)(logits, labels)
         want = F.cross_entropy(logits, labels, weight=w, reduction=reduction)
-        torch.testing.assert_close(got, want)
+        # two float64 log-softmax implementations of |o| < 7: a few EPS64 * 7 apart (F64)
+        torch.testing.assert_close(got, want, **F64)
 
 
 def test_sigmoid_log_loss_equals_torch_bce_with_logits():
     logits, labels, soft = random_batch(n=6, seed=7)
     got = get_loss("log", probability="sigmoid", reduction="sum")(logits, soft)
     want = F.binary_cross_entropy_with_logits(logits, soft, reduction="sum")
-    torch.testing.assert_close(got, want)
+    # 24 float64 log-sigmoid terms of |o| < 7 summed: <= 24 EPS64 relative apart (F64)
+    torch.testing.assert_close(got, want, **F64)
 
 
 # ---------------------------------------------------------------------------------------
@@ -373,7 +405,8 @@ def test_proposition_1_expectation_is_two_minus_two_pc():
     logits, labels, _ = random_batch(n=12, seed=8)
     p_c = torch.softmax(logits, 1).gather(1, labels[:, None]).squeeze(1)
     got = get_loss("expectation", reduction="none")(logits, labels)
-    torch.testing.assert_close(got, 2 - 2 * p_c)
+    # float64, |y - p| summed over C = 4 terms <= 1 vs 2 - 2 p_c: a few EPS64 absolute (F64)
+    torch.testing.assert_close(got, 2 - 2 * p_c, **F64)
 
 
 def test_proposition_3_cauchy_schwarz_is_log_plus_half_log_norm():
@@ -381,7 +414,8 @@ def test_proposition_3_cauchy_schwarz_is_log_plus_half_log_norm():
     p = torch.softmax(logits, 1)
     log_loss = get_loss("log", reduction="none")(logits, labels)
     got = get_loss("cauchy_schwarz", reduction="none")(logits, labels)
-    torch.testing.assert_close(got, log_loss + 0.5 * torch.log((p * p).sum(1)))
+    # float64 on both sides, values <= ~10: a few EPS64 * 10 apart (F64)
+    torch.testing.assert_close(got, log_loss + 0.5 * torch.log((p * p).sum(1)), **F64)
 
 
 @pytest.mark.parametrize("alpha", [1.25, 2.0, 5.0, math.inf])
@@ -389,28 +423,35 @@ def test_alpha_equals_gce_with_q_one_minus_inverse_alpha(alpha):
     logits, labels, _ = random_batch(n=10, seed=10)
     a = get_loss("alpha", alpha=alpha, reduction="none")(logits, labels)
     g = get_loss("gce", q=1 - 1 / alpha, reduction="none")(logits, labels)
-    torch.testing.assert_close(a, g)
+    # alpha / (alpha - 1) vs 1 / q and q itself differ by an EPS64 rounding each; the value
+    # (1 - p^q) / q, |.| <= 1 / q <= 5, moves by a few EPS64 * 5 (F64)
+    torch.testing.assert_close(a, g, **F64)
 
 
 def test_alpha_tends_to_log_loss_as_alpha_tends_to_one():
     logits, labels, _ = random_batch(n=10, seed=11)
     log_loss = get_loss("log", reduction="none")(logits, labels)
     torch.testing.assert_close(
-        get_loss("alpha", alpha=1.0, reduction="none")(logits, labels), log_loss
+        get_loss("alpha", alpha=1.0, reduction="none")(logits, labels), log_loss, **F64
     )
     gaps = [
         float((get_loss("alpha", alpha=1 + h, reduction="none")(logits, labels) - log_loss)
               .abs().max())
         for h in (1e-1, 1e-3, 1e-5)
     ]  # fmt: skip
-    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 1e-4
+    # With q = 1 - 1/alpha = h / (1 + h) and L = log p_c < 0, alpha's loss is
+    # (1 - e^{qL}) / q = -L - q L^2 / 2 - q^2 L^3 / 6 - ...: an alternating series, so the
+    # gap to -L is at most q L^2 / 2 < h L^2 / 2. Twice that bound; the round-off of
+    # (1 - p^q) / q, ~EPS64 / q = 2e-11, is far below it.
+    log_pc = torch.log_softmax(logits, 1).gather(1, labels[:, None])
+    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 1e-5 * float((log_pc**2).max())
 
 
 def test_alpha_infinity_is_one_minus_pc():
     logits, labels, _ = random_batch(n=10, seed=12)
     p_c = torch.softmax(logits, 1).gather(1, labels[:, None]).squeeze(1)
     got = get_loss("alpha", alpha=math.inf, reduction="none")(logits, labels)
-    torch.testing.assert_close(got, 1 - p_c)
+    torch.testing.assert_close(got, 1 - p_c, **F64)  # float64 both sides, values <= 1
 
 
 def test_truncated_log_has_no_gradient_below_k():
@@ -418,8 +459,11 @@ def test_truncated_log_has_no_gradient_below_k():
     value = get_loss("truncated_log", k=0.5, reduction="sum")(logits, torch.tensor([1, 1]))
     (grad,) = torch.autograd.grad(value, logits)
     assert torch.all(grad[0] == 0) and torch.any(grad[1] != 0)
-    want = -math.log(0.5) - float(torch.log_softmax(logits[1].detach(), 0)[1])
-    assert float(value.detach()) == pytest.approx(want)
+    want = -math.log(0.5) - float(torch.log_softmax(logits[1].detach().double(), 0)[1])
+    # float32 loss vs float64 reference: -log 0.5 rounds at EPS32 * 0.7, sample 1's log-softmax
+    # of logits <= 5 errs at the scale of the largest logit, ~2 EPS32 * 5 = 6e-7, the sum once
+    # more: < 7e-7 in all -> abs 1e-6. Forgetting the truncation at k would cost 4.3.
+    assert float(value.detach()) == pytest.approx(want, rel=0, abs=1e-6)
 
 
 # ---------------------------------------------------------------------------------------

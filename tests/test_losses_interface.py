@@ -32,6 +32,11 @@ from losslab.losses.two_scale import BASE_LOSSES, TWO_SCALE_LOSSES
 from losslab.models.scale import parameter_scale
 
 C = 5
+EPS32 = 2.0**-24  # float32 unit round-off
+# float64 on both sides, the same formula up to the order of a few roundings; logits <= ~1e2
+# (factor 10 on |z| <= ~10), whose log-sum-exp rounds at a few EPS64 (1.1e-16) * 1e2 ~ 1e-13:
+# 1e-12 is a >= 10x margin.
+F64 = {"rtol": 1e-12, "atol": 1e-12}
 NAMES = sorted(LOSSES)
 STATELESS = sorted(set(LOSSES) - set(TWO_SCALE_LOSSES))
 
@@ -57,10 +62,14 @@ def test_every_loss_implements_the_interface(name):
     logits, labels = _batch()
     values = loss.per_sample(logits, labels)
     assert values.shape == (6,)
-    torch.testing.assert_close(values, _loss(name, reduction="none")(logits, labels))
+    # reduction="none" without weights returns the very values per_sample computes (the
+    # same kernel on the same inputs): bit-identical, as are the unweighted values below.
+    torch.testing.assert_close(
+        values, _loss(name, reduction="none")(logits, labels), rtol=0, atol=0
+    )
     weighted = _loss(name, weight=[1.0, 2.0, 3.0, 4.0, 5.0])
     # per_sample is unweighted even when the module has class weights.
-    torch.testing.assert_close(weighted.per_sample(logits, labels), values)
+    torch.testing.assert_close(weighted.per_sample(logits, labels), values, rtol=0, atol=0)
     if name not in TWO_SCALE_LOSSES:
         assert loss.predict_logits(logits) is logits
 
@@ -81,16 +90,22 @@ def test_functional_form_equals_the_module(name):
         for reduction in ("mean", "sum", "none"):
             want = get_loss(name, reduction=reduction, weight=weight)(logits, target)
             got = fn(logits, target, reduction=reduction, weight=weight)
+            # the functional form runs the module's code: bit-identical (here and below)
             torch.testing.assert_close(got, want, rtol=0, atol=0)
     kwargs = {"alpha": {"alpha": 3.0}, "gce": {"q": 0.3}, "truncated_log": {"k": 0.2}}
     if name in kwargs:
         torch.testing.assert_close(
-            fn(logits, labels, **kwargs[name]), get_loss(name, **kwargs[name])(logits, labels)
+            fn(logits, labels, **kwargs[name]),
+            get_loss(name, **kwargs[name])(logits, labels),
+            rtol=0,
+            atol=0,
         )
     if issubclass(LOSSES[name], ProbabilityLoss):
         torch.testing.assert_close(
             fn(logits, labels, probability="sigmoid"),
             get_loss(name, probability="sigmoid")(logits, labels),
+            rtol=0,
+            atol=0,
         )
 
 
@@ -183,7 +198,9 @@ def test_minus_infinity_on_a_wrong_class_is_probability_zero_like_cross_entropy(
     logits = torch.tensor([[0.0, -math.inf, 1.0], [2.0, 0.0, -math.inf]])
     labels = torch.tensor([0, 1])
     want = torch.nn.functional.cross_entropy(logits, labels)
-    torch.testing.assert_close(get_loss("log")(logits, labels), want)
+    # two float32 log-softmax implementations of logits <= 2 (C = 3): each within ~2 EPS32
+    # times max|o| + log C ~ 3.1 of exact, 4e-7; so <= 8e-7 apart -> atol 16 EPS32 = 1e-6
+    torch.testing.assert_close(get_loss("log")(logits, labels), want, rtol=0, atol=16 * EPS32)
     with pytest.raises(LosslabError, match="NaN or inf"):
         get_loss("log")(logits, torch.tensor([1, 1]))
 
@@ -206,12 +223,15 @@ def test_scale_alone_initialises_r1_like_attach():
     logits, labels = _batch(dtype=torch.float64)
     alone = get_loss("two_scale", eta=0.5).double()
     value = alone(logits, labels, scale=3.0)
-    assert alone.r1.item() == pytest.approx(3.0) and alone.r2.item() == pytest.approx(30.0)
+    # 3 and 30 are exact in float32 and float64: set, not computed with rounding
+    assert alone.r1.item() == 3.0 and alone.r2.item() == 30.0
     attached = get_loss("two_scale", eta=0.5).attach(3.0).double()
-    torch.testing.assert_close(value, attached(logits, labels))
+    # R1 = R = 3 (exact in float32 and float64) either way: the same operations on the same
+    # numbers, bit-identical
+    torch.testing.assert_close(value, attached(logits, labels), rtol=0, atol=0)
     # Later scales are the model's current R, they do not re-initialise R1.
     alone(logits, labels, scale=5.0)
-    assert alone.r1.item() == pytest.approx(3.0)
+    assert alone.r1.item() == 3.0  # untouched, and 3 is exact in any float dtype
     with pytest.raises(LosslabError, match="r1="):
         get_loss("two_scale")(logits, labels, scale=torch.full((6,), 2.0))
     with pytest.raises(LosslabError, match="attach"):
@@ -225,8 +245,10 @@ def test_result_has_the_dtype_of_half_logits(name, dtype):
     loss = _loss(name)
     half = loss(logits.to(dtype), labels)
     assert half.dtype == dtype
-    # Computed in float32 from the rounded logits, then rounded once: within one
-    # half-precision ulp (2^-10 for float16, 2^-7 for bfloat16, relative) of float32.
+    # Computed in float32 from the rounded logits, then rounded once: at most half an ulp
+    # (unit round-off 2^-11 float16, 2^-8 bfloat16) from float32; rtol = one ulp is a 2x
+    # margin. atol ulp * 1e-3 (1e-6 / 8e-6) covers float16's subnormals below 6e-5, whose
+    # absolute spacing is 2^-24 = 6e-8.
     want = _loss(name)(logits.to(dtype).float(), labels)
     ulp = 2.0**-10 if dtype == torch.float16 else 2.0**-7
     torch.testing.assert_close(half.float(), want, rtol=ulp, atol=ulp * 1e-3)
@@ -248,7 +270,9 @@ def test_separation_fixed_scale_uses_r0_z_over_r():
     labels = torch.randint(0, C, (12,), generator=torch.Generator().manual_seed(4))
     fixed = get_loss("two_scale_separation", scale="fixed", eta=0.5, reduction="none")
     assert fixed.requires_scale and not get_loss("two_scale_separation").requires_scale
-    fixed = fixed.attach(net).double()
+    # float64 before attach, so that R0 is R in float64 (attached first, R0 would be rounded
+    # to a float32 buffer: 6e-8 relative, ~3e-7 on these losses)
+    fixed = fixed.double().attach(net)
     r0 = parameter_scale(net).item()
     with torch.no_grad():
         net[0].weight.mul_(1.7)  # the model's R moves; R0 stays
@@ -258,14 +282,15 @@ def test_separation_fixed_scale_uses_r0_z_over_r():
     dx = np.array([zd[i, c] - np.delete(zd[i], c).max() for i, c in enumerate(labels.tolist())])
     factor = torch.tensor(np.where(dx >= 0.5, 10.0, 1.0) * r0 / r)[:, None]
     want = torch.nn.functional.cross_entropy(z.detach() * factor, labels, reduction="none")
-    torch.testing.assert_close(fixed(z, labels).detach(), want)
-    torch.testing.assert_close(fixed.predict_logits(z).detach(), z.detach() * r0 / r)
-    trained = get_loss("two_scale_separation", eta=0.5, reduction="none").attach(net).double()
+    # float64 both sides; R0 / R and R_s R0 / R round differently by an EPS64 or two (F64)
+    torch.testing.assert_close(fixed(z, labels).detach(), want, **F64)
+    torch.testing.assert_close(fixed.predict_logits(z).detach(), z.detach() * r0 / r, **F64)
+    trained = get_loss("two_scale_separation", eta=0.5, reduction="none").double().attach(net)
     want_trained = torch.nn.functional.cross_entropy(
         z.detach() * torch.tensor(np.where(dx >= 0.5, 10.0, 1.0))[:, None], labels,
         reduction="none",
     )  # fmt: skip
-    torch.testing.assert_close(trained(z, labels).detach(), want_trained)
+    torch.testing.assert_close(trained(z, labels).detach(), want_trained, **F64)
     with pytest.raises(LosslabError, match="scale"):
         get_loss("two_scale_separation", scale="evolving")
 
@@ -284,7 +309,9 @@ def test_chebyshev_gradient_at_ties_is_shared_evenly_like_amax():
         z = logits.clone().requires_grad_(True)
         get_loss("chebyshev", reduction="sum")(z, target).backward()
         grads.append(z.grad)
-    # same float64 formula for d p_j / d o, summed in another order: a few ulps
+    # same float64 formula for d p_j / d o, summed over C = 5 terms p_j (delta_jk - p_k) whose
+    # absolute values add up to <= 1, in another order: <= 5 EPS64 = 5.5e-16 absolute, so
+    # atol 1e-15 (2x) for entries that cancel to ~0; rtol 1e-12 for the others
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-15)
     assert not grads[0].requires_grad  # a first derivative builds no graph
     assert grads[0][0, 1] == grads[0][0, 2] != 0

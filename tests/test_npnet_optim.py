@@ -130,8 +130,8 @@ def test_l2_penalty_and_gradient():
     # lambda/(2m) sum ||W||^2 over the weights only, written as a torch graph.
     penalty = 0.3 / (2 * 8) * sum((t**2).sum() for k, t in tensors.items() if k.endswith("W"))
     penalty.backward()
-    # A sum of 15 positive squares (no cancellation): <= 15 eps64 = 1.7e-15 relative, plus the
-    # factor's two roundings: 2e-15; 1e-14 (5x).
+    # A sum of 18 positive squares (no cancellation): <= 18 eps64 = 2e-15 relative, plus the
+    # factor's two roundings: 2.2e-15; 1e-14 (5x).
     assert l2_penalty(params, 0.3, 8) == pytest.approx(penalty.item(), rel=1e-14)
     grads = {k: np.zeros_like(v) for k, v in params.items()}
     add_l2_gradient(params, grads, 0.3, 8)

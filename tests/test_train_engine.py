@@ -58,8 +58,9 @@ def _bound(steps, reference, shaken):
     reference, shaken = np.asarray(reference, float), np.asarray(shaken, float)
     drift = np.nanmax(np.abs(reference - shaken))
     bound = steps * (drift + GAMMA * max(1.0, float(np.nanmax(np.abs(reference)))))
-    # Past 1e-6 the bound would hide a real bug (a weight decay of 1e-3 left out moves the
-    # weights by ~T lr wd |w| ~ 1e-6 at the smallest lr): too chaotic to compare, say so.
+    # Past 1e-6 the bound would hide a real bug (the second model's weight decay left out
+    # moves its weights by ~T lr wd |w| = 12 x 5e-3 x 1e-2 x 0.1 = 6e-5): too chaotic to
+    # compare, and the test must say so rather than pass.
     assert bound < 1e-6, f"round-off amplified to {bound:.1e}"
     return bound
 
@@ -172,9 +173,9 @@ def test_scale_lr_multiplier_scales_the_step_of_the_loss_scales(digits, multipli
     value.backward()
     for name, p in loss.named_parameters():
         expected = before[name] - multiplier * 0.05 * p.grad
-        # float64, one step: dL/dR sums 200 per-sample terms (|dL/dR| <= ~0.02) in another
-        # order, gamma_200 = 2.2e-14 of them, times 0.35 at most: ~2e-16 absolute against
-        # R1 ~ 24, R2 ~ 240, plus the update's rounding. rtol 1e-14.
+        # float64, one step: dL/dR sums 200 per-sample terms (of size ~0.1 at most) in another
+        # order, gamma_200 = 2.2e-14 of them, times 7 x 0.05: <= ~1e-15 absolute against
+        # R1 ~ 24, R2 ~ 240, i.e. <= 1e-16 relative, plus the update's rounding. rtol 1e-14.
         torch.testing.assert_close(
             dict(r.loss.named_parameters())[name], expected, rtol=1e-14, atol=0.0
         )
