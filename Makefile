@@ -50,21 +50,30 @@ test: venv fashion-mnist chromium
 # The numerical tests again under each SIMD level the CPU has and with 1, 2 and 4 threads:
 # other kernels and other reduction orders round differently, so a tolerance fitted to one
 # machine fails on the next. ATen's level is pinned by ATEN_CPU_CAPABILITY; MKL's and
-# oneDNN's matmuls by their own variables, to the same level. Threads: the level runs use one
+# oneDNN's matmuls by their own variables, to the same level, and so are NumPy's dispatched
+# kernels (NPY_DISABLE_CPU_FEATURES) and OpenBLAS's (OPENBLAS_CORETYPE) for npnet and the
+# float64 references. Threads: the level runs use one
 # thread per xdist worker; the thread runs one process with OMP_NUM_THREADS (tests/conftest.py
 # honours it), passive waiting so that 4 threads on 2 cores do not spin.
 MATRIX_TESTS := tests/test_train.py tests/test_models.py tests/test_losses.py \
 	tests/test_losses_two_scale.py tests/test_activations.py tests/test_npnet_parity.py \
 	tests/test_npnet_optim.py tests/test_train_engine.py tests/test_seeding.py \
 	tests/test_losses_interface.py tests/test_losses_precision.py \
-	tests/test_losses_transforms.py tests/test_readme_losses.py
+	tests/test_losses_transforms.py tests/test_readme_losses.py tests/test_npnet_functional.py \
+	tests/test_npnet_train.py tests/test_metrics_measurements.py \
+	tests/test_metrics_measurements_engine.py tests/test_study_run.py
 THREAD_TESTS := tests/test_train.py tests/test_models.py tests/test_npnet_parity.py \
 	tests/test_npnet_optim.py tests/test_train_engine.py tests/test_seeding.py \
 	tests/test_losses.py tests/test_losses_two_scale.py tests/test_losses_interface.py \
-	tests/test_losses_precision.py tests/test_activations.py
-ISA_default := MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN_MAX_CPU_ISA=SSE41
-ISA_avx2 := MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
-ISA_avx512 := MKL_ENABLE_INSTRUCTIONS=AVX512 ONEDNN_MAX_CPU_ISA=AVX512_CORE
+	tests/test_losses_precision.py tests/test_activations.py \
+	tests/test_metrics_measurements.py tests/test_metrics_measurements_engine.py \
+	tests/test_study_run.py
+ISA_default := MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN_MAX_CPU_ISA=SSE41 \
+	NPY_DISABLE_CPU_FEATURES=X86_V3,X86_V4,AVX512_ICL,AVX512_SPR OPENBLAS_CORETYPE=Prescott
+ISA_avx2 := MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 \
+	NPY_DISABLE_CPU_FEATURES=X86_V4,AVX512_ICL,AVX512_SPR OPENBLAS_CORETYPE=Haswell
+ISA_avx512 := MKL_ENABLE_INSTRUCTIONS=AVX512 ONEDNN_MAX_CPU_ISA=AVX512_CORE \
+	OPENBLAS_CORETYPE=SkylakeX
 CAPABILITIES := default avx2 $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo avx512)
 
 test-matrix: venv

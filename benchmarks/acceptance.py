@@ -12,12 +12,12 @@ Checks (test accuracy targets), all with log loss:
   standardised: >= 0.87.
 
 The MNIST-1D runs use PyTorch's default initialisation, as the paper's code does; the
-ranges are those of the authors' own notebooks (SPEC.md, "External reference
-experiments"). A range is checked from below only: beating the paper is not a failure,
-and is reported as such. Each check runs once per seed (weights, batch order and, for
-digits, the split) and is judged on the mean final test accuracy (the "best" column is
-the mean of each run's best evaluation, for information). Prints one line per check,
-then a JSON summary as the last line.
+ranges are those of the authors' own notebooks (Greydanus 2020, "Scaling down deep
+learning", and its repository). A range is checked from below only: beating the paper is
+not a failure, and is reported as such. Each check runs once per seed (weights, batch
+order and, for digits, the split) and is judged on the mean final test accuracy (the
+"best" column is the mean of each run's best evaluation, for information). Prints one
+line per check, then a JSON summary as the last line.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Run by hand (never a test)::
     .venv/bin/python benchmarks/stack_speed.py [--repeats 9] [--threads 2] [--no-adam]
         [--cases toy mnist_1 mnist_12 mnist1d_cnn]
 
-Cases (the speed goals of MACHINE-NOTES.md):
+Cases (the engine's speed goals, see the README's speed section):
 
 * ``toy``: the Janocha toy grid, M = 60 models (12 losses x 5 seeds), 2-200x5-4, batch 50;
   goal: the stack at least 5x the model-steps/s of the per-model loop.

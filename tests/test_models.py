@@ -109,14 +109,14 @@ def test_parameter_counts_match_the_layer_tables():
     def count(model):
         return sum(p.numel() for p in model.parameters())
 
-    # 5 x 25 + 25, 25 x 25 x 3 + 25 twice, 125 x 10 + 10 (SPEC.md)
+    # 5 x 25 + 25, 25 x 25 x 3 + 25 twice, 125 x 10 + 10 (Greydanus 2020, MNIST-1D CNN)
     assert count(mnist1d_cnn()) == 150 + 1900 + 1900 + 1260 == 5210
     assert count(mnist1d_mlp()) == 4100 + 10100 + 1010 == 15210
     # classic CIFAR LeNet-5: conv 3->6, 6->16 (5x5), fc 400-120-84-10
     assert count(lenet5()) == 456 + 2416 + 48120 + 10164 + 850 == 62006
     # Janocha: three 5x5x64 convs (+ BN), 32 -> 16 -> 8 -> 4, FC 1024->128->10
     assert count(janocha_convnet()) == 4864 + 2 * 102464 + 3 * 128 + 131200 + 1290
-    # Janocha MNIST net 784-512x5-10 (1.46M, MACHINE-NOTES.md)
+    # Janocha MNIST net 784-512x5-10 (1.46M; Janocha & Czarnecki 2017, section 3)
     assert count(mlp(784, [512] * 5, 10)) == 401920 + 4 * 262656 + 5130
     # VGG-like: 3x3 convs 64, 128, 256, 256, 512 x 4 (+ BN), Linear 512 -> 10
     convs = [(3, 64), (64, 128), (128, 256), (256, 256), (256, 512)] + [(512, 512)] * 3

@@ -1,7 +1,7 @@
 """npnet against PyTorch in float64: values and every gradient to 1e-12 (RTOL below).
 
 ONE helper, :func:`assert_parity`, runs an operation in npnet and in PyTorch (its own
-functional ops, or autograd of a formula written from SPEC.md) and compares the
+functional ops, or autograd of a formula written from the papers) and compares the
 output and the gradient of every input and parameter for a random upstream gradient.
 The tables below are keyed by registry name and tests assert that they cover npnet's
 registries, so a new activation or loss fails until it is given a torch reference.
@@ -293,7 +293,7 @@ def _t_cauchy_schwarz(o, y, probability="softmax"):
 
 
 def _t_alpha(o, y, alpha=2.0):
-    # One-hot form of the slides (SPEC.md), extended linearly to soft targets.
+    # One-hot form of the slides (Mendez-Vazquez 2025), extended linearly to soft targets.
     p = torch.softmax(o, 1)
     if alpha == 1:
         return -(y * torch.log_softmax(o, 1)).sum(1)

@@ -45,7 +45,7 @@ def planned(path: Path, scale: str):
     return study, prepare(study, DataCache())
 
 
-# ../shared/SPEC.md "The seed experiments", the demo and the external references: each
+# The seed papers' experiments, the demo and the external references: each
 # with a quick scale (minutes on 2 CPU cores) and a full one (the paper's protocol).
 SEED_STUDIES = {
     "janocha-toy", "janocha-mnist", "janocha-cifar10", "janocha-noise",

@@ -296,7 +296,9 @@ def test_early_stopping_restores_the_best_weights(digits):
         with torch.no_grad():
             x = torch.as_tensor(digits["x_dev"])
             acc = (r.model(x).argmax(1) == torch.as_tensor(digits["y_dev"])).double().mean()
-        assert float(acc) == pytest.approx(r.final["dev_accuracy"])
+        # The stack (bmm) and the restored module (mm) round differently in float32: a
+        # near-tied row may flip its arg-max, so the two may differ by one sample of n.
+        assert float(acc) == pytest.approx(r.final["dev_accuracy"], rel=0, abs=1.001 / len(x))
     assert any(r.stopped_early for r in results)
 
 
