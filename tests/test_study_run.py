@@ -10,9 +10,9 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from typer.testing import CliRunner
 
+import roundoff
 from losslab import cli
 from losslab.data import load_dataset
 from losslab.errors import LosslabError
@@ -53,17 +53,12 @@ STEPS_RUN = 12
 
 def _shaken(model):
     """``model`` with every weight scaled by (1 + GAMMA): one step's worth of round-off."""
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(1 + GAMMA)
-    return model
+    return roundoff.shaken(model, GAMMA, double=False)
 
 
-def _bound(reference, shaken):
-    """T (|reference - shaken| + GAMMA max(1, |reference|)), the largest over the entries."""
-    reference, shaken = np.asarray(reference, float), np.asarray(shaken, float)
-    drift = np.max(np.abs(reference - shaken))
-    return STEPS_RUN * (drift + GAMMA * max(1.0, float(np.max(np.abs(reference)))))
+def _bound(reference, moved):
+    """The bound of tests/roundoff.py over the STEPS_RUN steps of a cell."""
+    return roundoff.bound(STEPS_RUN, reference, moved, GAMMA)
 
 
 @pytest.fixture(scope="module")

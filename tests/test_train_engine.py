@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from torch import nn
 
+import roundoff
 from losslab.errors import LosslabError
 from losslab.losses import get_loss
 from losslab.models import mlp, parameter_scale
@@ -40,24 +41,18 @@ F64 = {"dtype": "float64", "device": "cpu", "batch_size": 50, "steps": 12, "eval
 # A float64 step rounds each sum of K <= 64 terms (64 input features, batches of 50) to within
 # gamma_64 = 64 eps64 = 7e-15 of its terms' magnitude; how much training amplifies that depends
 # on the run (RMSprop's division by sqrt(v) + eps, an lr decay, a large lr), so it is measured
-# as in tests/test_train.py: the reference again from weights scaled by (1 + gamma_64). An
+# as in tests/roundoff.py: the reference again from weights scaled by (1 + gamma_64). An
 # error entering at step t grows no more than one entering at step 0, so T x (that run's
 # distance + gamma_64 |x|) bounds a difference that is round-off only.
 GAMMA = 64 * 2.0**-53
 
 
 def _shaken(model):
-    model = model.double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(1 + GAMMA)
-    return model
+    return roundoff.shaken(model, GAMMA)
 
 
-def _bound(steps, reference, shaken):
-    reference, shaken = np.asarray(reference, float), np.asarray(shaken, float)
-    drift = np.nanmax(np.abs(reference - shaken))
-    bound = steps * (drift + GAMMA * max(1.0, float(np.nanmax(np.abs(reference)))))
+def _bound(steps, reference, moved):
+    bound = roundoff.bound(steps, reference, moved, GAMMA)
     # Past 1e-6 the bound would hide a real bug (the second model's weight decay left out
     # moves its weights by ~T lr wd |w| = 12 x 5e-3 x 1e-2 x 0.1 = 6e-5): too chaotic to
     # compare, and the test must say so rather than pass.
