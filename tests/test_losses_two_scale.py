@@ -17,7 +17,7 @@ from torch.func import functional_call
 
 from losslab.errors import LosslabError
 from losslab.losses import get_loss
-from losslab.losses.two_scale import _positive
+from losslab.losses.two_scale import TWO_SCALE_LOSSES, _positive
 from losslab.models.scale import parameter_scale
 
 C = 4
@@ -216,7 +216,7 @@ def test_per_sample_scale_matches_one_sample_at_a_time():
 
 def test_predict_logits_use_r1_never_r2():
     logits, labels = batch(n=10, seed=10)
-    loss = get_loss("two_scale", eta=0.0, r1=2.0, r2=50.0).double()
+    loss = get_loss("two_scale", eta=1e-9, r1=2.0, r2=50.0).double()  # nearly every sample on R2
     # R1 / R = 2 / 4 = 1/2: a power of two, exact
     torch.testing.assert_close(loss.predict_logits(logits, scale=4.0), logits * 0.5, rtol=0, atol=0)
     per_sample = torch.linspace(1, 4, 10, dtype=torch.float64)
@@ -328,6 +328,12 @@ def test_two_scale_errors():
         get_loss("two_scale", baseline=True, r2=3.0)
     with pytest.raises(LosslabError, match="r1"):
         get_loss("two_scale", r1=0.0)
+    # Berlyand et al. restrict the threshold to eta > 0 (after eq. 13): at eta <= 0 a large R2
+    # would raise the loss of barely classified objects instead of lowering it.
+    for name in TWO_SCALE_LOSSES:
+        for eta in (0.0, -0.5):
+            with pytest.raises(LosslabError, match=r"eta .*must be > 0"):
+                get_loss(name, eta=eta)
     with pytest.raises(LosslabError, match="rs"):
         get_loss("two_scale_separation", rs=-1.0)
     with pytest.raises(LosslabError, match="frozen"):

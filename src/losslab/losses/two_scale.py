@@ -143,7 +143,7 @@ class _ScaleOwner(ClassificationLoss):
     ) -> None:
         super().__init__(reduction=reduction, weight=weight, validate=validate)
         self.eta = check_number(
-            eta, "eta (two-scale confidence threshold)", low=0.0, allow_inf=True
+            eta, "eta (two-scale confidence threshold)", low=0.0, low_open=True, allow_inf=True
         )
         self.base_name = base
         self.base = _build_base(base, base_kwargs)
@@ -320,7 +320,8 @@ class TwoScaleLoss(_ScaleOwner):
     section 3.2.
 
     Args:
-        eta: confidence threshold, eta >= 0, ``inf`` allowed (= single scale). Default 1.0
+        eta: confidence threshold, eta > 0 (the paper restricts itself to eta > 0 after
+            eq. 13), ``inf`` allowed (= single scale). Default 1.0
             (the paper's experiments use 0.01 ... 100).
         base: registry name of the base loss, any non-two-scale entry; default ``"log"``.
         r1, r2: initial scales (> 0). Default: R1 = R of the attached model at attach
@@ -516,7 +517,7 @@ class TwoScaleSeparationLoss(_ScaleOwner):
     Seed: Berlyand, Creese & Jabin 2021, section 2.3, eqs. 17-18.
 
     Args:
-        eta: confidence threshold, eta >= 0, ``inf`` allowed. Default 1.0.
+        eta: confidence threshold, eta > 0, ``inf`` allowed. Default 1.0.
         base: registry name of the base loss; default ``"log"``.
         rs: initial separation, > 0, default 10 (the paper's R2 / R1).
         trainable: R_s is an ``nn.Parameter`` (default True) or a frozen buffer.
