@@ -43,38 +43,35 @@ _HALF = (torch.float16, torch.bfloat16)
 Kernel = Callable[..., tuple[torch.Tensor, torch.Tensor | None]]
 
 _SKIP_FINITE = contextvars.ContextVar("losslab_skip_finite_check", default=False)
+_SKIP_LABELS = contextvars.ContextVar("losslab_skip_label_check", default=False)
 
 
 @contextlib.contextmanager
-def skip_finite_check() -> Iterator[None]:
+def _switched_on(flag: contextvars.ContextVar) -> Iterator[None]:
+    token = flag.set(True)
+    try:
+        yield
+    finally:
+        flag.reset(token)
+
+
+def skip_finite_check() -> contextlib.AbstractContextManager[None]:
     """Inside this block losses do not raise on non-finite logits (labels are still checked).
 
     For a trainer that detects divergence itself (a NaN loss marks a model diverged):
     it keeps the label and shape checks of a user's loss without changing the loss object.
     """
-    token = _SKIP_FINITE.set(True)
-    try:
-        yield
-    finally:
-        _SKIP_FINITE.reset(token)
+    return _switched_on(_SKIP_FINITE)
 
 
-_SKIP_LABELS = contextvars.ContextVar("losslab_skip_label_check", default=False)
-
-
-@contextlib.contextmanager
-def skip_label_check() -> Iterator[None]:
+def skip_label_check() -> contextlib.AbstractContextManager[None]:
     """Inside this block losses do not check that index labels lie in [0, C).
 
     For a trainer that checked every label once against the model's class count before
-    training: the check costs an O(N) pass and a host read per call (on the small batches
-    of a grid of losses, a tenth of each loss's time). Shapes and dtypes are still checked.
+    training: the check costs an O(N) pass and a host read on every call, which adds up
+    over the many small loss calls of a grid. Shapes and dtypes are still checked.
     """
-    token = _SKIP_LABELS.set(True)
-    try:
-        yield
-    finally:
-        _SKIP_LABELS.reset(token)
+    return _switched_on(_SKIP_LABELS)
 
 
 def check_number(value: object, what: str, **bounds: Any) -> float:

@@ -73,7 +73,7 @@ def _fast(x: Tensor) -> bool:
 
     Hence they are written in the classic ``forward(ctx, ...)`` form: torch.func never sees
     them, and the ``setup_context`` form would bind the arguments with ``inspect`` on every
-    call (~40 us, a tenth of a small loss's whole forward and backward).
+    call (a trivial Function measured ~49 us per call, against ~8 us in the classic form).
     """
     return not tracing(x)
 
