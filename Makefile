@@ -59,7 +59,7 @@ MATRIX_TESTS := tests/test_train.py tests/test_models.py tests/test_losses.py \
 	tests/test_losses_two_scale.py tests/test_activations.py tests/test_npnet_parity.py \
 	tests/test_npnet_optim.py tests/test_train_engine.py tests/test_seeding.py \
 	tests/test_losses_interface.py tests/test_losses_precision.py \
-	tests/test_losses_transforms.py tests/test_readme_losses.py tests/test_npnet_functional.py \
+	tests/test_losses_transforms.py tests/test_readme_api.py tests/test_npnet_functional.py \
 	tests/test_npnet_train.py tests/test_metrics_measurements.py \
 	tests/test_metrics_measurements_engine.py tests/test_study_run.py
 THREAD_TESTS := tests/test_train.py tests/test_models.py tests/test_npnet_parity.py \

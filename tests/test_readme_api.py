@@ -1,7 +1,7 @@
-"""The README's API examples run as printed: the python blocks of the activations, models,
-model stack, seeding, training and npnet sections, in one namespace as a reader would run
-them. Only the long training runs are shortened (60,000 and 2,000 steps to a few dozen):
-the calls, names and arguments are those of the README."""
+"""The README's examples run as printed: the python blocks of its losses, activations,
+models, seeding, training and npnet sections, in one namespace per test as a reader would
+run them. Only the long training runs are shortened (60,000, 2,000 and 400 steps to a few
+dozen): the calls, names and arguments are those of the README."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from pathlib import Path
 import torch
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-SECTIONS = (
+API_SECTIONS = (
     "## Activations and initialisers",
     "## Models",
-    "### M models as one: the model stack",
     "## Seeding",
     "## Training",
     "## `losslab.npnet`",
@@ -22,28 +21,48 @@ SECTIONS = (
 SHORTER = {"steps=60_000": "steps=30", "steps=2000": "steps=60", "steps=400": "steps=40"}
 
 
-def _blocks() -> dict[str, str]:
+def _section_blocks(heading: str) -> list[str]:
+    """The python blocks of the README section that starts with ``heading`` (its
+    sub-sections included, up to the next ``## `` heading)."""
     text = README.read_text(encoding="utf-8")
-    out = {}
-    for match in re.finditer(r"```python\n(.*?)```", text, flags=re.DOTALL):
-        heading = re.findall(r"\n(##+ [^\n]+)", text[: match.start()])[-1]
-        section = next((s for s in SECTIONS if heading.startswith(s)), None)
-        if section is not None:
-            out[section] = out.get(section, "") + match.group(1)
-    return out
+    section = text.split("\n" + heading, 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+
+
+def _run(blocks: list[str], heading: str, namespace: dict) -> None:
+    for block in blocks:
+        for long, short in SHORTER.items():
+            block = block.replace(long, short)
+        exec(compile(block, f"{README} ({heading})", "exec"), namespace)  # noqa: S102
+
+
+def test_readme_loss_examples_run():
+    blocks = _section_blocks("## Losses")
+    assert len(blocks) >= 3  # the module, two-scale and functional examples
+    namespace: dict = {}
+    torch.manual_seed(0)
+    _run(blocks, "## Losses", namespace)
+    # The functional example's first line equals the module it names.
+    logits, labels = namespace["logits"], namespace["labels"]
+    functional, get_loss = namespace["LF"], namespace["get_loss"]
+    # The module and the functional form run the same kernel and reduction on the same
+    # tensors: bit-identical, so no tolerance.
+    torch.testing.assert_close(
+        functional.cauchy_schwarz(logits, labels),
+        get_loss("cauchy_schwarz")(logits, labels),
+        rtol=0,
+        atol=0,
+    )
 
 
 def test_readme_api_examples_run(tmp_path, monkeypatch):
-    blocks = _blocks()
-    assert set(blocks) == set(SECTIONS), f"README sections without an example: {blocks.keys()}"
     monkeypatch.chdir(tmp_path)  # anything an example writes stays in the test's folder
     namespace: dict = {}
     torch.manual_seed(0)
-    for section in SECTIONS:
-        code = blocks[section]
-        for long, short in SHORTER.items():
-            code = code.replace(long, short)
-        exec(compile(code, f"{README} ({section})", "exec"), namespace)  # noqa: S102
+    for heading in API_SECTIONS:
+        blocks = _section_blocks(heading)
+        assert blocks, f"the README section {heading!r} has no python example"
+        _run(blocks, heading, namespace)
     # The training example's grid: 3 losses x 5 seeds, each trained for the steps asked.
     results = namespace["results"]
     assert len(results) == 15
