@@ -41,12 +41,14 @@ from losslab.metrics.diagnosis import bias_variance_diagnosis
 
 __all__ = [
     "CONDITION_AXES",
+    "INTERVAL_METHOD",
     "bootstrap_ci",
     "compare",
     "diagnose",
     "holm",
     "rank_losses",
     "summarize",
+    "t_interval",
     "wilcoxon_min_p",
 ]
 
@@ -115,6 +117,61 @@ def _groups(frame: pd.DataFrame, columns: list[str]):
 def _stable_seed(seed: int, key: Any) -> list[int]:
     """A generator seed for one condition that does not depend on the row order."""
     return [int(seed), zlib.crc32(repr(key).encode())]
+
+
+#: The one interval method of losslab (report, :mod:`losslab.metrics.stats`, REPRODUCTION.md).
+INTERVAL_METHOD = (
+    "Student-t interval of the mean over seeds (for a paired effect: of the per-seed "
+    "differences), intersected with the range the metric can take ([0, 1] for an accuracy, "
+    "[-1, 1] for a difference of accuracies)"
+)
+
+
+def t_interval(
+    values: Any,
+    confidence: float = 0.95,
+    bounds: tuple[float, float] | None = None,
+) -> tuple[float, float, float]:
+    """Mean of ``values`` and its Student-t confidence interval, kept inside ``bounds``.
+
+    The one interval method of losslab: the report, :func:`summarize`, the paired
+    comparisons and REPRODUCTION.md's verdicts all use it. Why Student t, for 3-10 seeds:
+    with n values from a normal distribution its coverage is exact at every n, where any
+    bootstrap interval is too narrow at small n (a nominal 95 % BCa interval covers about
+    85 % at n = 5), and seed-to-seed spreads of final accuracies are close to normal.
+    Why intersect with ``bounds``: the true mean lies inside the range the metric can take
+    (an accuracy in [0, 1]), so cutting the interval to that range never removes the truth
+    and keeps the coverage exactly, while no bar or band leaves the range.
+
+    Args:
+        values: (n,) finite numbers, e.g. one condition's test accuracy over its seeds, or
+            the per-seed differences of a paired comparison.
+        confidence: the confidence level in (0, 1) (default 0.95).
+        bounds: ``(low, high)`` the metric's range, e.g. ``(0, 1)`` for an accuracy and
+            ``(-1, 1)`` for a difference of accuracies; ``None`` for no range.
+
+    Returns:
+        ``(mean, low, high)``; ``low`` and ``high`` are NaN for fewer than 2 values, and
+        equal to the mean when all values are equal.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1:
+        raise LosslabError(f"t_interval: values must be 1-D, got shape {x.shape}")
+    if not 0.0 < confidence < 1.0:
+        raise LosslabError(f"confidence must lie in (0, 1), got {confidence!r}")
+    if bounds is not None and not bounds[0] < bounds[1]:
+        raise LosslabError(f"bounds must be (low, high) with low < high, got {bounds!r}")
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, math.nan, math.nan
+    sd = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1)) * sd / math.sqrt(x.size)
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, float(bounds[0])), min(high, float(bounds[1]))
+    return mean, low, high
 
 
 def bootstrap_ci(
