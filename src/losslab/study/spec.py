@@ -38,7 +38,6 @@ report); lecture notes 2018 §5-7 (the training settings).
 from __future__ import annotations
 
 import copy
-import difflib
 import importlib
 import inspect
 import math
@@ -54,6 +53,7 @@ from losslab.checks import check_seed_list
 from losslab.errors import LosslabError
 from losslab.plugins import import_modules, load_plugins
 from losslab.study.tuning import TuneSpec, check_tune
+from losslab.suggest import closest
 
 # TrainConfig fields a study may not set: the seed is the `seeds` axis, the device a
 # command-line choice, checkpoints belong to the runner.
@@ -168,8 +168,8 @@ def _pydantic_message(err: ValidationError, model: type[BaseModel]) -> str:
     if first["type"] == "extra_forbidden":
         key = str(first["loc"][-1])
         target = NoiseSpec if first["loc"][0] == "noise" else model
-        close = difflib.get_close_matches(key, list(target.model_fields), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else "remove it"
+        close = closest(key, target.model_fields)
+        hint = f"did you mean {close!r}?" if close else "remove it"
         return f"{where}: unknown field {key!r}; {hint} Valid: {', '.join(target.model_fields)}"
     if first["type"] == "missing":
         return f"{where}: required field missing; add it (see the schema in `losslab run --help`)"
@@ -325,8 +325,8 @@ def _check_options(study: Study, field: str, what: str, options: dict[str, Any],
         if key in reserved:
             raise study.fail(f"{field}.{key}", reserved[key])
         if key not in named and not open_kw:
-            close = difflib.get_close_matches(key, named, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "remove it."
+            close = closest(key, named)
+            hint = f"did you mean {close!r}?" if close else "remove it."
             raise study.fail(
                 f"{field}.{key}",
                 f"{what} has no option {key!r}; {hint} Options: {', '.join(named) or 'none'}",
@@ -476,8 +476,8 @@ def _check_train(study: Study, train_config: type) -> None:
         if key in _TRAIN_RESERVED:
             raise study.fail(f"train.{key}", _TRAIN_RESERVED[key])
         if key not in names and key != "epochs":
-            close = difflib.get_close_matches(key, [*names, "epochs"], n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "remove it"
+            close = closest(key, [*names, "epochs"])
+            hint = f"did you mean {close!r}?" if close else "remove it"
             raise study.fail(f"train.{key}", f"unknown training setting {key!r}; {hint}")
     if "steps" in train and "epochs" in train:
         raise study.fail("train.epochs", "give steps or epochs, not both")
@@ -561,8 +561,8 @@ def _check_exclude(study: Study) -> None:
             raise study.fail(f"exclude[{i}]", "an empty rule would drop every cell; give keys")
         for key in rule:
             if key not in EXCLUDE_KEYS:
-                close = difflib.get_close_matches(key, EXCLUDE_KEYS, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else "remove it"
+                close = closest(key, EXCLUDE_KEYS)
+                hint = f"did you mean {close!r}?" if close else "remove it"
                 raise study.fail(
                     f"exclude[{i}].{key}",
                     f"cannot match on {key!r}; {hint} Keys: {', '.join(EXCLUDE_KEYS)}",
