@@ -14,24 +14,49 @@ import time
 from pathlib import Path
 from typing import Any
 
+import click
 import typer
+from typer.core import TyperCommand
 
+from losslab import __version__
 from losslab.errors import LosslabError
 from losslab.study import cli as study_cli
 
+# Help texts are plain text: rich markup would swallow "[scales.NAME]" and every other
+# bracketed word, so click formats them (it rewraps paragraphs; `\b` keeps a block as is).
 app = typer.Typer(
     add_completion=False,
+    rich_markup_mode=None,
     no_args_is_help=True,
-    help="losslab: a laboratory for loss and activation functions of classifiers.",
 )
 study_cli.register(app)
 
 _CATALOGUES = ("losses", "activations", "models", "datasets", "studies")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"losslab {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
-    """losslab: a laboratory for loss and activation functions of classifiers."""
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True,
+        help="print the version and exit",
+    ),
+) -> None:
+    """losslab: a laboratory for the loss and activation functions of classifiers.
+
+    Examples:
+
+      losslab run demo --scale quick
+
+      losslab list losses
+
+      losslab show loss gce --plot
+    """
 
 
 @app.command("list")
@@ -39,7 +64,11 @@ def list_(what: str = typer.Argument(..., help=f"one of: {', '.join(_CATALOGUES)
     """List the registered names of a catalogue (plugins included), or the ready-made
     study files with their descriptions.
 
-    Examples: losslab list losses; losslab list studies
+    Examples:
+
+      losslab list losses
+
+      losslab list studies
     """
     from losslab import catalogue
 
@@ -57,20 +86,39 @@ def list_(what: str = typer.Argument(..., help=f"one of: {', '.join(_CATALOGUES)
         typer.echo(name)
 
 
-@app.command("show")
+class _OptionalPlotFile(TyperCommand):
+    """``--plot`` with its file name optional: a bare ``--plot`` (last, or followed by
+    another option) reads as ``--plot ""``, i.e. NAME.png in the current directory."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = list(args)
+        for i, arg in enumerate(args):
+            if arg == "--plot" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+                args.insert(i + 1, "")
+                break
+        return super().parse_args(ctx, args)
+
+
+@app.command("show", cls=_OptionalPlotFile)
 def show(
     kind: str = typer.Argument(..., help="loss, activation, model or dataset"),
     name: str = typer.Argument(..., help="a registered name (losslab list ...)"),
     plot: str = typer.Option(
-        None, "--plot", help="losses only: draw the loss and its derivative to this image "
-        "file (.png, .svg or .pdf)"
+        None, "--plot", metavar="[FILE]", help="losses only: draw the loss and its derivative "
+        "to FILE (.png, .svg or .pdf; without FILE: NAME.png in the current directory)"
     ),
 ) -> None:
     """Describe one loss, activation, model or dataset: formula or description, seed
     source, parameters with defaults. With --plot (losses), also draw the loss's value
     and derivative with respect to the correct-class output (Janocha & Czarnecki Fig. 1).
 
-    Examples: losslab show loss alpha --plot alpha.png; losslab show dataset checkerboard
+    Examples:
+
+      losslab show loss alpha --plot
+
+      losslab show loss gce --plot gce.svg
+
+      losslab show dataset checkerboard
     """
     from losslab import catalogue
 
@@ -79,9 +127,12 @@ def show(
         return
     if kind.strip().lower() not in ("loss", "losses"):
         raise LosslabError(f"--plot draws losses only; drop it for a {kind}")
+    from losslab.registry import resolve
     from losslab.report.figures import loss_shape_data, loss_shapes
     from losslab.report.style import DPI
 
+    if not plot:
+        plot = f"{resolve(catalogue.registry('loss'), name, 'loss')[0]}.png"
     target = Path(plot)
     fig = loss_shapes(loss_shape_data([(name, name, {})]))
     formats = fig.canvas.get_supported_filetypes()
@@ -92,9 +143,7 @@ def show(
     if not target.parent.is_dir():
         raise LosslabError(f"--plot {plot}: folder {target.parent} does not exist; create it")
     fig.savefig(target, dpi=DPI)
-    typer.echo(f"wrote {target}")
-
-
+    typer.echo(f"wrote {target.resolve()}")
 
 
 def _parse_hidden(text: str | None) -> list[int] | None:
@@ -198,6 +247,12 @@ def train_(
     A progress bar runs on stderr (plain lines when stderr is not a terminal, nothing
     with --quiet). Ctrl-C stops after the current step and prints the result so far
     (marked interrupted, exit status 130); a second Ctrl-C aborts.
+
+    Examples:
+
+      losslab train --dataset digits --loss cauchy_schwarz --steps 2000 --json
+
+      losslab train --dataset checkerboard --loss gce --loss-arg q=0.5 --hidden 64,64
     """
     from losslab.data import (
         DATASETS,
