@@ -18,6 +18,9 @@ from typing import Any
 
 from losslab.errors import LosslabError
 
+#: The claims file (losslab.reproduce) lives beside the study files but is no study.
+CLAIMS_FILE = "claims.toml"
+
 KINDS = ("loss", "activation", "model", "dataset")
 CATALOGUES = {"losses": "loss", "activations": "activation", "models": "model",
               "datasets": "dataset"}
@@ -131,6 +134,8 @@ def list_studies() -> list[tuple[Path, str, str]]:
     out = []
     for directory in study_dirs():
         for path in sorted(directory.glob("*.toml")):
+            if path.name == CLAIMS_FILE:
+                continue
             try:
                 doc = tomllib.loads(path.read_text(encoding="utf-8"))
                 name = str(doc.get("name", path.stem))
