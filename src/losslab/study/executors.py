@@ -38,6 +38,7 @@ def make_task(group: Group, cell_ids: list[str], device: str, imports: list[str]
         "model": cfg["model"],
         "train": {k: v for k, v in cfg["train"].items() if k not in ("lr", "weight_decay")},
         "measure": cfg.get("measure", {}),
+        "engine": cfg.get("engine", "torch"),
         "device": device,
         "imports": list(imports),
         "cells": [
@@ -120,6 +121,10 @@ def train_task(task: Task, cache: DataCache, progress: Callable[[dict], None] | 
     """
     from losslab.train import ModelSpec, TrainConfig, resolve_device, train_many
 
+    if task.get("engine") == "npnet":
+        from losslab.study.npnet_cells import train_npnet_task
+
+        return train_npnet_task(task, cache, progress, stop)
     try:
         load_plugins()
         import_modules(task["imports"])

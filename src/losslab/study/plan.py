@@ -35,6 +35,7 @@ from losslab.study.spec import (
     Item,
     Study,
     measurement_registry,
+    model_engine,
     registry_key,
     train_axes,
 )
@@ -95,7 +96,8 @@ def _resolve_model(item: Item, activation: dict[str, Any]) -> dict[str, Any]:
 
     key = registry_key("model", item.name)
     skip = (*MODEL_DERIVED, "activation", "activation_kwargs")
-    resolved = {"name": key, **_defaults(MODELS[key], skip), **_jsonable(item.options)}
+    options = {k: v for k, v in item.options.items() if k != "engine"}
+    resolved = {"name": key, **_defaults(MODELS[key], skip), **_jsonable(options)}
     resolved["activation"] = activation["name"]
     resolved["activation_kwargs"] = {k: v for k, v in activation.items() if k != "name"}
     return resolved
@@ -120,6 +122,8 @@ def item_label(kind: str, item: Item) -> str:
     """A short display label: ``alpha(alpha=4)``, ``mlp[200x2]``, ``mlp[](dropout=0.5)``."""
     key = registry_key(kind, item.name)
     options = dict(item.options)
+    if kind == "model":
+        options.pop("engine", None)
     text = key
     if kind == "model" and key == "mlp":
         hidden = list(options.pop("hidden", []))
@@ -249,6 +253,9 @@ def expand(study: Study, n_train: Callable[[dict[str, Any]], int] | None = None,
     losses = [_resolve_loss(item) for item in spec.losses]
     activations = [_resolve_activation(item) for item in spec.activations]
     models = [[_resolve_model(m, a) for a in activations] for m in spec.models]
+    engines = [model_engine(spec, m) for m in spec.models]
+    # Only npnet cells carry their engine: torch cells keep the keys they had before.
+    engine_axis = "npnet" in engines
     noises = [dict(zip(NOISE_FIELDS, v, strict=True))
               for v in itertools.product(*noise_axes.values())]
     datasets = [[_resolve_dataset(d, n) for n in noises] for d in spec.datasets]
@@ -298,6 +305,8 @@ def expand(study: Study, n_train: Callable[[dict[str, Any]], int] | None = None,
         }
         if measure:
             resolved["measure"] = measure
+        if engines[mi] != "torch":
+            resolved["engine"] = engines[mi]
         axes = {
             "dataset": labels["dataset"][di],
             "model": labels["model"][mi],
@@ -313,6 +322,8 @@ def expand(study: Study, n_train: Callable[[dict[str, Any]], int] | None = None,
             "steps": config.steps,
             "seed": seed,
         }
+        if engine_axis:
+            axes["engine"] = engines[mi]
         for key in train_keys:
             if key not in axes and len(train[key]) > 1:
                 axes[key] = epochs if key == "epochs" else _train_value(config, key)

@@ -17,6 +17,7 @@ Schema (every list on a scalar setting is a grid axis; the grid is the product o
     models   = [{name = "mlp", hidden = [200, 200]}, {name = "mlp", hidden = []}]
     losses   = ["log", "hinge", {name = "alpha", alpha = 4}]
     activations = ["relu"]              # default ["relu"]; the model's activation=
+    engine = "torch"                    # or "npnet" (losslab.npnet); per model: {..., engine=}
     [train]                             # TrainConfig fields; steps or epochs
     lr = [3e-5, 1e-4]
     [noise]                             # label_noise_rate, label_noise_kind, input_noise_eps
@@ -65,6 +66,23 @@ _TRAIN_RESERVED = {
     "resume": "losslab run resumes by itself; remove it",
 }
 NOISE_FIELDS = ("label_noise_rate", "label_noise_kind", "input_noise_eps", "noise_test")
+
+
+ENGINES = ("torch", "npnet")
+
+
+def check_engine(value: Any) -> str:
+    """``value`` if it names an engine: "torch" (losslab.train) or "npnet" (losslab.npnet)."""
+    if value not in ENGINES:
+        raise ValueError(f"engine must be \"torch\" (losslab.train) or \"npnet\" (the "
+                         f"NumPy engine, losslab.npnet), got {value!r}")
+    return value
+
+
+def model_engine(spec: Any, item: Item) -> str:
+    """The engine that trains the cells of model entry ``item``: its own ``engine``
+    option, else the study's."""
+    return item.options.get("engine", spec.engine)
 
 
 class StudyFileError(LosslabError):
@@ -127,6 +145,12 @@ class StudySpec(BaseModel):
     tune: TuneSpec | None = None
     exclude: list[dict[str, Any]] = Field(default_factory=list)
     scales: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    engine: str = "torch"
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, value: str) -> str:
+        return check_engine(value)
 
     @field_validator("datasets", "models", "losses", "activations", mode="before")
     @classmethod
@@ -389,6 +413,8 @@ def check_study(study: Study) -> None:
                 raise study.fail(at, str(err)) from None
             factory = registries[kind][key]
             options = item.options
+            if kind == "model":
+                options = {k: v for k, v in item.options.items() if k != "engine"}
             if kind == "dataset":
                 options = {k: v for k, v in item.options.items() if k != "fallback"}
                 if "fallback" in item.options:
@@ -418,6 +444,30 @@ def check_study(study: Study) -> None:
     _check_measure(study)
     _check_exclude(study)
     check_tune(study)
+    _check_engines(study)
+
+
+def _check_engines(study: Study) -> None:
+    """Every model entry names a known engine, and npnet is asked only what it supports."""
+    from losslab.study.npnet_cells import message_npnet, npnet_problem
+
+    spec = study.spec
+    for i, model in enumerate(spec.models):
+        try:
+            engine = check_engine(model_engine(spec, model))
+        except ValueError as err:
+            raise study.fail(f"models[{i}].engine", str(err)) from None
+        if engine != "npnet":
+            continue
+        options = {k: v for k, v in model.options.items() if k != "engine"}
+        losses = [(registry_key("loss", loss.name), loss.options) for loss in spec.losses]
+        problem = npnet_problem(registry_key("model", model.name), options, losses,
+                                train_axes(spec.train), spec.measure, spec.tune is not None)
+        if problem is not None:
+            where, message = problem
+            raise study.fail(where.replace("model", f"models[{i}]", 1)
+                             if where.startswith("model") else where,
+                             f"{message} (models[{i}] trains with npnet). {message_npnet()}")
 
 
 def _check_fallback(study: Study, at: str, fallback: Any, options: dict[str, Any]) -> None:
