@@ -6,6 +6,8 @@ loss, seed, lr and weight decay); :func:`train_task` turns it into ONE
 :func:`~losslab.train.train_many` call and returns one plain *outcome* dict per cell. The
 same function runs in the driver (:class:`InProcessExecutor`), in a local process pool
 (:class:`ProcessExecutor`, ``--jobs N``) or on Ray workers (:class:`RayExecutor`).
+A task whose ``engine`` is ``"npnet"`` is trained by :mod:`losslab.study.npnet_cells`
+instead, with outcomes of the same form.
 """
 
 from __future__ import annotations
