@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from losslab.errors import LosslabError
+from losslab.study.compact import is_compact, restore_temporary
 from losslab.study.store import AXIS_COLUMNS, FINAL_METRICS, connect, store_path
 
 CELL_COLUMNS = (
@@ -37,7 +38,8 @@ class StudyResults:
     """The results of one study directory.
 
     Args:
-        directory: a directory written by ``losslab run``.
+        directory: a directory written by ``losslab run``, or the compact form of one
+            written by ``losslab publish`` (:mod:`losslab.study.compact`).
         all_cells: include cells of earlier versions of the study file that the last run
             no longer plans (default False).
     """
@@ -45,6 +47,10 @@ class StudyResults:
     def __init__(self, directory: str | os.PathLike, all_cells: bool = False):
         self.directory = Path(directory)
         path = store_path(self.directory)
+        if not path.exists() and is_compact(self.directory):
+            # Committed results (losslab publish): rebuilt into a store that lives with self.
+            self._restored = restore_temporary(self.directory)
+            path = store_path(self._restored.name)
         if not path.exists():
             raise LosslabError(
                 f"{self.directory} holds no study results ({path.name} missing); give the "

@@ -161,7 +161,8 @@ def check_compatible(directory: str | os.PathLike, name: str, study_file: Path) 
 
 
 def environment(device: str, executor: str, jobs: int) -> dict[str, Any]:
-    """Versions, device and threads of this process (recorded per run)."""
+    """Versions, device, threads, machine, load average at the start and source commit of
+    this process (recorded per run; REPRODUCTION.md's runs table reads them)."""
     import platform
 
     import numpy
@@ -180,7 +181,46 @@ def environment(device: str, executor: str, jobs: int) -> dict[str, Any]:
         "cuda": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
         "executor": executor,
         "jobs": jobs,
+        "machine": machine(),
+        "load_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "commit": source_commit(),
     }
+
+
+def machine() -> str:
+    """The CPU model and core count, e.g. ``"Intel(R) Xeon(R) ... (2 CPUs)"``."""
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} ({os.cpu_count()} CPUs)"
+
+
+def source_commit() -> str:
+    """The git commit of the losslab source that runs (``+dirty`` with uncommitted changes
+    to tracked files), or ``losslab <version>`` outside a git checkout."""
+    import subprocess
+
+    package = Path(__file__).resolve().parents[1]
+    root = package.parents[1]
+    # An installed wheel (e.g. in a venv inside some checkout) is not that checkout's code.
+    if not (root / "src" / "losslab").resolve() == package:
+        return f"losslab {__version__}"
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True,
+                               timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"losslab {__version__}"
+    return head + ("+dirty" if dirty else "") if head else f"losslab {__version__}"
 
 
 class Store:
