@@ -10,22 +10,31 @@ Families: :mod:`~losslab.losses.janocha` (the 12 losses of Janocha & Czarnecki 2
 Table 1), :mod:`~losslab.losses.robust` (alpha, gce, truncated_log) and
 :mod:`~losslab.losses.two_scale` (Berlyand, Creese & Jabin 2021). Every loss subclasses
 :class:`Loss`, the interface a trainer relies on; validation, class weights, dtypes and
-reductions live in :mod:`~losslab.losses._base`, the kernels and the functional forms
-(``losslab.functional``) in :mod:`~losslab.losses.functional`.
+reductions live in :mod:`~losslab.losses._base`, the kernels in
+:mod:`~losslab.losses.kernels`, the functional forms (``losslab.functional``) in
+:mod:`~losslab.losses.functional`.
+
+A loss is added in one place: :func:`register_loss` with its kernel and what the docs say
+of it (:func:`~losslab.losses.definition.define_loss`); the module class, its functional
+form (:func:`functional_form`), ``losslab list``/``show``, studies and the report follow.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+from losslab.errors import LosslabError
 from losslab.losses import functional
 from losslab.losses._base import (
     ClassificationLoss,
+    Kernel,
     Loss,
     ProbabilityLoss,
     skip_finite_check,
     skip_label_check,
 )
+from losslab.losses.definition import Hyper, LossDefinition, define_loss, functional_form
 from losslab.losses.janocha import (
     JANOCHA_LOSSES,
     CauchySchwarzLoss,
@@ -77,6 +86,44 @@ def get_loss(name: str, **kwargs: Any) -> Loss:
     return build(LOSSES, name, "loss", **kwargs)
 
 
+def register_loss(
+    name: str, loss: Kernel | type[Loss], *, replace: bool = False, **definition: Any
+) -> type[Loss]:
+    """Add a loss to :data:`LOSSES` (the public route for plugins); returns its class.
+
+    Args:
+        name: the registry name, lowercase snake_case, not yet taken (unless ``replace``).
+        loss: a kernel ``(x (N, C), target, **options) -> (values (N,), probe)``, made into
+            a class by :func:`~losslab.losses.definition.define_loss` with ``definition``
+            (title, math, formula, seed, hyper, probability, ...), or a :class:`Loss`
+            subclass registered as it is.
+        replace: allow replacing an existing entry.
+        **definition: the keyword arguments of ``define_loss`` (with a kernel only).
+
+    Raises:
+        LosslabError: a taken or malformed name, or a definition given with a class.
+    """
+    if not isinstance(name, str) or not name.isidentifier() or name != name.lower():
+        raise LosslabError(f"a loss name must be lowercase snake_case; got {name!r}")
+    if name in LOSSES and not replace:
+        raise LosslabError(
+            f"the loss name {name!r} is taken by {LOSSES[name].__qualname__}; pick another "
+            "name, or pass replace=True"
+        )
+    if isinstance(loss, type):
+        if not issubclass(loss, Loss) or definition:
+            raise LosslabError(
+                f"register_loss({name!r}, ...): give a Loss subclass alone, or a kernel "
+                "function with its definition (title=, math=, formula=, seed=, ...)"
+            )
+        cls = loss
+    else:
+        definition.setdefault("module", sys._getframe(1).f_globals.get("__name__", __name__))
+        cls = define_loss(name, loss, **definition)
+    LOSSES[name] = cls
+    return cls
+
+
 __all__ = [
     "JANOCHA_LOSSES",
     "LOSSES",
@@ -90,10 +137,12 @@ __all__ = [
     "ExpectationLoss",
     "GCELoss",
     "HingeLoss",
+    "Hyper",
     "L1Loss",
     "L2Loss",
     "LogLoss",
     "Loss",
+    "LossDefinition",
     "ProbabilityLoss",
     "RegularisedExpectationLoss",
     "SquaredHingeLoss",
@@ -104,8 +153,11 @@ __all__ = [
     "TwoScaleLoss",
     "TwoScaleSeparationLoss",
     "classification_confidence",
+    "define_loss",
     "functional",
+    "functional_form",
     "get_loss",
+    "register_loss",
     "skip_finite_check",
     "skip_label_check",
 ]

@@ -3,7 +3,7 @@
 :class:`Loss` declares what a trainer needs of a loss (``per_sample``, ``requires_scale``,
 ``attach``, ``predict_logits``). :class:`ClassificationLoss` implements it for the
 registered losses: each supplies a *kernel* ``(x (N, C), target) -> (N,)`` from
-:mod:`losslab.losses.functional`, and the class validates, weights, reduces and casts
+:mod:`losslab.losses.kernels`, and the class validates, weights, reduces and casts
 exactly as the functional form does (one implementation per loss).
 
 Validation costs almost nothing (see :func:`check_inputs`): shapes always (they are static,
@@ -370,6 +370,12 @@ class Loss(nn.Module):
     """
 
     requires_scale: ClassVar[bool] = False
+    # Where the docs list the loss (README table, ``losslab list``).
+    family: ClassVar[str] = "plugin"
+    # The name of its NumPy twin in ``losslab.npnet.LOSSES``, or None with the reason in
+    # ``npnet_exemption`` (the tests hold every built-in loss to one of the two).
+    npnet: ClassVar[str | None] = None
+    npnet_exemption: ClassVar[str] = ""
 
     def per_sample(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The unreduced, unweighted loss of each sample, (N,)."""
@@ -387,8 +393,8 @@ class Loss(nn.Module):
 class ClassificationLoss(Loss):
     r"""Base class of the registered losses: validation, class weights, reduction, dtypes.
 
-    Subclasses implement :meth:`kernel` ``(x (N, C), target) -> (values (N,), probe)``,
-    usually one line calling :mod:`losslab.losses.functional`.
+    Subclasses implement :meth:`kernel` ``(x (N, C), target) -> (values (N,), probe)``;
+    :func:`~losslab.losses.definition.define_loss` writes the whole subclass from a kernel.
 
     Weighting follows ``torch.nn.functional.cross_entropy`` for index targets: sample i
     gets the weight :math:`w_i = \sum_j \mathrm{weight}_j y_{ij}` (= ``weight[c_i]``),

@@ -132,6 +132,12 @@ class _ScaleOwner(ClassificationLoss):
     has been set: by the constructor, :meth:`attach`, or the first ``scale=`` seen.
     """
 
+    family = "two-scale (Berlyand et al. 2021)"
+    npnet_exemption = (
+        "needs the model's parameter scale R, which npnet's loss protocol "
+        "(logits, target) does not carry"
+    )
+
     def __init__(
         self,
         eta: float,
