@@ -110,6 +110,32 @@ def describe(kind: str, name: str) -> str:
     return "\n".join(lines)
 
 
+def loss_table(losses: Mapping[str, Any] | None = None) -> str:
+    """The README's table of losses (markdown): a row per family, in registry order.
+
+    Each name shows the options of its definition with their defaults, e.g.
+    ``gce(q=0.7)``; ``tests/test_losses.py`` checks that the README holds this text.
+
+    Args:
+        losses: name -> loss class; default :data:`losslab.losses.LOSSES`.
+    """
+    if losses is None:
+        from losslab.losses import LOSSES
+
+        losses = LOSSES
+    rows: dict[str, list[str]] = {}
+    for name, cls in losses.items():
+        definition = getattr(cls, "definition", None)
+        hyper = getattr(definition, "hyper", {})
+        options = ", ".join(f"{k}={h.default!r}" for k, h in hyper.items())
+        rows.setdefault(getattr(cls, "family", "plugin"), []).append(
+            f"`{name}({options})`" if options else f"`{name}`"
+        )
+    lines = ["| family | names |", "|---|---|"]
+    lines += [f"| {family} | {' '.join(names)} |" for family, names in rows.items()]
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------------- study files
 def study_dirs() -> list[Path]:
     """Where ready-made study files are looked for, in order: ``$LOSSLAB_STUDIES``

@@ -92,6 +92,8 @@ class Loss:
         Python float, or (N,) for ``reduction="none"``.
     """
 
+    name = ""  # the registry name (that of its torch twin)
+
     def __init__(self, reduction: str = "mean") -> None:
         if reduction not in REDUCTIONS:
             raise LosslabError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
@@ -155,6 +157,8 @@ class L1Loss(Loss):
     (seed: Janocha & Czarnecki 2017, Table 1)
     """
 
+    name = "l1"
+
     def _forward(self, o, y):
         diff = o - y
         return np.abs(diff).sum(axis=1), diff
@@ -168,6 +172,8 @@ class L2Loss(Loss):
 
     (seed: Janocha & Czarnecki 2017, Table 1)
     """
+
+    name = "l2"
 
     def _forward(self, o, y):
         diff = o - y
@@ -201,16 +207,19 @@ class _HingeLoss(Loss):
 
 class HingeLoss(_HingeLoss):
     __doc__ = _HingeLoss.__doc__
+    name = "hinge"
     power = 1
 
 
 class SquaredHingeLoss(_HingeLoss):
     __doc__ = _HingeLoss.__doc__
+    name = "squared_hinge"
     power = 2
 
 
 class CubedHingeLoss(_HingeLoss):
     __doc__ = _HingeLoss.__doc__
+    name = "cubed_hinge"
     power = 3
 
 
@@ -277,6 +286,8 @@ class ExpectationLoss(ProbabilityLoss):
     """:math:`\\ell = \\sum_j |y_j - p_j|` (= 2 - 2 p_c for one-hot y, Janocha Prop. 1);
     :math:`g_p = \\mathrm{sign}(p - y)`. (seed: Janocha & Czarnecki 2017, Table 1)"""
 
+    name = "expectation"
+
     def _values(self, p, logp, y, log_1mp):
         diff = p - y
         return np.abs(diff).sum(axis=1), diff
@@ -288,6 +299,8 @@ class ExpectationLoss(ProbabilityLoss):
 class RegularisedExpectationLoss(ProbabilityLoss):
     """:math:`\\ell = \\sum_j (y_j - p_j)^2`; :math:`g_p = 2 (p - y)`.
     (seed: Janocha & Czarnecki 2017, Table 1)"""
+
+    name = "regularised_expectation"
 
     def _values(self, p, logp, y, log_1mp):
         diff = p - y
@@ -303,6 +316,8 @@ class ChebyshevLoss(ProbabilityLoss):
     indicator of the maximising classes: at ties the subgradient is
     shared evenly, as ``torch.amax`` (and so :mod:`losslab.losses`) shares it.
     (seed: Janocha & Czarnecki 2017, Table 1)"""
+
+    name = "chebyshev"
 
     def _values(self, p, logp, y, log_1mp):
         distance = np.abs(p - y)
@@ -322,6 +337,8 @@ class LogLoss(ProbabilityLoss):
     :math:`g_{\\log(1-p)} = -(1 - y)`, so :math:`\\partial\\ell/\\partial o = p - y` again.
     (seed: Janocha & Czarnecki 2017, Table 1)"""
 
+    name = "log"
+
     def _values(self, p, logp, y, log_1mp):
         values = -np.sum(y * logp, axis=1)
         if log_1mp is not None:
@@ -340,6 +357,8 @@ class SquaredLogLoss(ProbabilityLoss):
 
     (seed: Janocha & Czarnecki 2017, Table 1, whose printed minus sign is a typo)
     """
+
+    name = "squared_log"
 
     def _values(self, p, logp, y, log_1mp):
         ylogp = y * logp
@@ -363,6 +382,8 @@ class TanimotoLoss(ProbabilityLoss):
 
     (seed: Janocha & Czarnecki 2017, Table 1)
     """
+
+    name = "tanimoto"
 
     def _values(self, p, logp, y, log_1mp):
         s = np.sum(p * y, axis=1, keepdims=True)
@@ -388,6 +409,8 @@ class CauchySchwarzLoss(ProbabilityLoss):
     (= log loss + 1/2 log ||p||^2 for one-hot y, Janocha Prop. 3; seed: Janocha &
     Czarnecki 2017, Table 1)
     """
+
+    name = "cauchy_schwarz"
 
     def _values(self, p, logp, y, log_1mp):
         log_s = logsumexp(logp, b=y, axis=1, keepdims=True)
@@ -446,6 +469,8 @@ class AlphaLoss(_PowerLoss):
     (seed: Mendez-Vazquez slides, alpha-loss; the slides' alpha/(1-alpha) is a typo)
     """
 
+    name = "alpha"
+
     def __init__(self, alpha: float = 2.0, reduction: str = "mean") -> None:
         super().__init__(reduction)
         if not alpha > 0:
@@ -461,6 +486,8 @@ class GCELoss(_PowerLoss):
     Args:
         q: in (0, 1] (default 0.7); q = 1 is :math:`1 - p_c`, q -> 0 the log loss.
     """
+
+    name = "gce"
 
     def __init__(self, q: float = 0.7, reduction: str = "mean") -> None:
         super().__init__(reduction)
@@ -479,6 +506,8 @@ class TruncatedLogLoss(_SoftmaxLoss):
     (seed: Berlyand, Creese, Jabin 2021, eq. 12)
     """
 
+    name = "truncated_log"
+
     def __init__(self, k: float = 0.5, reduction: str = "mean") -> None:
         super().__init__(reduction)
         if not 0 <= k <= 1:
@@ -495,23 +524,16 @@ class TruncatedLogLoss(_SoftmaxLoss):
         return None, -y * above, None
 
 
+# The twins of losslab.losses, under the same names; tests/test_losses.py checks that every
+# torch loss has one here or states why not (``npnet_exemption``), and the reverse.
 LOSSES: dict[str, type[Loss]] = {
-    "l1": L1Loss,
-    "l2": L2Loss,
-    "expectation": ExpectationLoss,
-    "regularised_expectation": RegularisedExpectationLoss,
-    "chebyshev": ChebyshevLoss,
-    "hinge": HingeLoss,
-    "squared_hinge": SquaredHingeLoss,
-    "cubed_hinge": CubedHingeLoss,
-    "log": LogLoss,
-    "squared_log": SquaredLogLoss,
-    "tanimoto": TanimotoLoss,
-    "cauchy_schwarz": CauchySchwarzLoss,
-    "alpha": AlphaLoss,
-    "gce": GCELoss,
-    "truncated_log": TruncatedLogLoss,
-}
+    cls.name: cls
+    for cls in (
+        L1Loss, L2Loss, ExpectationLoss, RegularisedExpectationLoss, ChebyshevLoss, HingeLoss,
+        SquaredHingeLoss, CubedHingeLoss, LogLoss, SquaredLogLoss, TanimotoLoss,
+        CauchySchwarzLoss, AlphaLoss, GCELoss, TruncatedLogLoss,
+    )
+}  # fmt: skip
 
 
 def get_loss(name: str, **kwargs) -> Loss:
