@@ -2,7 +2,8 @@
 
 Subpackages:
     losses       every loss of the seeds as a drop-in PyTorch module (registry ``LOSSES``)
-    activations  every activation of the seeds (registry ``ACTIVATIONS``) and initialisers
+    activations  every activation of the seeds (registry ``ACTIVATIONS``)
+    init         the weight initialisers (registry ``INITIALIZERS``, as ``torch.nn.init``)
     npnet        a from-scratch NumPy engine with hand-derived backward passes
     data         datasets, splits, label and input noise
     models       MLPs and convnets of the seeds; ``parameter_scale`` (R of the two-scale losses)

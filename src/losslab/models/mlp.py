@@ -16,9 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from losslab.activations import get_activation, init_
+from losslab.activations import get_activation
 from losslab.checks import check_int, check_real
 from losslab.errors import LosslabError
+from losslab.init import init_
 from losslab.seeding import seeded_global_rng, torch_generator
 
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -57,7 +58,7 @@ def initialise_(model: nn.Module, init: str, generator: torch.Generator) -> nn.M
 
     Args:
         model: the module to initialise in place.
-        init: a name of ``losslab.activations.INITIALIZERS`` ("he", "xavier", "lecun",
+        init: a name of ``losslab.init.INITIALIZERS`` ("he", "xavier", "lecun",
             "normal", "torch").
         generator: the source of randomness.
 
@@ -96,7 +97,7 @@ def build_initialised(
 
     Args:
         cls: the model class; ``args`` its positional arguments.
-        init: a name of ``losslab.activations.INITIALIZERS``.
+        init: a name of ``losslab.init.INITIALIZERS``.
         seed, generator: see :func:`make_generator` (at most one; neither means seed 0).
     """
     generator = make_generator(seed, generator)
