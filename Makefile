@@ -93,4 +93,4 @@ lint: venv
 	$(PY) -m ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo-output results/demo/study.sqlite* results/demo/report .pytest_cache .ruff_cache
+	rm -rf $(VENV) results/demo/study.sqlite* results/demo/report .pytest_cache .ruff_cache

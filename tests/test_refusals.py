@@ -1,7 +1,7 @@
 """Every refusal is one LosslabError line, raised before any work starts, and writes nothing.
 
 Each case runs the real entry point: the ``losslab`` command through ``cli.main`` (exit
-status 2, one line on stderr, no traceback), ``python -m losslab.demo``, ``load_dataset``,
+status 2, one line on stderr, no traceback), ``load_dataset``,
 ``train`` / ``train_many``.
 """
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from losslab import cli, demo
+from losslab import cli
 from losslab.data import load_dataset
 from losslab.errors import LosslabError
 from losslab.models import mlp
@@ -137,15 +137,6 @@ def test_huge_hidden_width_says_how_much_memory(monkeypatch, capsys):
     # 1e11 x 1e11 float32 weights of the second layer would not be built at all; the first
     # layer alone asks for 2 x 1e11 x 4 bytes = 745 GiB.
     assert "GiB of memory" in line and "--hidden" in line
-
-
-def test_demo_out_in_a_place_that_cannot_be_written(tmp_path, capsys):
-    blocker = tmp_path / "file.txt"
-    blocker.write_text("not a folder")
-    assert demo.main(["--out", str(blocker / "sub")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: --out") and "writable" in err[0]
-    assert blocker.read_text() == "not a folder"
 
 
 def test_missing_dataset_is_one_line_with_the_command_that_fixes_it(tmp_path, monkeypatch):
