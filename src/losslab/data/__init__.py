@@ -38,6 +38,7 @@ from losslab.data.splits import (
 )
 from losslab.data.toy import load_checkerboard, load_random_labels, load_spirals
 from losslab.errors import LosslabError
+from losslab.provenance import jsonable
 from losslab.registry import build, resolve
 from losslab.seeding import numpy_rng, stream_key
 
@@ -216,7 +217,7 @@ def load_dataset(
         name=key,
         seed=int(seed),
         seed_streams={s: [int(seed), stream_key(s)] for s in _DATA_STREAMS},
-        options={k: _jsonable(v) for k, v in source_options.items()},
+        options={k: jsonable(v) for k, v in source_options.items()},
         root=None if root is None else str(root),
         dev_fraction=dev_fraction,
         input_shape=list(ds.input_shape),
@@ -283,13 +284,3 @@ def _apply_label_noise(
             "matrix": matrix.tolist(),
         }
     return record
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return repr(value)

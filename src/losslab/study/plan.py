@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from losslab import __version__
+from losslab.provenance import jsonable
 from losslab.study.spec import (
     MODEL_DERIVED,
     NOISE_FIELDS,
@@ -57,23 +58,13 @@ def content_hash(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:16]
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return value
-
-
 def _defaults(func: Callable[..., Any], skip: tuple[str, ...]) -> dict[str, Any]:
     out = {}
     for name, p in inspect.signature(func).parameters.items():
         if name in skip or name == "self" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
             continue
         if p.default is not p.empty:
-            out[name] = _jsonable(p.default)
+            out[name] = jsonable(p.default)
     return out
 
 
@@ -81,14 +72,14 @@ def _resolve_loss(item: Item) -> dict[str, Any]:
     from losslab.losses import LOSSES
 
     key = registry_key("loss", item.name)
-    return {"name": key, **_defaults(LOSSES[key], ("validate",)), **_jsonable(item.options)}
+    return {"name": key, **_defaults(LOSSES[key], ("validate",)), **jsonable(item.options)}
 
 
 def _resolve_activation(item: Item) -> dict[str, Any]:
     from losslab.activations import ACTIVATIONS
 
     key = registry_key("activation", item.name)
-    return {"name": key, **_defaults(ACTIVATIONS[key], ()), **_jsonable(item.options)}
+    return {"name": key, **_defaults(ACTIVATIONS[key], ()), **jsonable(item.options)}
 
 
 def _resolve_model(item: Item, activation: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +88,7 @@ def _resolve_model(item: Item, activation: dict[str, Any]) -> dict[str, Any]:
     key = registry_key("model", item.name)
     skip = (*MODEL_DERIVED, "activation", "activation_kwargs")
     options = {k: v for k, v in item.options.items() if k != "engine"}
-    resolved = {"name": key, **_defaults(MODELS[key], skip), **_jsonable(options)}
+    resolved = {"name": key, **_defaults(MODELS[key], skip), **jsonable(options)}
     resolved["activation"] = activation["name"]
     resolved["activation_kwargs"] = {k: v for k, v in activation.items() if k != "name"}
     return resolved
@@ -111,7 +102,7 @@ def _resolve_dataset(item: Item, noise: dict[str, Any]) -> dict[str, Any]:
         "name": key,
         **_defaults(load_dataset, ("name", "root")),
         **_defaults(DATASETS[key], ("root", "rng")),
-        **_jsonable(item.options),
+        **jsonable(item.options),
         **noise,
     }
     resolved["seed"] = 0

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from losslab import __version__
+from losslab import __version__, provenance
 from losslab.errors import LosslabError
 
 SCHEMA_VERSION = 1
@@ -161,26 +161,11 @@ def check_compatible(directory: str | os.PathLike, name: str, study_file: Path) 
 
 
 def environment(device: str, executor: str, jobs: int) -> dict[str, Any]:
-    """Versions, device, threads, machine, load average at the start and source commit of
-    this process (recorded per run; REPRODUCTION.md's runs table reads them)."""
-    import platform
-
-    import numpy
-    import torch
-
+    """:func:`losslab.provenance.environment` plus the machine, the load average at the start
+    and the source commit of this process (recorded per run; REPRODUCTION.md's runs table
+    reads them)."""
     return {
-        "losslab": __version__,
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "device": device,
-        "cuda": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
-        "executor": executor,
-        "jobs": jobs,
+        **provenance.environment(device, executor, jobs),
         "machine": machine(),
         "load_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "commit": source_commit(),

@@ -39,20 +39,19 @@ import copy
 import math
 import os
 import pickle
-import platform
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-import losslab
 from losslab.errors import LosslabError
 from losslab.losses import LOSSES, Loss, get_loss, skip_finite_check, skip_label_check
+from losslab.provenance import jsonable, versions
 from losslab.registry import resolve
 from losslab.train.backends import LoopBackend, StackBackend
 from losslab.train.checks import check_start
@@ -167,21 +166,7 @@ def _mean(values: list[float]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def _jsonable(value: Any) -> Any:
-    """Loss kwargs and metadata as JSON values (tensors / arrays -> lists, rest -> repr)."""
-    if isinstance(value, float):
-        return _clean(value)
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, (torch.Tensor, np.ndarray)):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return repr(value)
+_jsonable = partial(jsonable, finite=True)  # a stored result is strict JSON
 
 
 def _describe_model(model: nn.Module) -> dict[str, Any]:
@@ -205,16 +190,6 @@ def _describe_data(data: Any, train_data: TrainData) -> dict[str, Any]:
         if value is not None:
             out[key] = _jsonable(value)
     return out
-
-
-def versions() -> dict[str, str]:
-    """The versions a result depends on: losslab, torch, numpy, Python."""
-    return {
-        "losslab": losslab.__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def _build_loss(spec: ModelSpec) -> Loss:
