@@ -63,8 +63,12 @@ def test_results_statistics_equal_the_pure_functions(study_dir):
         assert row.wins == int(np.sum(d > 0)) and row.losses == int(np.sum(d < 0))
         # the same per-seed subtractions, then a mean of 6 values in [-1, 1] (as above)
         assert row.mean_diff == pytest.approx(d.mean(), rel=0, abs=MEAN_TOL)
-    # the same function on the same p-values: equal
-    np.testing.assert_array_equal(comparison["p_holm"], stats.holm(comparison["p_value"]))
+    # Holm within each dataset's family (the same function on the same p-values: equal)
+    for _, part in comparison.groupby("dataset"):
+        np.testing.assert_array_equal(part["p_holm"], stats.holm(part["p_value"]))
+    for row in summary.itertuples():
+        values = cells.loc[cells["condition_id"] == row.condition_id, "test_accuracy"]
+        assert (row.mean, row.ci_low, row.ci_high) == stats.t_interval(values, bounds=(0, 1))
     assert len(results.compare(None)) == 2 * 3  # every pair of 3 losses, per dataset
     ranks = results.ranks()
     assert list(ranks.columns) == ["checkerboard", "spirals", "mean_rank", "conditions"]
@@ -79,7 +83,8 @@ def test_report_prints_the_statistics_tables(study_dir, monkeypatch, capsys):
     result = runner.invoke(cli.app, ["report", str(study_dir), "--reference", "hinge", "--text"])
     assert result.exit_code == 0, result.output
     out = result.output
-    for title in ("bootstrap CI", "rank of each loss", "each loss vs hinge", "bias / variance"):
+    for title in ("95% t interval", "rank of each loss", "each loss vs hinge", "bias / variance",
+                  "Holm within each condition"):
         assert title in out
     verdicts = load(study_dir).compare("hinge")["verdict"]
     assert all(v.split(":")[0][:30] in out.replace("\n", " ") for v in verdicts)

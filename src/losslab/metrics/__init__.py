@@ -8,9 +8,9 @@
 * :mod:`~losslab.metrics.diagnosis`: bias / variance diagnosis (lecture notes 2018, 6.2).
 * :mod:`~losslab.metrics.measurements`: what the training engine measures during a run
   (``MEASUREMENTS``, ``get_measurement``); imported on demand.
-* :mod:`~losslab.metrics.stats`: statistics over seeds of a study's cells (bootstrap
-  intervals, paired Wilcoxon tests with Holm's correction, ranks); needs pandas, imported
-  on demand.
+* :mod:`~losslab.metrics.stats`: statistics over seeds of a study's cells (t intervals
+  kept in the metric's range, paired t-tests with Holm's correction within each
+  condition, ranks); needs pandas, imported on demand.
 
 :data:`METRICS` holds the scalar metrics of ``(scores, labels)``; :func:`get_metric`
 binds their keyword arguments, e.g. ``get_metric("top_k_accuracy", k=5)(logits, y)``.
@@ -40,7 +40,11 @@ from losslab.metrics.classification import (
     top_k_accuracy,
 )
 from losslab.metrics.curves import noise_robustness_curve, speed_of_learning
-from losslab.metrics.diagnosis import BiasVarianceDiagnosis, bias_variance_diagnosis
+from losslab.metrics.diagnosis import (
+    BiasVarianceDiagnosis,
+    bias_variance_diagnosis,
+    reachable_accuracy,
+)
 from losslab.registry import lookup
 
 __all__ = [
@@ -60,6 +64,7 @@ __all__ = [
     "noise_robustness_curve",
     "probability_gap",
     "probability_gap_histogram",
+    "reachable_accuracy",
     "speed_of_learning",
     "superclass_accuracy",
     "top_k_accuracy",

@@ -7,15 +7,19 @@ DataFrame. Cells whose status is ``"done"`` or ``"diverged"`` count (a diverged 
 keeps the metrics of its last finite evaluation: leaving it out would flatter the loss
 that diverged); pending, running and failed cells, and NaN metrics, do not.
 
+* :func:`t_interval`: the one interval method (:data:`INTERVAL_METHOD`): Student t over
+  seeds, cut to the metric's range (:func:`metric_bounds`).
 * :func:`summarize`: per condition (all settings but the seed) the mean, std, number of
-  seeds and a seeded 95 % bootstrap confidence interval of the mean.
+  seeds and the 95 % :func:`t_interval` of the mean.
 * :func:`compare`: paired comparison of losses over the same seeds within otherwise
   identical conditions (the engine gives one seed the same initial weights and batches
-  whatever the loss, so the seed's effect cancels in the difference): Wilcoxon
-  signed-rank test, Holm's correction over every test of the table, wins / losses /
-  ties and a verdict in plain words.
+  whatever the loss, so the seed's effect cancels in the difference): paired t-test and
+  t interval of the per-seed differences (:func:`paired_t`), Holm's correction within
+  each declared family (the comparisons of one condition), the seeds a 1-point difference
+  would need (:func:`seeds_needed`) and a verdict in plain words.
 * :func:`rank_losses`: the rank of each loss per dataset (condition) and its average.
-* :func:`diagnose`: the lecture notes' bias / variance diagnosis per condition.
+* :func:`diagnose`: the lecture notes' bias / variance diagnosis per condition, against
+  the accuracy reachable under the condition's label noise.
 
 Seeds: Janocha & Czarnecki 2017, section 3 (losses compared over several seeds of the
 same experiment); Berlyand, Creese & Jabin 2021, section 3 (averages over 10 and 30
@@ -26,9 +30,9 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import json
 import math
 import warnings
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,7 +41,7 @@ import pandas as pd
 from scipy import stats
 
 from losslab.errors import LosslabError
-from losslab.metrics.diagnosis import bias_variance_diagnosis
+from losslab.metrics.diagnosis import bias_variance_diagnosis, reachable_accuracy
 
 __all__ = [
     "CONDITION_AXES",
@@ -46,10 +50,13 @@ __all__ = [
     "compare",
     "diagnose",
     "holm",
+    "metric_bounds",
+    "paired_power",
+    "paired_t",
     "rank_losses",
+    "seeds_needed",
     "summarize",
     "t_interval",
-    "wilcoxon_min_p",
 ]
 
 #: The columns of ``cells`` that, with the seed, identify a cell (COMMON cells contract).
@@ -114,9 +121,16 @@ def _groups(frame: pd.DataFrame, columns: list[str]):
         yield (key if isinstance(key, tuple) else (key,)), group
 
 
-def _stable_seed(seed: int, key: Any) -> list[int]:
-    """A generator seed for one condition that does not depend on the row order."""
-    return [int(seed), zlib.crc32(repr(key).encode())]
+def metric_bounds(metric: str, difference: bool = False) -> tuple[float, float] | None:
+    """The range a metric column can take, for :func:`t_interval`'s ``bounds``.
+
+    ``(0, 1)`` for an accuracy (a column whose name ends in ``accuracy``), ``(-1, 1)`` for a
+    difference of two accuracies (``difference=True``), ``None`` (no range) otherwise:
+    losses such as Tanimoto's can be negative and have no upper bound.
+    """
+    if not metric.endswith("accuracy"):
+        return None
+    return (-1.0, 1.0) if difference else (0.0, 1.0)
 
 
 #: The one interval method of losslab (report, :mod:`losslab.metrics.stats`, REPRODUCTION.md).
@@ -235,32 +249,29 @@ def summarize(
     metric: str = "test_accuracy",
     *,
     confidence: float = 0.95,
-    method: str = "BCa",
-    n_resamples: int = 9999,
-    seed: int = 0,
 ) -> pd.DataFrame:
-    """Mean, std and bootstrap CI of ``metric`` over the seeds of each condition.
+    """Mean, std and :func:`t_interval` of ``metric`` over the seeds of each condition.
+
+    The interval is the one method of :data:`INTERVAL_METHOD`, cut to the metric's range
+    (:func:`metric_bounds`: [0, 1] for accuracies), so no interval leaves it.
 
     Args:
         cells: the cells DataFrame (``StudyResults.cells()``).
         metric: the column to summarise (default ``"test_accuracy"``).
-        confidence, method, n_resamples: as :func:`bootstrap_ci`.
-        seed: seed of the bootstrap; each condition draws from its own stream derived from
-            this seed and the condition, so adding a condition changes no other interval.
+        confidence: the confidence level in (0, 1) (default 0.95).
 
     Returns:
         One row per condition: ``condition_id`` and ``condition`` (when present), the
         condition axes, ``metric``, ``n`` (seeds), ``n_diverged``, ``mean``, ``std``
-        (ddof 1; NaN for one seed), ``ci_low``, ``ci_high``.
+        (ddof 1; NaN for one seed), ``ci_low``, ``ci_high`` (NaN for one seed).
     """
     frame = _usable(cells, metric)
     keys = [c for c in ("condition_id",) if c in frame.columns] or _condition_columns(frame)
+    bounds = metric_bounds(metric)
     rows = []
-    for key, group in _groups(frame, keys):
+    for _, group in _groups(frame, keys):
         x = group[metric].to_numpy(dtype=np.float64)
-        low, high = bootstrap_ci(
-            x, confidence, method, n_resamples, np.random.default_rng(_stable_seed(seed, key))
-        )
+        mean, low, high = t_interval(x, confidence, bounds)
         first = group.iloc[0]
         row = {c: first[c] for c in ("condition_id", "condition") if c in group.columns}
         row.update({c: first[c] for c in _condition_columns(group)})
@@ -269,7 +280,7 @@ def summarize(
             metric=metric,
             n=len(x),
             n_diverged=n_div,
-            mean=float(x.mean()),
+            mean=mean,
             std=float(x.std(ddof=1)) if len(x) > 1 else math.nan,
             ci_low=low,
             ci_high=high,
@@ -307,15 +318,115 @@ def holm(p_values: Any) -> np.ndarray:
     return adjusted
 
 
-def wilcoxon_min_p(n: int) -> float:
-    """The smallest two-sided p-value the exact Wilcoxon signed-rank test can give.
+def paired_t(
+    differences: Any, confidence: float = 0.95, bounds: tuple[float, float] | None = None
+) -> tuple[float, float, float, float, float]:
+    """Paired t-test and :func:`t_interval` of per-seed differences.
 
-    With ``n`` non-zero differences the statistic has ``2**n`` equally likely sign
-    patterns under the null, of which only "all positive" and "all negative" are as
-    extreme as all of one sign: ``p_min = 2 / 2**n`` (so 5 seeds can never reach 0.05,
-    6 seeds can: 0.03125).
+    .. math:: t = \\frac{\\bar d}{s_d / \\sqrt{n}}, \\qquad
+        p = 2\\, P(T_{n-1} > |t|)
+
+    the two-sided one-sample t-test of the mean difference against 0 (the t and p of
+    :func:`scipy.stats.ttest_1samp`, which equals :func:`scipy.stats.ttest_rel` on the two
+    samples). When every difference is the same non-zero number (``s_d = 0``) the sign is
+    certain on these seeds: ``t = +-inf``, ``p = 0``.
+
+    Power: at n = 5 seeds and alpha = 0.05 the test detects (power 0.8) a mean difference
+    of 1.68 standard deviations of the per-seed differences; with Holm over m = 11
+    comparisons, 3.23 (:func:`paired_power`). Example: log loss against a loss 20 points
+    worse whose per-seed differences spread by 3 points (6.7 sd) is detected with power
+    above 0.999 even after Holm over 11.
+
+    Args:
+        differences: (n,) finite per-seed differences ``metric(a, s) - metric(b, s)``.
+        confidence: level of the interval (default 0.95).
+        bounds: the range of a difference (``(-1, 1)`` for accuracies), or ``None``.
+
+    Returns:
+        ``(mean, ci_low, ci_high, t, p)``; interval, t and p are NaN for fewer than 2
+        differences; t and p are NaN when every difference is 0 (no test: nothing
+        differs, and Holm's family does not count it).
     """
-    return min(1.0, 2.0 / 2.0**n) if n >= 1 else 1.0
+    d = np.asarray(differences, dtype=np.float64)
+    mean, low, high = t_interval(d, confidence, bounds)
+    if d.size < 2:
+        return mean, low, high, math.nan, math.nan
+    if np.all(d == d[0]):
+        if d[0] == 0:
+            return mean, low, high, math.nan, math.nan
+        return mean, low, high, math.copysign(math.inf, d[0]), 0.0
+    # the one-sample t-test written out: scipy.stats.ttest_1samp gives the same t and p
+    # (tested) at a hundred times the cost, which the power simulations feel
+    t = mean / (float(d.std(ddof=1)) / math.sqrt(d.size))
+    return mean, low, high, t, float(2 * stats.t.sf(abs(t), d.size - 1))
+
+
+def paired_power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided paired t-test at level ``alpha`` with ``n`` seeds.
+
+    .. math:: \\beta = P(T'_{n-1,\\delta} > t_c) + P(T'_{n-1,\\delta} < -t_c), \\quad
+        \\delta = \\frac{|\\text{effect}|}{sd}\\sqrt{n}, \\quad t_c = t_{1-\\alpha/2,\\,n-1}
+
+    with :math:`T'` the noncentral t distribution (:data:`scipy.stats.nct`), for normally
+    distributed per-seed differences of mean ``effect`` and standard deviation ``sd``.
+
+    Args:
+        effect: the true mean difference (e.g. 0.01 for one accuracy point).
+        sd: the standard deviation of the per-seed differences, > 0.
+        n: the number of seeds, >= 2.
+        alpha: the significance level, in (0, 1) (Holm: alpha / m for the smallest p).
+
+    Returns:
+        The probability of p < alpha, in [alpha, 1].
+    """
+    if not (sd > 0 and math.isfinite(sd)):
+        raise LosslabError(f"paired_power: sd must be a positive number, got {sd!r}")
+    if int(n) < 2:
+        raise LosslabError(f"paired_power: n must be at least 2 seeds, got {n!r}")
+    if not 0.0 < alpha < 1.0:
+        raise LosslabError(f"alpha must lie in (0, 1), got {alpha!r}")
+    df = int(n) - 1
+    crit = float(stats.t.ppf(1 - alpha / 2, df))
+    nc = abs(float(effect)) / float(sd) * math.sqrt(int(n))
+    # P(T < -crit | nc) as the upper tail at -nc: scipy's nct.cdf returns NaN for some
+    # far lower tails (nc ~ 14-40, df = 4), its sf does not
+    return float(stats.nct.sf(crit, df, nc) + stats.nct.sf(crit, df, -nc))
+
+
+def seeds_needed(
+    sd: float, delta: float = 0.01, alpha: float = 0.05, power: float = 0.8
+) -> float:
+    """Smallest number of seeds with which a paired t-test detects a difference ``delta``.
+
+    The smallest n >= 2 with :func:`paired_power` ``(delta, sd, n, alpha) >= power``: with
+    the observed spread ``sd`` of the per-seed differences, how many seeds would detect a
+    1-point difference (the defaults: delta = 0.01 accuracy, power 0.8, two-sided alpha
+    0.05). At n = 5 the test has power 0.8 for a difference of 1.68 sd, so a spread of
+    at most 0.59 points lets 5 seeds detect 1 point.
+
+    Args:
+        sd: standard deviation of the per-seed differences (NaN: unknown).
+        delta: the difference to detect, > 0 (default 0.01, one accuracy point).
+        alpha: two-sided significance level (default 0.05).
+        power: the wanted power in (0, 1) (default 0.8).
+
+    Returns:
+        n as a float; 2.0 when ``sd == 0``; NaN when ``sd`` is NaN.
+    """
+    if not delta > 0:
+        raise LosslabError(f"seeds_needed: delta must be > 0, got {delta!r}")
+    if not 0.0 < power < 1.0:
+        raise LosslabError(f"power must lie in (0, 1), got {power!r}")
+    if not math.isfinite(sd):
+        return math.nan
+    if sd <= 0:
+        return 2.0
+    # the normal approximation is a lower bound for the t-test's n; step up from it
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    n = max(2, math.floor((z * sd / delta) ** 2))
+    while paired_power(delta, sd, n, alpha) < power:
+        n += 1
+    return float(n)
 
 
 def _format_diff(metric: str, value: float) -> str:
@@ -327,6 +438,13 @@ def _format_diff(metric: str, value: float) -> str:
     return f"{value:+.3g}"
 
 
+def _format_ci(metric: str, low: float, high: float) -> str:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "no interval"
+    scale, unit = (100.0, " points") if metric.endswith("accuracy") else (1.0, "")
+    return f"95% CI [{scale * low:+.2f}, {scale * high:+.2f}]{unit}"
+
+
 def _format_p(p: float) -> str:
     return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
 
@@ -336,44 +454,35 @@ def _verdict(row: dict[str, Any], metric: str, alpha: float, better: bool) -> tu
     a, b, n = row["loss"], row["versus"], row["n"]
     if n == 0:
         return "no shared seeds", f"{a} and {b} share no finished seed: nothing to compare"
-    if row["n_nonzero"] == 0:
+    if row["ties"] == n:
         return "identical", f"{a} and {b} score the same on all {n} seeds"
-    diff, noise = row["mean_diff"], row["noise"]
-    # the side ahead on average; with equal means (up to float64 rounding of the mean of
-    # metrics of order 1), the side with more winning seeds
-    level = abs(diff) <= 1e-12
-    a_better = row["wins"] >= row["losses"] if level else (diff > 0) == better
+    if n < 2:
+        return "too few seeds", (
+            f"too few seeds to tell: {a} and {b} share 1 seed; a paired test needs at least 2"
+        )
+    diff = row["mean_diff"]
+    a_better = (diff > 0) == better if diff != 0 else row["wins"] >= row["losses"]
     winner, loser = (a, b) if a_better else (b, a)
     won = row["wins"] if a_better else row["losses"]
-    size = _format_diff(metric, abs(diff))
-    lead = (
-        f"equal on average, {winner} ahead on {won} of {n} seeds"
-        if level
-        else f"{winner} better by {size} on average, on {won} of {n} seeds"
-    )
-    noise_text = _format_diff(metric, noise).lstrip("+") if np.isfinite(noise) else "unknown"
+    ci = _format_ci(metric, row["ci_low"], row["ci_high"])
+    family = f"Holm over {row['family']}" if row["family"] > 1 else "one comparison"
+    p_text = f"p = {_format_p(row['p_holm'])} ({family})"
     if row["p_holm"] < alpha:
-        claim = (
-            f"{winner} beats {loser} on {won} of {n} seeds (mean {size}), "
-            f"p = {_format_p(row['p_holm'])} after Holm"
+        size = _format_diff(metric, abs(diff))
+        return ("better" if a_better else "worse"), (
+            f"{winner} beats {loser} by {size} ({a} - {b}: {ci}), {p_text}; "
+            f"ahead on {won} of {n} seeds"
         )
-        if abs(diff) < noise:
-            return "within noise", (
-                f"{claim}, but the difference is smaller than the seed-to-seed noise "
-                f"({noise_text}): consistent, yet too small to matter"
-            )
-        return ("better" if a_better else "worse"), claim
-    if wilcoxon_min_p(row["n_nonzero"]) >= alpha:
-        need = next(k for k in itertools.count(1) if wilcoxon_min_p(k) < alpha)
-        return "too few seeds", (
-            f"too few seeds to tell: {row['n_nonzero']} seeds differ, which give at best "
-            f"p = {_format_p(wilcoxon_min_p(row['n_nonzero']))}; at least {need} are needed "
-            f"(so far {lead})"
-        )
-    relation = "smaller than" if abs(diff) < noise else "against"
+    need = row["seeds_needed"]
+    unit = "1-point" if metric.endswith("accuracy") else "0.01"
+    more = (
+        f"; at this spread about {need:.0f} seeds would detect a {unit} difference"
+        if math.isfinite(need)
+        else ""
+    )
     return "no significant difference", (
-        f"no significant difference: {lead}, {relation} a seed-to-seed noise of {noise_text}, "
-        f"p = {_format_p(row['p_holm'])} after Holm"
+        f"no significant difference: {a} - {b} = {_format_diff(metric, diff)} ({ci}), "
+        f"{p_text}{more}"
     )
 
 
@@ -386,28 +495,30 @@ def compare(
     alpha: float = 0.05,
     higher_is_better: bool | None = None,
 ) -> pd.DataFrame:
-    """Paired comparison of losses over the same seeds, with Holm-corrected Wilcoxon tests.
+    """Paired comparison of losses over the same seeds: paired t, Holm within each family.
 
-    Within each group of cells that agree on every column of ``within`` (the
-    "otherwise identical" conditions), each loss is paired with ``reference`` (or, with
-    ``reference=None``, every pair of losses) seed by seed. For the paired differences
-    ``d_s = metric(loss, s) - metric(versus, s)``:
+    Within each group of cells that agree on every column of ``within`` (one condition:
+    the other axes fixed), each loss is paired with ``reference`` (or, with
+    ``reference=None``, every pair of losses) seed by seed. The comparisons of one group
+    are one declared family; Holm's correction runs within it, not over the whole table
+    (a reader asks "which losses beat log on digits under 40 % noise?", one question per
+    condition). For the paired differences ``d_s = metric(loss, s) - metric(versus, s)``:
 
     * ``wins`` / ``losses`` / ``ties``: seeds where ``loss`` is better / worse / equal;
-    * ``mean_diff`` (mean of ``d``) and ``noise``, the seed-to-seed standard deviation of
-      the metric within a condition (root mean square of the two conditions' std);
-    * the two-sided Wilcoxon signed-rank test of ``d`` (:func:`scipy.stats.wilcoxon`,
-      zero differences dropped, exact for small samples) and its Holm-adjusted p-value
-      over every test in the returned table.
+    * ``mean_diff`` with its :func:`t_interval` ``ci_low`` / ``ci_high`` (cut to
+      [-1, 1] for accuracies) and ``sd_diff``, the standard deviation of ``d``;
+    * the two-sided paired t-test (:func:`paired_t`): ``statistic`` and ``p_value``, and
+      ``p_holm`` within the family of ``family`` comparisons;
+    * ``seeds_needed``: how many seeds would detect a difference of 0.01 (one accuracy
+      point) at the observed ``sd_diff`` with power 0.8 (:func:`seeds_needed`).
 
-    ``outcome`` is ``"better"`` / ``"worse"`` (``loss`` vs ``versus``) when the adjusted
-    p-value is below ``alpha`` AND the mean difference is at least the seed-to-seed noise;
-    ``"within noise"`` when the test is significant but the difference is smaller than
-    that noise (a consistent effect too small to matter: flagged as not significant);
-    otherwise ``"no significant difference"``, ``"too few seeds"`` (fewer differing seeds
-    than the exact test needs to reach ``alpha``, see :func:`wilcoxon_min_p`),
-    ``"identical"`` or ``"no shared seeds"``. ``verdict`` says it in words, e.g.
-    ``"hinge beats log on 8 of 10 seeds (mean +1.20 points), p = 0.02 after Holm"``.
+    The paired t-test can decide at 5 seeds (its power there: :func:`paired_power`; the
+    exact Wilcoxon test cannot go below p = 2 / 2^5 = 0.0625). ``outcome`` is
+    ``"better"`` / ``"worse"`` (``loss`` vs ``versus``) when ``p_holm < alpha``, else
+    ``"no significant difference"``, ``"identical"`` (all differences 0), ``"too few
+    seeds"`` (one shared seed) or ``"no shared seeds"``. ``verdict`` says it in words, e.g.
+    ``"hinge beats log by +1.20 points (hinge - log: 95% CI [+0.40, +2.00] points),
+    p = 0.02 (Holm over 3); ahead on 8 of 10 seeds"``.
 
     Args:
         cells: the cells DataFrame (``StudyResults.cells()``).
@@ -422,8 +533,9 @@ def compare(
 
     Returns:
         One row per comparison: the ``within`` columns, ``loss``, ``versus``, ``n`` (paired
-        seeds), ``n_nonzero``, ``wins``, ``losses``, ``ties``, ``mean_diff``, ``noise``,
-        ``statistic``, ``p_value``, ``p_holm``, ``outcome``, ``verdict``.
+        seeds), ``wins``, ``losses``, ``ties``, ``mean_diff``, ``ci_low``, ``ci_high``,
+        ``sd_diff``, ``statistic``, ``p_value``, ``family``, ``p_holm``, ``seeds_needed``,
+        ``outcome``, ``verdict``.
     """
     if not 0.0 < alpha < 1.0:
         raise LosslabError(f"alpha must lie in (0, 1), got {alpha!r}")
@@ -449,6 +561,7 @@ def compare(
                 f"reference loss {reference!r} has no finished cells; choose one of: "
                 f"{', '.join(map(str, labels))}"
             )
+    bounds = metric_bounds(metric, difference=True)
     rows = []
     for key, group in _groups(frame, within):
         present = list(dict.fromkeys(group["loss"]))
@@ -460,24 +573,17 @@ def compare(
             continue
         by_loss = {name: sub for name, sub in group.groupby("loss", sort=False)}
         context = dict(zip(within, key, strict=True))
-        for a, b in pairs:
-            rows.append(_paired(by_loss[a], by_loss[b], metric, better, context))
+        family = [_paired(by_loss[a], by_loss[b], metric, better, bounds, context)
+                  for a, b in pairs]
+        adjusted = holm(np.array([r["p_value"] for r in family], dtype=np.float64))
+        tests = int(np.count_nonzero(np.isfinite(adjusted)))
+        for r, p in zip(family, adjusted, strict=True):
+            rows.append({**r, "family": tests, "p_holm": float(p)})
     columns = [
-        *within,
-        "loss",
-        "versus",
-        "n",
-        "n_nonzero",
-        "wins",
-        "losses",
-        "ties",
-        "mean_diff",
-        "noise",
-        "statistic",
-        "p_value",
+        *within, "loss", "versus", "n", "wins", "losses", "ties", "mean_diff", "ci_low",
+        "ci_high", "sd_diff", "statistic", "p_value", "family", "p_holm", "seeds_needed",
     ]
     table = pd.DataFrame(rows, columns=columns)
-    table["p_holm"] = holm(table["p_value"].to_numpy(dtype=np.float64))
     verdicts = [_verdict(r, metric, alpha, better) for r in table.to_dict("records")]
     table["outcome"] = [v[0] for v in verdicts]
     table["verdict"] = [v[1] for v in verdicts]
@@ -485,7 +591,12 @@ def compare(
 
 
 def _paired(
-    a: pd.DataFrame, b: pd.DataFrame, metric: str, better: bool, context: dict[str, Any]
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    metric: str,
+    better: bool,
+    bounds: tuple[float, float] | None,
+    context: dict[str, Any],
 ) -> dict[str, Any]:
     for side in (a, b):
         if side["seed"].duplicated().any():
@@ -494,29 +605,25 @@ def _paired(
                 f"({context}); add the axis that differs to within="
             )
     joined = a[["seed", metric]].merge(b[["seed", metric]], on="seed", suffixes=("_a", "_b"))
-    x, y = joined[f"{metric}_a"].to_numpy(float), joined[f"{metric}_b"].to_numpy(float)
-    d = x - y
+    d = joined[f"{metric}_a"].to_numpy(float) - joined[f"{metric}_b"].to_numpy(float)
     sign = 1.0 if better else -1.0
-    nonzero = int(np.count_nonzero(d))
-    statistic = p = math.nan
-    if nonzero:
-        test = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
-        statistic, p = float(test.statistic), float(test.pvalue)
-    std_a = x.std(ddof=1) if len(x) > 1 else math.nan
-    std_b = y.std(ddof=1) if len(y) > 1 else math.nan
+    mean, low, high, t, p = paired_t(d, bounds=bounds)
+    sd = float(d.std(ddof=1)) if len(d) > 1 else math.nan
     return {
         **context,
         "loss": a["loss"].iloc[0],
         "versus": b["loss"].iloc[0],
         "n": len(d),
-        "n_nonzero": nonzero,
         "wins": int(np.sum(sign * d > 0)),
         "losses": int(np.sum(sign * d < 0)),
         "ties": int(np.sum(d == 0)),
-        "mean_diff": float(d.mean()) if len(d) else math.nan,
-        "noise": float(math.sqrt((std_a**2 + std_b**2) / 2)),
-        "statistic": statistic,
+        "mean_diff": mean,
+        "ci_low": low,
+        "ci_high": high,
+        "sd_diff": sd,
+        "statistic": t,
         "p_value": p,
+        "seeds_needed": seeds_needed(sd),
     }
 
 
@@ -573,24 +680,71 @@ def _short(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def diagnose(cells: pd.DataFrame, *, bayes_error: float = 0.0, tol: float = 0.05) -> pd.DataFrame:
+def _noise_test(group: pd.DataFrame) -> bool:
+    """Whether the cells' held-out labels were noised too (``noise_test`` in their config)."""
+    config = group["config"].iloc[0] if "config" in group.columns else None
+    if not isinstance(config, str):
+        return False
+    try:
+        dataset = json.loads(config).get("dataset", {})
+    except ValueError:
+        return False
+    return bool(dataset.get("noise_test", False)) if isinstance(dataset, dict) else False
+
+
+def _references(group: pd.DataFrame, bayes_error: float | None) -> tuple[float, float, str]:
+    """(train Bayes error, held-out Bayes error, which reference) of one condition."""
+    if bayes_error is not None:
+        return bayes_error, bayes_error, f"given Bayes error {bayes_error:.2%}"
+    first = group.iloc[0]
+    rate = float(first["label_noise_rate"]) if "label_noise_rate" in group.columns else 0.0
+    if not rate > 0:
+        return 0.0, 0.0, "clean labels: Bayes error 0"
+    kind = str(first["label_noise_kind"]) if "label_noise_kind" in group.columns else (
+        "symmetric")
+    classes = first["num_classes"] if "num_classes" in group.columns else None
+    classes = int(classes) if classes is not None and np.isfinite(classes) else None
+    reach = reachable_accuracy(rate, kind, classes)
+    if _noise_test(group):
+        return 1 - reach, 1 - reach, (
+            f"{rate:g} {kind} label noise on every split: reachable accuracy {reach:.2%}"
+        )
+    return 1 - reach, 0.0, (
+        f"{rate:g} {kind} label noise on the training labels: reachable train accuracy "
+        f"{reach:.2%}; held-out labels clean: Bayes error 0"
+    )
+
+
+def diagnose(
+    cells: pd.DataFrame, *, bayes_error: float | None = None, tol: float = 0.05
+) -> pd.DataFrame:
     """The lecture notes' bias / variance diagnosis of each condition, over its seeds.
 
     Errors are ``1 - accuracy`` averaged over the seeds; the held-out error is the dev
     error, or the test error for studies without a dev split (column ``held_out``). The
     case follows :func:`losslab.metrics.bias_variance_diagnosis` (lecture notes 2018,
-    section 6.2, Table 1): high bias when ``train_error - bayes_error > tol``, high
-    variance when ``held-out error - train_error > tol``.
+    section 6.2, Table 1): high bias when ``train_error - train Bayes error > tol``, high
+    variance when the held-out excess error exceeds the train excess error by ``tol``.
+
+    The references take injected label noise into account: the training labels of a
+    condition with ``label_noise_rate`` r of kind k can be fitted at best to
+    :func:`losslab.metrics.reachable_accuracy` ``(r, k)`` (``1 - r`` for symmetric and
+    for pair-flip noise below 1/2) by a model of the inputs, so their Bayes error is one
+    minus that; the held-out labels are clean (Bayes error 0) unless the cell's config
+    says ``noise_test``. Column ``reference`` says which was used.
 
     Args:
         cells: the cells DataFrame (needs ``train_accuracy`` and ``dev_accuracy`` or
-            ``test_accuracy``).
-        bayes_error: the lowest achievable error, a fraction (default 0).
+            ``test_accuracy``; uses ``label_noise_rate``, ``label_noise_kind``, and
+            ``num_classes`` and ``config`` when present).
+        bayes_error: one Bayes error for every set and condition, a fraction; default
+            ``None``: from the noise as above.
         tol: how large a gap counts as high (default 0.05).
 
     Returns:
         One row per condition: the condition columns, ``n``, ``held_out`` ("dev"/"test"),
-        ``train_error``, ``held_out_error``, ``avoidable_bias``, ``variance``,
+        ``train_error``, ``held_out_error``, ``train_bayes_error``,
+        ``held_out_bayes_error``, ``reference``, ``avoidable_bias``, ``variance``,
         ``diagnosis`` and ``advice``.
     """
     frame = _usable(cells, "train_accuracy")
@@ -604,8 +758,13 @@ def diagnose(cells: pd.DataFrame, *, bayes_error: float = 0.0, tol: float = 0.05
             continue
         train_error = float(1.0 - group["train_accuracy"].mean())
         held_error = float(1.0 - held.mean())
+        train_bayes, held_bayes, reference = _references(group, bayes_error)
         result = bias_variance_diagnosis(
-            min(max(train_error, 0.0), 1.0), min(max(held_error, 0.0), 1.0), bayes_error, tol
+            min(max(train_error, 0.0), 1.0),
+            min(max(held_error, 0.0), 1.0),
+            train_bayes,
+            tol,
+            dev_bayes_error=held_bayes,
         )
         first = group.iloc[0]
         row = {c: first[c] for c in ("condition_id", "condition") if c in group.columns}
@@ -615,6 +774,9 @@ def diagnose(cells: pd.DataFrame, *, bayes_error: float = 0.0, tol: float = 0.05
             held_out=split,
             train_error=result.train_error,
             held_out_error=result.dev_error,
+            train_bayes_error=train_bayes,
+            held_out_bayes_error=held_bayes,
+            reference=reference,
             avoidable_bias=result.avoidable_bias,
             variance=result.variance,
             diagnosis=result.diagnosis,

@@ -1,9 +1,10 @@
 """The report's tables and page text, as plain strings for the template.
 
-Final metrics (mean and 95 % CI per condition), ranks, paired tests with Holm-corrected
-p-values and a verdict, the bias/variance diagnosis, tuned hyper-parameters (when the
-study tuned any), what is missing and why, the environment and the run times. The numbers
-come from :mod:`losslab.metrics.stats`.
+Final metrics (mean and 95 % t interval per condition, kept in the metric's range), ranks,
+paired t-tests against the reference loss with Holm-corrected p-values within each
+condition and a verdict, the bias/variance diagnosis against the accuracy reachable under
+label noise, tuned hyper-parameters (when the study tuned any), what is missing and why,
+the environment and the run times. The numbers come from :mod:`losslab.metrics.stats`.
 """
 
 from __future__ import annotations
@@ -80,6 +81,13 @@ def _interval(low: float, high: float, metric: str) -> str:
     return f" [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
 
 
+def _signed_interval(low: float, high: float, metric: str) -> str:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return ""
+    scale, digits = (100.0, 2) if "accuracy" in metric else (1.0, 4)
+    return f" [{low * scale:+.{digits}f}, {high * scale:+.{digits}f}]"
+
+
 def _mean(mean: float, metric: str) -> str:
     if not math.isfinite(mean):
         return "-"
@@ -111,8 +119,9 @@ def final_metrics(cells: pd.DataFrame, metrics: list[str]) -> dict[str, Any]:
         rows.append(row + [_duration(c["seconds"]) if math.isfinite(c["seconds"]) else "-"])
     return _table(
         "Final metrics", "Mean over the finished seeds of each condition (a diverged model "
-        "counts with its last finite evaluation) and its 95 % bootstrap (BCa) confidence "
-        "interval in brackets; accuracies in %. No interval: a single seed. Run time: the "
+        "counts with its last finite evaluation) and its 95 % confidence interval in "
+        f"brackets: the {stats.INTERVAL_METHOD}; accuracies in %. No interval: a single seed. "
+        "Run time: the "
         "mean wall time of the condition's cells (cells trained together as one stack each "
         "count the stack's whole time).",
         ["condition", "finished / cells"] + [m.replace("_", " ") for m in metrics]
@@ -158,28 +167,40 @@ def context(results: Any, cells: pd.DataFrame, axes: list[str], reference: str |
         reference = reference or _reference(finished)
         t = stats.compare(cells, reference, metric, within=within)
         shown_within = [c for c in within if c in t and t[c].nunique(dropna=False) > 1]
+        unit = "1-point" if "accuracy" in metric else "0.01"
         out.append(_table(
             "Paired tests", f"Each loss against {reference} on the same seeds (same initial "
-            "weights and batches) within otherwise identical conditions: wins / losses / "
-            f"ties in {label(metric)}, two-sided Wilcoxon signed-rank test, p-values "
-            "Holm-corrected over the whole table.",
-            [*shown_within, "loss", "versus", "wins / losses / ties", "mean difference", "p",
-             "p (Holm)", "verdict"],
+            "weights and batches) within one condition (every other axis fixed): the effect "
+            f"is the mean per-seed difference in {label(metric)} with its 95 % t interval "
+            "(cut to [-100, 100] points), p from the two-sided paired t-test, Holm-corrected "
+            "within the condition's family (the losses compared with "
+            f"{reference} there). With 5 seeds the test detects, with power 0.8, a "
+            "difference of 1.68 standard deviations of the per-seed differences (3.2 after "
+            f"Holm over 11 comparisons). 'Seeds for {unit}': how many seeds would detect a "
+            f"{unit} difference with power 0.8 at the observed spread of the differences.",
+            [*shown_within, "loss", "versus", "wins / losses / ties", "effect [95 % CI]",
+             "p", "p (Holm)", "family", f"seeds for {unit}", "verdict"],
             [[*[_num(getattr(x, c)) for c in shown_within], str(x.loss), str(x.versus),
-              f"{x.wins} / {x.losses} / {x.ties}", _diff(x.mean_diff, metric),
-              _num(x.p_value, 2), _num(x.p_holm, 2), x.verdict]
+              f"{x.wins} / {x.losses} / {x.ties}",
+              _diff(x.mean_diff, metric) + _signed_interval(x.ci_low, x.ci_high, metric),
+              _num(x.p_value, 2), _num(x.p_holm, 2), str(x.family),
+              _num(x.seeds_needed, 4), x.verdict]
              for x in t.itertuples()], "tests"))
 
     if finished["train_accuracy"].notna().any():
         bv = stats.diagnose(cells)
         out.append(_table(
             "Bias and variance", "The lecture notes' diagnosis (section 6.2) from the mean "
-            "errors over seeds: bias = train error (Bayes error taken as 0), variance = "
-            "held-out error - train error, high when above 5 points.",
+            "errors over seeds: bias = train error - the training labels' Bayes error (with "
+            "label noise, one minus the accuracy a model of the inputs can reach on the "
+            "noisy labels, e.g. the noise rate for symmetric noise; negative: the model "
+            "memorised flipped labels), variance = (held-out error - the held-out labels' "
+            "Bayes error, 0 for clean labels) - bias; high when above 5 points. The "
+            "reference column says which Bayes errors were used.",
             ["condition", "train error", "held-out error", "held out", "bias", "variance",
-             "diagnosis"],
+             "diagnosis", "reference"],
             [[x.condition, f"{x.train_error:.2%}", f"{x.held_out_error:.2%}", x.held_out,
-              f"{x.avoidable_bias:.2%}", f"{x.variance:.2%}", x.diagnosis]
+              f"{x.avoidable_bias:.2%}", f"{x.variance:.2%}", x.diagnosis, x.reference]
              for x in bv.itertuples()], "bias"))
 
     tuning = results.tuning()

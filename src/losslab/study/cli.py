@@ -287,7 +287,7 @@ def report(
     The page (figures, tables, the study file, the environment) opens offline in any
     browser; partial studies get a report that says what is missing. With --text, print
     the mean final metrics of every condition over its seeds, then the statistics:
-    bootstrap CIs, ranks, paired tests against a reference loss with their verdicts, the
+    t intervals, ranks, paired tests against a reference loss with their verdicts, the
     bias/variance diagnosis and the settings [tune] chose.
 
     Example: losslab report results/demo --reference log --metric test_accuracy

@@ -119,10 +119,9 @@ class StudyResults:
         return [c for c in self.axes() if c not in skip and c in cells.columns]
 
     def summary(self, metric: str = "test_accuracy", **options: Any) -> pd.DataFrame:
-        """Per condition: seeds, mean, std and 95 % bootstrap CI of ``metric``.
+        """Per condition: seeds, mean, std and 95 % t interval of ``metric``.
 
-        ``options`` go to :func:`losslab.metrics.stats.summarize` (confidence, method,
-        n_resamples, seed).
+        ``options`` go to :func:`losslab.metrics.stats.summarize` (``confidence``).
         """
         from losslab.metrics.stats import summarize
 
@@ -132,8 +131,8 @@ class StudyResults:
                 alpha: float = 0.05) -> pd.DataFrame:
         """Every loss against ``reference`` (None: all pairs), paired over the same seeds.
 
-        Wilcoxon signed-rank tests, Holm-corrected, with wins / losses / ties and a verdict
-        in words (:func:`losslab.metrics.stats.compare`). Losses are paired within groups
+        Paired t-tests on the per-seed differences, Holm-corrected within each condition,
+        with the effect's t interval, wins / losses / ties and a verdict in words (:func:`losslab.metrics.stats.compare`). Losses are paired within groups
         equal on every varying axis except the loss, the seed and the settings chosen per
         loss by ``[tune]``.
         """
@@ -149,8 +148,9 @@ class StudyResults:
         cells = self.cells()
         return rank_losses(cells, metric, within=self._within(cells))
 
-    def diagnosis(self, bayes_error: float = 0.0, tol: float = 0.05) -> pd.DataFrame:
-        """The lecture notes' bias / variance diagnosis per condition."""
+    def diagnosis(self, bayes_error: float | None = None, tol: float = 0.05) -> pd.DataFrame:
+        """The lecture notes' bias / variance diagnosis per condition (``bayes_error``
+        None: the reference reachable under each condition's label noise)."""
         from losslab.metrics.stats import diagnose
 
         return diagnose(self.cells(), bayes_error=bayes_error, tol=tol)

@@ -2,9 +2,10 @@
 
 The functions of :mod:`losslab.metrics.stats` (re-exported here) applied to a study's
 cells, and :func:`statistics_tables`, the tables ``losslab report DIR`` prints: mean and
-95 % bootstrap CI per condition, the ranks of the losses, the paired comparisons with a
-reference loss and their verdicts, the bias / variance diagnosis, and the per-loss
-settings ``[tune]`` chose.
+95 % t interval per condition (:data:`~losslab.metrics.stats.INTERVAL_METHOD`), the ranks
+of the losses, the paired comparisons with a reference loss (paired t, Holm within each
+condition) and their verdicts, the bias / variance diagnosis against the accuracy
+reachable under label noise, and the per-loss settings ``[tune]`` chose.
 
 Seeds: Janocha & Czarnecki 2017, section 3 (losses compared over seeds); lecture notes
 2018, section 6.2 (bias / variance).
@@ -21,26 +22,32 @@ from rich.table import Table
 
 from losslab.metrics.stats import (
     CONDITION_AXES,
+    INTERVAL_METHOD,
     bootstrap_ci,
     compare,
     diagnose,
     holm,
+    paired_t,
     rank_losses,
+    seeds_needed,
     summarize,
-    wilcoxon_min_p,
+    t_interval,
 )
 
 __all__ = [
     "CONDITION_AXES",
+    "INTERVAL_METHOD",
     "bootstrap_ci",
     "compare",
     "default_reference",
     "diagnose",
     "holm",
+    "paired_t",
     "rank_losses",
+    "seeds_needed",
     "statistics_tables",
     "summarize",
-    "wilcoxon_min_p",
+    "t_interval",
 ]
 
 
@@ -94,7 +101,9 @@ def statistics_tables(
     tables = []
 
     summary = results.summary(metric)
-    table = _Table(f"{metric}{unit}: mean and 95% bootstrap CI over seeds")
+    table = _Table(f"{metric}{unit}: mean and 95% t interval over seeds (kept in [0, 1])"
+                   if metric.endswith("accuracy") else
+                   f"{metric}: mean and 95% t interval over seeds")
     for name in ("condition", "seeds", "mean", "95% CI", "std", "diverged"):
         table.add_column(name, justify="left" if name == "condition" else "right")
     for row in summary.itertuples():
@@ -119,38 +128,45 @@ def statistics_tables(
 
     comparison = results.compare(reference, metric)
     table = _Table(
-        f"paired over seeds: each loss vs {reference} ({metric}; "
-        "Wilcoxon signed-rank, Holm-corrected)"
+        f"paired over seeds: each loss vs {reference} ({metric}; paired t on the per-seed "
+        "differences, Holm within each condition)"
     )
     group = [c for c in comparison.columns[: list(comparison.columns).index("loss")]]
-    for name in (*group, "loss", "W/L/T", "mean diff", "p (Holm)", "verdict"):
-        table.add_column(
-            name,
-            justify="right" if name in ("W/L/T", "mean diff", "p (Holm)") else "left",
-            overflow="fold",
-        )
+    numbers = ("W/L/T", "effect [95% CI]", "p (Holm)", "seeds for 1 pt")
+    for name in (*group, "loss", *numbers, "verdict"):
+        table.add_column(name, justify="right" if name in numbers else "left",
+                         overflow="fold")
+    scale = 100.0 if metric.endswith("accuracy") else 1.0
     for row in comparison.to_dict("records"):
-        scale = 100.0 if metric.endswith("accuracy") else 1.0
+        effect = "-"
+        if math.isfinite(row["mean_diff"]):
+            effect = f"{scale * row['mean_diff']:+.2f}"
+            if math.isfinite(row["ci_low"]):
+                effect += f" [{scale * row['ci_low']:+.2f}, {scale * row['ci_high']:+.2f}]"
         table.add_row(
             *[str(row[c]) for c in group],
             str(row["loss"]),
             f"{row['wins']}/{row['losses']}/{row['ties']}",
-            f"{scale * row['mean_diff']:+.2f}" if math.isfinite(row["mean_diff"]) else "-",
+            effect,
             f"{row['p_holm']:.3g}" if math.isfinite(row["p_holm"]) else "-",
+            f"{row['seeds_needed']:.0f}" if math.isfinite(row["seeds_needed"]) else "-",
             str(row["verdict"]),
         )
     tables.append(table.table)
 
     diagnosis = results.diagnosis()
     if not diagnosis.empty:
-        table = _Table("bias / variance (lecture notes 6.2; errors in %)")
-        for name in ("condition", "train error", "held-out error", "diagnosis"):
+        table = _Table("bias / variance (lecture notes 6.2; errors in %; the Bayes error is "
+                       "the one reachable under the label noise)")
+        for name in ("condition", "train error", "held-out error", "Bayes error (train)",
+                     "diagnosis"):
             table.add_column(name, justify="right" if "error" in name else "left")
         for row in diagnosis.itertuples():
             table.add_row(
                 str(row.condition),
                 f"{100 * row.train_error:.2f}",
                 f"{100 * row.held_out_error:.2f} ({row.held_out})",
+                f"{100 * row.train_bayes_error:.2f}",
                 row.diagnosis,
             )
         tables.append(table.table)
