@@ -146,18 +146,65 @@ def _groups(cells: pd.DataFrame, keys: list[str]):
 
 
 def _add_grouped(section: Section, cells: pd.DataFrame, keys: list[str], title: str,
-                 make: Callable[[pd.DataFrame], FigureJob | None]) -> None:
+                 make: Callable[[pd.DataFrame], FigureJob | str | None]) -> None:
+    """One figure per combination of ``keys`` (the axes the figure does not show), so no
+    mark of it mixes conditions; ``make`` returns the job, or why there is none."""
     groups = list(_groups(cells, keys))
     for name, part in groups[:MAX_PER_KIND]:
         job = make(part)
-        if job is not None:
-            job.title = f"{title}: {name}" if name else title
+        full = f"{title}: {name}" if name else title
+        if isinstance(job, str):
+            section.omitted.append(f"{full}: {job}")
+        elif job is not None:
+            job.title = full
             job.slug = _slug(f"{section.key}-{title}-{name}")
             section.jobs.append(job)
     if len(groups) > MAX_PER_KIND:
         section.omitted.append(
             f"{title}: {len(groups) - MAX_PER_KIND} more groups not drawn (the page shows "
             f"the first {MAX_PER_KIND}); the tables below cover all of them")
+
+
+def _one_value(values: pd.Series, what: str) -> str | None:
+    """Why a figure with ``values`` on its x axis is not drawn, or None when it is."""
+    distinct = _levels(values.dropna())
+    if len(distinct) > 1:
+        return None
+    shown = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in distinct)
+    return (f"not drawn: one {what} ({shown or 'none'}) on the x axis; its numbers are in "
+            "the Final metrics table")
+
+
+def with_clean_baseline(cells: pd.DataFrame) -> pd.DataFrame:
+    """``cells`` with the noise-free cells counted as the start of every noise kind.
+
+    A clean training set is the same whatever the kind of noise not applied to it, so a
+    study records its rate-0 cells under one kind (e.g. ``symmetric``, or it excludes
+    ``pairflip`` at rate 0). For figures per noise kind, each kind that has noisy cells
+    but no clean ones gets a copy of the clean cells of the first kind that has them (the
+    same ``cell_id`` and ``condition_id``: the same trained models).
+    """
+    if not {"label_noise_rate", "label_noise_kind"} <= set(cells.columns):
+        return cells
+    rate = pd.to_numeric(cells["label_noise_rate"], errors="coerce")
+    clean = cells[rate == 0]
+    if clean.empty:
+        return cells
+    have = _levels(clean["label_noise_kind"])
+    source = clean[clean["label_noise_kind"] == have[0]]
+    copies = [source.assign(label_noise_kind=kind)
+              for kind in _levels(cells.loc[rate > 0, "label_noise_kind"]) if kind not in have]
+    return pd.concat([cells, *copies], ignore_index=True) if copies else cells
+
+
+def _levels(series: pd.Series) -> list:
+    return list(dict.fromkeys(series.tolist()))
+
+
+def _ids(frame: pd.DataFrame, *columns: str) -> list[str]:
+    """``columns`` and the cell identifiers the figures record in their ``figure_data``."""
+    wanted = ("cell_id", "condition_id", "seed", "status", *columns)
+    return [c for c in dict.fromkeys(wanted) if c in frame.columns]
 
 
 def loss_specs(cells: pd.DataFrame) -> list[tuple[str, str, dict[str, Any]]]:
@@ -184,14 +231,27 @@ def loss_specs(cells: pd.DataFrame) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def plan(results: Any) -> tuple[list[Section], dict[str, Any]]:
-    """The report's sections (figure jobs and omissions) and the data they came from."""
+    """The report's sections (figure jobs and omissions) and the data they came from.
+
+    Every figure shows one condition per mark: the axes of the study that a figure does
+    not show (say the dataset and the noise rate for learning curves, which show the
+    loss) become separate figures, one per combination; the settings ``[tune]`` chose
+    per loss go with the loss. A figure whose x axis would hold a single value is not
+    drawn (the tables hold its numbers), and noise-free cells start every noise kind's
+    curve (:func:`with_clean_baseline`).
+    """
     cells, curves, meas = results.cells(), results.curves(), results.measurements()
     axes = _axes(results, cells)
+    tuned = set(results.tuned()) if hasattr(results, "tuned") else set()
     ran = cells[cells["status"].isin(("done", "diverged"))]
     done = cells[cells["status"] == "done"]
     names = set(meas["name"]) if len(meas) else set()
     sections = {key: Section(key, *text) for key, text in SECTIONS.items()}
-    not_loss = [a for a in axes if a != "loss"]
+
+    def facets(*shown: str) -> list[str]:
+        return [a for a in axes if a not in shown and a not in tuned]
+
+    not_loss = facets("loss")
 
     # 1. loss shapes
     s = sections["shapes"]
@@ -209,8 +269,8 @@ def plan(results: Any) -> tuple[list[Section], dict[str, Any]]:
     else:
         _add_grouped(s, ran, not_loss, "Learning curves",
                      lambda part: FigureJob("", "", F.learning_curves,
-                                            (part, curves[curves["cell_id"].isin(
-                                                set(part["cell_id"]))])))
+                                            (part[_ids(part, "loss")], curves[curves[
+                                                "cell_id"].isin(set(part["cell_id"]))])))
 
     # 3. decision boundaries
     s = sections["boundaries"]
@@ -227,42 +287,62 @@ def plan(results: Any) -> tuple[list[Section], dict[str, Any]]:
     else:
         _add_grouped(s, done, not_loss, "Speed of learning",
                      lambda part: FigureJob("", "", F.speed_of_learning, (
-                         part[["cell_id", "loss", "status"]],
+                         part[_ids(part, "loss")],
                          curves[curves["cell_id"].isin(set(part["cell_id"]))])))
     if "label_noise_rate" in axes:
-        rest = [a for a in not_loss if a != "label_noise_rate"]
-        _add_grouped(s, done, rest, "Test accuracy against label-noise rate",
-                     lambda part: FigureJob("", "", F.metric_against_axis, (
-                         part[["status", "loss", "label_noise_rate", "test_accuracy"]],
+        _add_grouped(s, with_clean_baseline(done), facets("loss", "label_noise_rate"),
+                     "Test accuracy against label-noise rate",
+                     lambda part: _one_value(part["label_noise_rate"], "label-noise rate")
+                     or FigureJob("", "", F.metric_against_axis, (
+                         part[_ids(part, "loss", "label_noise_rate", "test_accuracy")],
                          "label_noise_rate")))
     else:
         s.omitted.append("accuracy against label noise: the study has one label-noise "
                          "rate (make [noise] label_noise_rate a list)")
     noisy = [n for n in _split_names("noisy_accuracy") if n in names]
     if noisy:
-        s.jobs.append(FigureJob(
-            "input-noise", "Accuracy against input-noise eps", F.measurement_curve,
-            (done[["cell_id", "loss", "status"]], meas[meas["name"].isin(noisy)]),
-            {"names": noisy, "xlabel": "input noise eps (variance)"}))
+        rows = meas[meas["name"].isin(noisy)]
+        _add_grouped(s, done, not_loss, "Accuracy against input-noise eps",
+                     lambda part: _measured(part, rows, "input-noise eps")
+                     or FigureJob("", "", F.measurement_curve,
+                                  (part[_ids(part, "loss")], _of(rows, part)),
+                                  {"names": noisy, "xlabel": "input noise eps (variance)"}))
     else:
         s.omitted.append("accuracy against input noise: the study did not record it "
                          "([measure] noise_robustness = true)")
 
-    _plan_two_scale(sections["two_scale"], cells, done, meas, names, not_loss)
-    _plan_activations(sections["activations"], ran, curves, meas, names, axes)
+    _plan_two_scale(sections["two_scale"], done, meas, names, not_loss)
+    _plan_activations(sections["activations"], ran, curves, meas, names, facets)
 
     # 7. heat maps
     s = sections["heat"]
-    pairs = [("loss", a) for a in not_loss] if "loss" in axes else (
-        [(axes[0], a) for a in axes[1:]])
+    free = [a for a in axes if a not in tuned]
+    pairs = [("loss", a) for a in not_loss] if "loss" in free else (
+        [(free[0], a) for a in free[1:]])
     if not pairs:
         s.omitted.append("heat maps: they need two axes with more than one value; this "
                          f"study varies {', '.join(axes) or 'none'}")
-    for rows, cols in pairs[:4]:
-        s.jobs.append(FigureJob(
-            _slug(f"heat-{rows}-{cols}"), f"Test accuracy over {rows} x {cols}", F.heat_map,
-            (done[["status", rows, cols, "test_accuracy"]], rows, cols)))
+    for rows_axis, cols_axis in pairs[:4]:
+        data = with_clean_baseline(done) if cols_axis == "label_noise_rate" else done
+        _add_grouped(s, data, facets(rows_axis, cols_axis),
+                     f"Test accuracy over {rows_axis} x {cols_axis}",
+                     lambda part, r=rows_axis, c=cols_axis: _one_value(part[c], c) or (
+                         FigureJob("", "", F.heat_map,
+                                   (part[_ids(part, r, c, "test_accuracy")], r, c))))
     return list(sections.values()), {"cells": cells, "axes": axes}
+
+
+def _of(rows: pd.DataFrame, part: pd.DataFrame) -> pd.DataFrame:
+    """The measurement ``rows`` of the cells of ``part``."""
+    return rows[rows["cell_id"].isin(set(part["cell_id"]))]
+
+
+def _measured(part: pd.DataFrame, rows: pd.DataFrame, what: str) -> str | None:
+    """Why a measurement curve of ``part`` is not drawn (no rows, one x value), or None."""
+    mine = _of(rows, part)
+    if mine.empty:
+        return "not recorded for these cells"
+    return _one_value(mine["index"].astype(float), what)
 
 
 def _plan_boundaries(s: Section, done: pd.DataFrame, meas: pd.DataFrame, keys) -> None:
@@ -288,7 +368,7 @@ def _plan_boundaries(s: Section, done: pd.DataFrame, meas: pd.DataFrame, keys) -
         s.jobs.append(FigureJob(
             _slug(f"boundaries-{name}"), f"Decision boundaries: {name}" if name else
             "Decision boundaries", F.decision_boundaries,
-            (cells_with[["cell_id", "loss", "seed", "status"]],
+            (cells_with[_ids(cells_with, "loss")],
              boundary[boundary["cell_id"].isin(set(cells_with["cell_id"]))], points)))
 
 
@@ -301,7 +381,7 @@ def _eta(config: str) -> float:
         return float("nan")
 
 
-def _plan_two_scale(s: Section, cells, done, meas, names, not_loss) -> None:
+def _plan_two_scale(s: Section, done, meas, names, not_loss) -> None:
     two = done[done["loss_name"].astype(str).str.startswith("two_scale")]
     if two.empty:
         s.omitted.append("two-scale figures: the study has no two-scale loss")
@@ -309,63 +389,75 @@ def _plan_two_scale(s: Section, cells, done, meas, names, not_loss) -> None:
     etas = two.assign(eta=[_eta(c) for c in two["config"]])
     if etas["eta"].nunique() > 1:
         _add_grouped(s, etas, not_loss, "Test accuracy against eta",
-                     lambda part: FigureJob("", "", F.metric_against_axis, (
-                         part[["status", "loss_name", "eta", "test_accuracy"]], "eta"),
+                     lambda part: _one_value(part["eta"], "eta") or FigureJob(
+                         "", "", F.metric_against_axis,
+                         (part[_ids(part, "loss_name", "eta", "test_accuracy")], "eta"),
                          {"hue": "loss_name", "log_x": True}))
     else:
         s.omitted.append("accuracy against eta: the study has one eta per two-scale loss")
-    small = done[["cell_id", "loss", "status"]]
     for key, title, xlabel in (
         ("acc_at", "Close-enough accuracy against at", "at"),
         ("top_k", "Top-k accuracy against k", "k"),
     ):
         shown = [n for n in _split_names(key) if n in names]
         if shown:
-            s.jobs.append(FigureJob(key, title, F.measurement_curve,
-                                    (small, meas[meas["name"].isin(shown)]),
-                                    {"names": shown, "xlabel": xlabel}))
+            rows = meas[meas["name"].isin(shown)]
+            _add_grouped(s, done, not_loss, title,
+                         lambda part, rows=rows, shown=shown, xlabel=xlabel:
+                         _measured(part, rows, xlabel) or FigureJob(
+                             "", "", F.measurement_curve,
+                             (part[_ids(part, "loss")], _of(rows, part)),
+                             {"names": shown, "xlabel": xlabel}))
         else:
             s.omitted.append(f"{title.lower()}: not recorded ([measure] {key} = true)")
     shown = [n for n in _split_names("superclass_accuracy") if n in names]
     if shown:
-        s.jobs.append(FigureJob("superclass", "Super-class accuracy", F.measurement_bars,
-                                (small, meas[meas["name"].isin(shown)]), {"names": shown}))
+        rows = meas[meas["name"].isin(shown)]
+        _add_grouped(s, done, not_loss, "Super-class accuracy",
+                     lambda part: None if _of(rows, part).empty else FigureJob(
+                         "", "", F.measurement_bars, (part[_ids(part, "loss")],
+                                                      _of(rows, part)), {"names": shown}))
     else:
         s.omitted.append("super-class accuracy: not recorded ([measure] superclass = true, "
                          "data with coarse labels such as CIFAR-100)")
     shown = [n for kind in ("max_p", "p_correct", "dp_wrong") for n in _split_names(kind)
              if n in names]
     if shown:
-        s.jobs.append(FigureJob("histograms", "Probability histograms", F.histograms,
-                                (small, meas[meas["name"].isin(shown)]), {"names": shown}))
+        rows = meas[meas["name"].isin(shown)]
+        _add_grouped(s, done, not_loss, "Probability histograms",
+                     lambda part: None if _of(rows, part).empty else FigureJob(
+                         "", "", F.histograms, (part[_ids(part, "loss")], _of(rows, part)),
+                         {"names": shown}))
     else:
         s.omitted.append("probability histograms: not recorded ([measure] histograms = true)")
     if "loss_scale" in names:
-        s.jobs.append(FigureJob("scales", "Trainable scales R1, R2, R_s", F.trajectories,
-                                (cells[["cell_id", "loss", "status"]],
-                                 meas[meas["name"] == "loss_scale"]),
-                                {"name": "loss_scale", "panel": "loss", "ylabel": "scale",
-                                 "log_y": True, "legend": "trainable scale"}))
+        rows = meas[meas["name"] == "loss_scale"]
+        _add_grouped(s, done, not_loss, "Trainable scales R1, R2, R_s",
+                     lambda part: None if _of(rows, part).empty else FigureJob(
+                         "", "", F.trajectories, (part[_ids(part, "loss")], _of(rows, part)),
+                         {"name": "loss_scale", "panel": "loss", "ylabel": "scale",
+                          "log_y": True, "legend": "trainable scale"}))
     else:
         s.omitted.append("scale trajectories: not recorded ([measure] loss_scales = true)")
 
 
-def _plan_activations(s: Section, ran, curves, meas, names, axes) -> None:
-    panel = "activation" if "activation" in axes else "loss"
+def _plan_activations(s: Section, ran, curves, meas, names, facets) -> None:
+    activation = "activation" in facets()
+    panel = "activation" if activation else "loss"
     if "grad_norm" in names:
-        s.jobs.append(FigureJob("grad-norms", "Per-layer gradient norms", F.trajectories,
-                                (ran[["cell_id", panel, "status"]],
-                                 meas[meas["name"] == "grad_norm"]),
-                                {"name": "grad_norm", "panel": panel,
-                                 "ylabel": "gradient norm", "log_y": True,
-                                 "legend": "layer (module name)"}))
+        rows = meas[meas["name"] == "grad_norm"]
+        _add_grouped(s, ran, facets(panel), "Per-layer gradient norms",
+                     lambda part: None if _of(rows, part).empty else FigureJob(
+                         "", "", F.trajectories, (part[_ids(part, panel)], _of(rows, part)),
+                         {"name": "grad_norm", "panel": panel, "ylabel": "gradient norm",
+                          "log_y": True, "legend": "layer (module name)"}))
     else:
         s.omitted.append("gradient norms: not recorded ([measure] grad_norms = true)")
-    if "activation" in axes and not ran.empty:
-        rest = [a for a in axes if a != "activation"]
-        _add_grouped(s, ran, rest, "Learning curves per activation",
+    if activation and not ran.empty:
+        _add_grouped(s, ran, facets("activation"), "Learning curves per activation",
                      lambda part: FigureJob("", "", F.learning_curves, (
-                         part, curves[curves["cell_id"].isin(set(part["cell_id"]))]),
+                         part[_ids(part, "activation")],
+                         curves[curves["cell_id"].isin(set(part["cell_id"]))]),
                          {"hue": "activation"}))
     else:
         s.omitted.append("learning curves per activation: the study has one activation")

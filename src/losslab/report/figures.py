@@ -8,10 +8,18 @@ figure never reaches back into the trainer):
 * ``curves``: long format ``cell_id, step, metric, value``;
 * ``measurements``: long format ``cell_id, step, name, index, value``.
 
-Means are over the done cells (the seeds of a condition) with 95 % Student-t bands, so
-every figure works for a partial study: it draws what has finished. Every figure uses
-:mod:`losslab.report.style` (colour, line style AND marker per series: readable in
-grey-scale print). The figures follow the seeds:
+Every figure draws one condition per mark (line, point, bar, square, panel of a
+boundary): it is given the cells of one condition but the axes it shows, and the report
+makes a figure per combination of the other axes. Means are over the done cells (the
+seeds of that condition) with 95 % intervals by :func:`losslab.metrics.stats.t_interval`
+kept inside the quantity's range (:func:`value_range`: [0, 1] for accuracies), so every
+figure works for a partial study: it draws what has finished. Each returned Figure
+carries what it drew: ``fig.figure_data``, one row per replicate value (columns
+:data:`DATA_COLUMNS`: ``panel``, ``mark`` (the legend entry or heat-map row), ``x``,
+``value``, ``cell_id``, ``condition_id``, ``seed``), and ``fig.figure_summary``, the mean
+and interval per ``(panel, mark, x)`` as drawn (None for histograms and boundaries).
+Every figure uses :mod:`losslab.report.style` (colour, line style AND marker per series:
+readable in grey-scale print). The figures follow the seeds:
 
 1. :func:`loss_shapes` (with :func:`loss_shape_data`): Janocha & Czarnecki 2017, Fig. 1.
 2. :func:`learning_curves`: Janocha Figs. 2-3 (top rows).
@@ -30,7 +38,10 @@ grey-scale print). The figures follow the seeds:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+import math
+import textwrap
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,8 +49,8 @@ import pandas as pd
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import ScalarFormatter
-from scipy import stats as sps
 
+from losslab.metrics.stats import t_interval
 from losslab.report.style import hatch, new_figure, series_style, style
 
 OUTPUTS = np.linspace(-4.0, 4.0, 161)
@@ -85,23 +96,67 @@ def label(metric: str) -> str:
     return metric.replace("_", " ")
 
 
-def _t_half(std: pd.Series, n: pd.Series) -> np.ndarray:
-    """95 % Student-t half-widths, elementwise; NaN where n < 2."""
-    n = n.to_numpy(dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = sps.t.ppf(0.5 + LEVEL / 2, np.where(n > 1, n - 1, np.nan))
-        return t * std.to_numpy(dtype=np.float64) / np.sqrt(n)
+#: The columns of a figure's ``figure_data`` (see the module docstring).
+DATA_COLUMNS = ("panel", "mark", "x", "value", "cell_id", "condition_id", "seed")
+_RAN = ("done", "diverged")
 
 
-def aggregate(frame: pd.DataFrame, by: list[str], value: str = "value") -> pd.DataFrame:
-    """Mean, 95 % CI half-width ``half`` and count ``n`` of ``value`` per group of ``by``.
+def value_range(name: str) -> tuple[float, float] | None:
+    """The range a plotted quantity can take: the ``bounds`` of its 95 % intervals.
 
-    ``frame`` holds one row per replicate (seed); NaN values are left out.
+    Accuracies, shares and probabilities (``*_accuracy``, top-k, acc_at, max_p, p_correct)
+    lie in [0, 1], ``dp_wrong`` (p_c - max p) in [-1, 0], gradient norms and the scales R
+    in [0, inf); losses have no range (Tanimoto's and Cauchy-Schwarz's are negative).
     """
-    g = frame.dropna(subset=[value]).groupby(by, sort=False)[value]
-    out = g.agg(["mean", "std", "count"]).reset_index()
-    out["half"] = _t_half(out["std"], out["count"])
-    return out.rename(columns={"count": "n"})
+    if name in ("grad_norm", "loss_scale"):
+        return (0.0, math.inf)
+    _, _, kind = name.partition("_")
+    if kind == "dp_wrong":
+        return (-1.0, 0.0)
+    if name.endswith("accuracy") or kind in ("max_p", "p_correct", "top_k", "acc_at"):
+        return (0.0, 1.0)
+    return None
+
+
+def aggregate(frame: pd.DataFrame, by: list[str], value: str = "value",
+              bounds: tuple[float, float] | None = None) -> pd.DataFrame:
+    """Mean and 95 % :func:`~losslab.metrics.stats.t_interval` of ``value`` per group.
+
+    ``frame`` holds one row per replicate (seed); NaN values are left out. Returns the
+    ``by`` columns, ``mean``, ``low``, ``high`` (NaN for one replicate; inside ``bounds``)
+    and ``n``.
+    """
+    rows = []
+    data = frame.dropna(subset=[value])
+    for key, group in data.groupby(by, sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        mean, low, high = t_interval(group[value].to_numpy(dtype=np.float64), LEVEL, bounds)
+        rows.append({**dict(zip(by, key, strict=True)), "mean": mean, "low": low,
+                     "high": high, "n": len(group)})
+    return pd.DataFrame(rows, columns=[*by, "mean", "low", "high", "n"])
+
+
+def _tidy(frame: pd.DataFrame, panel: Any, mark: Any, x: Any, value: Any) -> pd.DataFrame:
+    """The ``figure_data`` rows of ``frame``: one per replicate value drawn."""
+    out = pd.DataFrame({"panel": panel, "mark": mark, "x": x, "value": value},
+                       index=frame.index)
+    for column in ("cell_id", "condition_id", "seed"):
+        out[column] = frame[column] if column in frame.columns else np.nan
+    return out.reset_index(drop=True)
+
+
+def _summary(data: pd.DataFrame, bounds: Callable[[Any], Any]) -> pd.DataFrame:
+    """Per (panel, mark, x) of ``figure_data``: mean and interval within ``bounds(panel)``."""
+    parts = [aggregate(part, ["panel", "mark", "x"], bounds=bounds(panel))
+             for panel, part in data.groupby("panel", sort=False)]
+    columns = ["panel", "mark", "x", "mean", "low", "high", "n"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def _keep(fig: Figure, data: pd.DataFrame, summary: pd.DataFrame | None = None) -> Figure:
+    fig.figure_data = data
+    fig.figure_summary = summary
+    return fig
 
 
 def _levels(series: pd.Series) -> list:
@@ -109,14 +164,24 @@ def _levels(series: pd.Series) -> list:
     return list(dict.fromkeys(series.tolist()))
 
 
-def _line(ax, x, mean, half, i: int, name: str, n_points: int | None = None) -> None:
+def _line(ax, x, mean, low, high, i: int, name: str, n_points: int | None = None) -> None:
     kw = series_style(i)
     # A marker at every point of a long curve hides the curve; ~8 per line is enough.
     every = max(1, len(x) // 8) if n_points is None else n_points
     ax.plot(x, mean, label=name, markevery=every, **kw)
-    if np.isfinite(half).any():
-        ax.fill_between(x, mean - half, mean + half, color=kw["color"], alpha=0.15,
-                        linewidth=0)
+    low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    if np.isfinite(low).any():
+        ax.fill_between(x, low, high, color=kw["color"], alpha=0.15, linewidth=0)
+
+
+def _draw_lines(ax, summary: pd.DataFrame, panel: Any, levels: list, n_points=None) -> None:
+    """One line per mark level of ``panel``, in the study's order (a level keeps its style)."""
+    part = summary[summary["panel"] == panel]
+    for i, level in enumerate(levels):
+        s = part[part["mark"] == level].sort_values("x")
+        if len(s):
+            _line(ax, s["x"].astype(float), s["mean"], s["low"], s["high"], i, str(level),
+                  n_points)
 
 
 def _legend(fig: Figure, axes, n: int, title: str | None = None) -> None:
@@ -233,29 +298,30 @@ def learning_curves(
     Janocha & Czarnecki 2017, Figs. 2-3 (top rows).
 
     Args:
-        cells: the cells of one group (e.g. one dataset x model), any status; the rows
-            with status "done" or "diverged" are drawn (a diverged curve ends early).
+        cells: the cells of one condition but ``hue`` (e.g. one dataset x model x noise),
+            any status; the rows with status "done" or "diverged" are drawn (a diverged
+            curve ends early).
         curves: long ``cell_id, step, metric, value`` rows (any superset).
         metrics: one panel per metric that has data.
         hue: the cells' column that tells the lines apart (``"loss"``, ``"activation"``).
     """
-    use = cells[cells["status"].isin(("done", "diverged"))][["cell_id", hue]]
-    data = curves[curves["metric"].isin(metrics)].merge(use, on="cell_id")
-    shown = [m for m in metrics if m in set(data["metric"])]
+    use = cells[cells["status"].isin(_RAN)]
+    use = use[[c for c in dict.fromkeys(("cell_id", "condition_id", "seed", hue))
+               if c in use.columns]]
+    joined = curves[curves["metric"].isin(metrics)].merge(use, on="cell_id")
+    shown = [m for m in metrics if m in set(joined["metric"])]
     levels = _levels(use[hue])
+    data = _tidy(joined, joined["metric"], joined[hue], joined["step"], joined["value"])
+    summary = _summary(data, value_range)
     with style():
         fig, axes = new_figure(1, max(1, len(shown)), width=4.6, height=3.4, sharey=True)
         for ax, metric in zip(axes.flat, shown, strict=False):
-            stats = aggregate(data[data["metric"] == metric], [hue, "step"])
-            for i, level in enumerate(levels):
-                s = stats[stats[hue] == level].sort_values("step")
-                if len(s):
-                    _line(ax, s["step"], s["mean"], s["half"], i, str(level))
+            _draw_lines(ax, summary, metric, levels)
             ax.set_title(label(metric))
             ax.set_xlabel("step")
         axes[0, 0].set_ylabel("mean over seeds, 95 % band")
         _legend(fig, axes, len(levels))
-    return fig
+    return _keep(fig, data, summary)
 
 
 # --- 3. decision boundaries ------------------------------------------------------------
@@ -308,7 +374,7 @@ def decision_boundaries(
                            linewidths=0)
             ax.set_title(str(row.loss))
             ax.grid(False)
-    return fig
+    return _keep(fig, _tidy(first, first["loss"], first["loss"], 0.0, np.nan))
 
 
 # --- 4. speed of learning, noise -------------------------------------------------------
@@ -322,12 +388,13 @@ def speed_data(cells: pd.DataFrame, curves: pd.DataFrame, metric: str) -> pd.Dat
     exact over the linearly interpolated curve (:func:`losslab.metrics.speed_of_learning`).
 
     Returns:
-        Columns ``cell_id``, ``loss``, ``value``; cells whose curve has fewer than two
-        points are left out.
+        Columns ``cell_id``, ``value``, ``loss`` (and ``condition_id``, ``seed`` when the
+        cells have them); cells whose curve has fewer than two points are left out.
     """
     from losslab.metrics import speed_of_learning as sol
 
-    done = cells[cells["status"] == "done"][["cell_id", "loss"]]
+    done = cells[cells["status"] == "done"]
+    done = done[[c for c in ("cell_id", "loss", "condition_id", "seed") if c in done.columns]]
     data = curves[curves["metric"] == metric].dropna(subset=["value"])
     rows = []
     for cell_id, c in data[data["cell_id"].isin(set(done["cell_id"]))].groupby("cell_id"):
@@ -350,25 +417,33 @@ def speed_of_learning(
     """Speed of learning per loss (mean and 95 % CI over seeds), one panel per metric.
 
     Janocha & Czarnecki 2017, Fig. 3 (bottom left); the window is :func:`speed_data`'s.
+    ``cells`` are those of one condition but the loss.
     """
     levels = _levels(cells["loss"])
     y = np.arange(len(levels))
+    parts = []
+    for metric in metrics:
+        s = speed_data(cells, curves, metric)
+        parts.append(_tidy(s, metric, s["loss"], 0.0, s["value"]))
+    data = pd.concat(parts, ignore_index=True)
+    summary = _summary(data, value_range)
     with style():
         fig, axes = new_figure(1, len(metrics), width=4.0, height=1.3 + 0.3 * len(levels),
                                sharey=True)
         for ax, metric in zip(axes.flat, metrics, strict=True):
             # the study's loss order, so that a loss keeps its style in every figure
-            s = aggregate(speed_data(cells, curves, metric), ["loss"]).set_index("loss")
-            s = s.reindex(levels)
-            for i, (mean, half) in enumerate(zip(s["mean"], s["half"], strict=True)):
+            s = summary[summary["panel"] == metric].set_index("mark").reindex(levels)
+            for i, (mean, low, high) in enumerate(zip(s["mean"], s["low"], s["high"],
+                                                      strict=True)):
                 kw = series_style(i)
-                ax.errorbar(mean, y[i], xerr=half if np.isfinite(half) else None,
-                            fmt=kw["marker"], color=kw["color"], capsize=3)
+                err = [[mean - low], [high - mean]] if np.isfinite(low) else None
+                ax.errorbar(mean, y[i], xerr=err, fmt=kw["marker"], color=kw["color"],
+                            capsize=3)
             ax.set_yticks(y, [str(v) for v in levels])
             ax.set_xlabel(f"mean {label(metric)} over the run's last 90 %")
             ax.set_title(f"speed of learning: {label(metric)}")
         axes[0, 0].invert_yaxis()
-    return fig
+    return _keep(fig, data, summary)
 
 
 def metric_against_axis(
@@ -381,27 +456,27 @@ def metric_against_axis(
     (right); against eta it is Berlyand, Creese & Jabin 2021, Figs. 10-11.
 
     Args:
-        cells: the done cells to draw; ``x`` is a numeric column of them.
+        cells: the done cells of one condition but ``x`` and ``hue``; ``x`` is a numeric
+            column of them.
         x: the column on the x axis (``"label_noise_rate"``, ``"eta"``, ...).
         metric: the final-metric column on the y axis.
         hue: the column that tells the lines apart.
         log_x: a logarithmic x axis (for eta).
     """
     done = cells[cells["status"] == "done"]
-    s = aggregate(done.rename(columns={metric: "value"}), [hue, x])
+    data = _tidy(done, "", done[hue], done[x].astype(float), done[metric])
+    summary = _summary(data, lambda _: value_range(metric))
     levels = _levels(done[hue])
     with style():
         fig, axes = new_figure(1, 1, width=5.6, height=3.6)
         ax = axes[0, 0]
-        for i, level in enumerate(levels):
-            part = s[s[hue] == level].sort_values(x)
-            _line(ax, part[x].astype(float), part["mean"], part["half"], i, str(level), 1)
+        _draw_lines(ax, summary, "", levels, 1)
         if log_x:
             ax.set_xscale("log")
         ax.set_xlabel(label(x))
         ax.set_ylabel(f"{label(metric)} (mean, 95 % CI)")
         _legend(fig, axes, len(levels))
-    return fig
+    return _keep(fig, data, summary)
 
 
 # --- 5 / 6. measurements ----------------------------------------------------------------
@@ -409,10 +484,14 @@ def metric_against_axis(
 
 def _final_rows(cells: pd.DataFrame, measurements: pd.DataFrame,
                 names: Sequence[str], hue: str = "loss") -> pd.DataFrame:
-    """The last-step rows of the measurements ``names`` of the done cells, with ``hue``."""
+    """The last-step rows of the measurements ``names`` of the done cells, with ``hue``
+    (and the cells' ``condition_id`` and ``seed`` when present)."""
     m = measurements[measurements["name"].isin(names)]
     m = m[m["step"] == m.groupby("cell_id")["step"].transform("max")]
-    return m.merge(cells[cells["status"] == "done"][["cell_id", hue]], on="cell_id")
+    done = cells[cells["status"] == "done"]
+    keep = [c for c in dict.fromkeys(("cell_id", hue, "condition_id", "seed"))
+            if c in done.columns]
+    return m.merge(done[keep], on="cell_id")
 
 
 def _panels(names: Sequence[str], present: set) -> list[str]:
@@ -432,30 +511,29 @@ def measurement_curve(
     Berlyand, Creese & Jabin 2021, Figs. 2-3 and 7.
 
     Args:
-        cells, measurements: as in the module docstring.
+        cells, measurements: as in the module docstring; the cells of one condition but
+            ``hue``.
         names: the measurement row names, one panel each; their index parses as a float.
         xlabel: the x axis label.
         hue: the cells' column that tells the lines apart.
         log_x: logarithmic x axis.
     """
     rows = _final_rows(cells, measurements, names, hue)
-    rows = rows.assign(x=rows["index"].astype(float))
     shown = _panels(names, set(rows["name"]))
     levels = _levels(rows[hue])
+    data = _tidy(rows, rows["name"], rows[hue], rows["index"].astype(float), rows["value"])
+    summary = _summary(data, value_range)
     with style():
         fig, axes = new_figure(1, len(shown), width=4.4, height=3.4, sharey=True)
         for ax, name in zip(axes.flat, shown, strict=True):
-            s = aggregate(rows[rows["name"] == name], [hue, "x"])
-            for i, level in enumerate(levels):
-                part = s[s[hue] == level].sort_values("x")
-                _line(ax, part["x"], part["mean"], part["half"], i, str(level), 1)
+            _draw_lines(ax, summary, name, levels, 1)
             if log_x:
                 ax.set_xscale("log")
             ax.set_xlabel(xlabel)
             ax.set_title(label(name))
         axes[0, 0].set_ylabel("mean over seeds, 95 % CI")
         _legend(fig, axes, len(levels))
-    return fig
+    return _keep(fig, data, summary)
 
 
 def measurement_bars(
@@ -464,26 +542,32 @@ def measurement_bars(
     """A final scalar measurement per loss: bars per measurement name, 95 % CI whiskers.
 
     Super-class accuracy (``train_superclass_accuracy``, ``test_superclass_accuracy``) is
-    Berlyand, Creese & Jabin 2021, Fig. 7.
+    Berlyand, Creese & Jabin 2021, Fig. 7. ``cells`` are those of one condition but the
+    loss.
     """
     rows = _final_rows(cells, measurements, names)
-    s = aggregate(rows, ["name", "loss"])
     groups, losses = _panels(names, set(rows["name"])), _levels(rows["loss"])
+    data = _tidy(rows, "", rows["loss"], rows["name"], rows["value"])
+    summary = pd.concat([aggregate(data[data["x"] == name], ["panel", "mark", "x"],
+                                   bounds=value_range(name)) for name in groups],
+                        ignore_index=True)
     width = 0.8 / max(1, len(losses))
     with style():
         fig, axes = new_figure(1, 1, width=max(4.0, 1.6 * len(groups) * len(losses) ** 0.5),
                                height=3.4)
         ax = axes[0, 0]
         for i, loss in enumerate(losses):
-            part = s[s["loss"] == loss].set_index("name").reindex(groups)
+            part = summary[summary["mark"] == loss].set_index("x").reindex(groups)
             xs = np.arange(len(groups)) + (i - (len(losses) - 1) / 2) * width
-            ax.bar(xs, part["mean"], width, yerr=part["half"].fillna(0), capsize=2,
+            err = np.nan_to_num(np.vstack([part["mean"] - part["low"],
+                                           part["high"] - part["mean"]]))
+            ax.bar(xs, part["mean"], width, yerr=err, capsize=2,
                    color=series_style(i)["color"], hatch=hatch(i), edgecolor="black",
                    linewidth=0.5, label=str(loss))
         ax.set_xticks(np.arange(len(groups)), [label(g) for g in groups])
         ax.set_ylabel("mean over seeds, 95 % CI")
         _legend(fig, axes, len(losses))
-    return fig
+    return _keep(fig, data, summary)
 
 
 def histograms(cells: pd.DataFrame, measurements: pd.DataFrame, names: Sequence[str]) -> Figure:
@@ -492,11 +576,13 @@ def histograms(cells: pd.DataFrame, measurements: pd.DataFrame, names: Sequence[
     The rows of :class:`losslab.metrics.measurements.Histograms`: ``<split>_max_p``
     (maximal probability), ``<split>_p_correct`` (correct-class probability),
     ``<split>_dp_wrong`` (p_c - max p on misclassified samples), index the bin's left
-    edge, value its count. Berlyand, Creese & Jabin 2021, Figs. 4-6.
+    edge, value its count. Berlyand, Creese & Jabin 2021, Figs. 4-6. ``cells`` are those
+    of one condition but the loss.
     """
     rows = _final_rows(cells, measurements, names)
     rows = rows.assign(edge=rows["index"].astype(float))
     shown, losses = _panels(names, set(rows["name"])), _levels(rows["loss"])
+    data = _tidy(rows, rows["name"], rows["loss"], rows["edge"], rows["value"])
     with style():
         fig, axes = new_figure(1, len(shown), width=4.2, height=3.2)
         for ax, name in zip(axes.flat, shown, strict=True):
@@ -515,7 +601,7 @@ def histograms(cells: pd.DataFrame, measurements: pd.DataFrame, names: Sequence[
             ax.set_title(label(name))
             ax.set_ylabel("share of samples")
         _legend(fig, axes, len(losses))
-    return fig
+    return _keep(fig, data)
 
 
 def trajectories(
@@ -527,12 +613,15 @@ def trajectories(
     Mean and 95 % band over seeds. Per-layer gradient norms (``name="grad_norm"``,
     ``panel="activation"``) show vanishing gradients (Mendez-Vazquez slides); the
     trainable scales R1, R2, R_s (``"loss_scale"``, ``panel="loss"``) follow Berlyand,
-    Creese & Jabin 2021, section 2.3.
+    Creese & Jabin 2021, section 2.3. ``cells`` are those of one condition but ``panel``.
     """
     m = measurements[measurements["name"] == name]
-    m = m.merge(cells[cells["status"].isin(("done", "diverged"))][["cell_id", panel]],
-                on="cell_id")
+    ran = cells[cells["status"].isin(_RAN)]
+    m = m.merge(ran[[c for c in dict.fromkeys(("cell_id", panel, "condition_id", "seed"))
+                     if c in ran.columns]], on="cell_id")
     panels, indices = _levels(m[panel]), _levels(m["index"])
+    data = _tidy(m, m[panel], m["index"], m["step"], m["value"])
+    summary = _summary(data, lambda _: value_range(name))
     ncols = min(3, len(panels))
     nrows = -(-len(panels) // ncols)
     with style():
@@ -540,53 +629,54 @@ def trajectories(
         for ax in axes.flat[len(panels):]:
             ax.set_visible(False)
         for ax, level in zip(axes.flat, panels, strict=False):
-            s = aggregate(m[m[panel] == level], ["index", "step"])
-            for i, index in enumerate(indices):
-                part = s[s["index"] == index].sort_values("step")
-                if len(part):
-                    _line(ax, part["step"], part["mean"], part["half"], i, str(index))
+            _draw_lines(ax, summary, level, indices)
             ax.set_title(str(level))
             ax.set_xlabel("step")
             if log_y:
                 ax.set_yscale("log")
         axes[0, 0].set_ylabel(ylabel)
         _legend(fig, axes, len(indices), legend)
-    return fig
+    return _keep(fig, data, summary)
 
 
 # --- 7. heat map --------------------------------------------------------------------------
 
 
 def heat_map(cells: pd.DataFrame, rows: str, cols: str, metric: str = "test_accuracy") -> Figure:
-    """The final ``metric`` over two axes: mean over the done cells and its 95 % CI.
+    """The final ``metric`` over two axes: mean over seeds and its 95 % CI in each square.
 
-    Cells that differ in other axes are pooled into the same square (the caption of the
-    report says so); each square shows ``mean`` and ``+/- half-width`` (n = 1: no CI).
+    ``cells`` are the done cells of one condition but ``rows`` and ``cols`` (the report
+    draws one heat map per combination of the other axes), so each square is one
+    condition; each shows ``mean`` and ``[low, high]``, the
+    :func:`~losslab.metrics.stats.t_interval` inside the metric's range (n = 1: no CI).
     The grey scale runs from worst (light) to best (dark) whatever the metric's sense.
     """
-    done = cells[cells["status"] == "done"].rename(columns={metric: "value"})
-    s = aggregate(done, [rows, cols])
+    done = cells[cells["status"] == "done"]
+    data = _tidy(done, "", done[rows], done[cols], done[metric])
+    summary = _summary(data, lambda _: value_range(metric))
     r_levels, c_levels = _levels(done[rows]), _levels(done[cols])
-    mean = s.pivot_table(index=rows, columns=cols, values="mean").reindex(
-        index=r_levels, columns=c_levels)
-    half = s.pivot_table(index=rows, columns=cols, values="half", dropna=False).reindex(
-        index=r_levels, columns=c_levels)
-    values = mean.to_numpy(dtype=np.float64)
-    shade = values if higher_is_better(metric) else -values
-    finite = shade[np.isfinite(shade)]
-    lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
+    cell = summary.set_index(["mark", "x"])
     with style():
-        fig, axes = new_figure(1, 1, width=max(3.8, 1.6 + 1.1 * len(c_levels)),
-                               height=1.2 + 0.55 * len(r_levels))
+        fig, axes = new_figure(1, 1, width=max(4.2, 1.6 + 1.2 * len(c_levels)),
+                               height=1.6 + 0.6 * len(r_levels))
         ax = axes[0, 0]
-        ax.imshow(shade, cmap="Greys", vmin=lo - 0.35 * (hi - lo or 1), vmax=hi, aspect="auto")
+        values = np.full((len(r_levels), len(c_levels)), np.nan)
+        for (i, r), (j, c) in itertools.product(enumerate(r_levels), enumerate(c_levels)):
+            if (r, c) in cell.index:
+                values[i, j] = cell.loc[(r, c), "mean"]
+        shade = values if higher_is_better(metric) else -values
+        finite = shade[np.isfinite(shade)]
+        lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
+        ax.imshow(shade, cmap="Greys", vmin=lo - 0.35 * (hi - lo or 1), vmax=hi,
+                  aspect="auto")
         ax.grid(False)
         for (i, j), v in np.ndenumerate(values):
             if not np.isfinite(v):
                 ax.text(j, i, "-", ha="center", va="center")
                 continue
-            h = half.iat[i, j]
-            text = f"{v:.3f}" + (f"\n± {h:.3f}" if np.isfinite(h) else "")
+            s = cell.loc[(r_levels[i], c_levels[j])]
+            text = f"{v:.3f}" + (f"\n[{s['low']:.3f}, {s['high']:.3f}]"
+                                 if np.isfinite(s["low"]) else "")
             dark = (shade[i, j] - lo) > 0.6 * (hi - lo)
             ax.text(j, i, text, ha="center", va="center", fontsize=7,
                     color="white" if dark else "black")
@@ -595,5 +685,7 @@ def heat_map(cells: pd.DataFrame, rows: str, cols: str, metric: str = "test_accu
         ax.set_yticks(range(len(r_levels)), [str(r) for r in r_levels])
         ax.set_xlabel(label(cols))
         ax.set_ylabel(label(rows))
-        ax.set_title(f"{label(metric)}\n(mean ± 95 % CI over the cells)")
-    return fig
+        # a figure-wide title, wrapped: an axes title over a narrow map was clipped
+        fig.suptitle(textwrap.fill(f"{label(metric)}: mean over seeds [95 % CI]", 36),
+                     fontsize=9)
+    return _keep(fig, data, summary)

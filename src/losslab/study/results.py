@@ -132,9 +132,10 @@ class StudyResults:
         """Every loss against ``reference`` (None: all pairs), paired over the same seeds.
 
         Paired t-tests on the per-seed differences, Holm-corrected within each condition,
-        with the effect's t interval, wins / losses / ties and a verdict in words (:func:`losslab.metrics.stats.compare`). Losses are paired within groups
-        equal on every varying axis except the loss, the seed and the settings chosen per
-        loss by ``[tune]``.
+        with the effect's t interval, wins / losses / ties and a verdict in words
+        (:func:`losslab.metrics.stats.compare`). Losses are paired within groups equal on
+        every varying axis except the loss, the seed and the settings chosen per loss by
+        ``[tune]``.
         """
         from losslab.metrics.stats import compare
 
