@@ -13,12 +13,15 @@ instead, with outcomes of the same form.
 from __future__ import annotations
 
 import concurrent.futures as futures
+import errno
 import inspect
 import multiprocessing
 import os
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any
 
 from losslab.errors import LosslabError
@@ -30,12 +33,18 @@ Outcome = dict[str, Any]
 EXECUTORS = ("inprocess", "process", "ray")
 
 
-def make_task(group: Group, cell_ids: list[str], device: str, imports: list[str]) -> Task:
-    """The picklable description of training ``cell_ids`` of ``group`` in one stack."""
+def make_task(group: Group, cell_ids: list[str], device: str, imports: list[str],
+              checkpoint: Mapping[str, Any] | None = None) -> Task:
+    """The picklable description of training ``cell_ids`` of ``group`` in one stack.
+
+    ``checkpoint``: ``{"path": file, "seconds": S}`` to save the stack's state at most every
+    S seconds and resume from ``path`` when it exists (None: no checkpoints).
+    """
     chosen = set(cell_ids)
     cfg = group.config
     return {
         "stack_id": group.stack_id,
+        "checkpoint": dict(checkpoint) if checkpoint else None,
         "dataset": cfg["dataset"],
         "model": cfg["model"],
         "train": {k: v for k, v in cfg["train"].items() if k not in ("lr", "weight_decay")},
@@ -127,6 +136,9 @@ def train_task(task: Task, cache: DataCache, progress: Callable[[dict], None] | 
         from losslab.study.npnet_cells import train_npnet_task
 
         return train_npnet_task(task, cache, progress, stop)
+
+    builder: Callable[[int], Any] | None = None
+    specs: list[ModelSpec] = []
     try:
         load_plugins()
         import_modules(task["imports"])
@@ -138,7 +150,16 @@ def train_task(task: Task, cache: DataCache, progress: Callable[[dict], None] | 
             return build_model(name, data.input_shape, data.num_classes, seed=seed,
                                **model_cfg)
 
-        config = TrainConfig(**task["train"], device=task["device"])
+        builder = build
+
+        saving: dict[str, Any] = {}
+        if task.get("checkpoint"):
+            # Saved by time only (and at the end): steps say nothing about how much work a
+            # kill would lose.
+            saving = {"checkpoint_path": task["checkpoint"]["path"],
+                      "checkpoint_every": task["train"].get("steps", 1),
+                      "checkpoint_seconds": task["checkpoint"]["seconds"]}
+        config = TrainConfig(**task["train"], device=task["device"], **saving)
         device = str(resolve_device(config.device))
         specs = [
             ModelSpec(
@@ -151,12 +172,27 @@ def train_task(task: Task, cache: DataCache, progress: Callable[[dict], None] | 
             )
             for c in task["cells"]
         ]
-        results = train_many(build, specs, data, config, progress=progress, stop=stop,
-                             measure=_measurements(task["measure"]))
+        try:
+            results = train_many(build, specs, data, config, progress=progress, stop=stop,
+                                 measure=_measurements(task["measure"]))
+        except LosslabError as err:
+            path = saving.get("checkpoint_path")
+            if not (path and os.path.exists(path) and "checkpoint" in str(err)):
+                raise
+            # An unreadable or foreign checkpoint costs only its progress: start afresh.
+            os.remove(path)
+            results = train_many(build, specs, data, config, progress=progress, stop=stop,
+                                 measure=_measurements(task["measure"]))
+    except OSError as err:
+        if err.errno not in DISK_FULL_ERRNOS:
+            return _failed(task, err)
+        # Not a failure of the cells: the driver stops the run and says how much to free.
+        needed = _state_bytes(builder, specs) if builder is not None and specs else 0
+        return [{"cell_id": c["cell_id"], "status": "interrupted", "error": _one_line(err),
+                 "disk_full": os.path.dirname(task["checkpoint"]["path"]),
+                 "bytes_needed": needed} for c in task["cells"]]
     except Exception as err:  # noqa: BLE001 - a failed stack is recorded, the study goes on
-        error = _one_line(err)
-        return [{"cell_id": c["cell_id"], "status": "failed", "error": error,
-                 "device": task["device"]} for c in task["cells"]]
+        return _failed(task, err)
     out = []
     for cell, result in zip(task["cells"], results, strict=True):
         if result.interrupted:
@@ -180,6 +216,21 @@ def train_task(task: Task, cache: DataCache, progress: Callable[[dict], None] | 
             }
         )
     return out
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _failed(task: Task, err: BaseException) -> list[Outcome]:
+    error = _one_line(err)
+    return [{"cell_id": c["cell_id"], "status": "failed", "error": error,
+             "device": task["device"]} for c in task["cells"]]
+
+
+def _state_bytes(build: Callable[[int], Any], specs: list[Any]) -> int:
+    """About the size of a stack's checkpoint: weights plus two optimiser moments."""
+    model = build(specs[0].seed)
+    return 3 * len(specs) * sum(p.numel() * p.element_size() for p in model.parameters())
 
 
 def _one_line(err: BaseException) -> str:
@@ -215,26 +266,40 @@ class InProcessExecutor:
 
 
 _WORKER_CACHE: DataCache | None = None
+_WORKER_STOP = threading.Event()
 
 
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, stop: Any) -> None:
+    import signal
+
     import torch
 
     global _WORKER_CACHE
     torch.set_num_threads(threads)
     _WORKER_CACHE = DataCache(size=2)
+    # Ctrl-C reaches the whole process group: the driver decides, the workers hear it
+    # through ``stop`` and end their stacks at a step boundary with a checkpoint.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        stop.wait()
+        _WORKER_STOP.set()
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _worker_train(task: Task) -> list[Outcome]:
     assert _WORKER_CACHE is not None
-    return train_task(task, _WORKER_CACHE)
+    return train_task(task, _WORKER_CACHE, stop=_WORKER_STOP)
 
 
 class ProcessExecutor:
     """A local pool of ``jobs`` worker processes, each with ``cores // jobs`` torch threads.
 
     Workers are started with ``spawn`` (no forked torch state) and return outcomes; the
-    driver writes them.
+    driver writes them. A worker killed from outside (SIGKILL, the out-of-memory killer)
+    breaks the whole pool: a new pool replaces it and the stacks that were in flight run
+    again, from their last checkpoint.
     """
 
     name = "process"
@@ -242,17 +307,50 @@ class ProcessExecutor:
     def __init__(self, jobs: int, threads: int | None = None):
         self.jobs = jobs
         self.threads = threads or max(1, (os.cpu_count() or 1) // jobs)
-        self.pool = futures.ProcessPoolExecutor(
-            max_workers=jobs,
-            mp_context=multiprocessing.get_context("spawn"),
+        self.on_message: Callable[[str], None] | None = None
+        self.context = multiprocessing.get_context("spawn")
+        self.stop = self.context.Event()
+        self.pool = self._new_pool()
+        self._pool_of: dict[futures.Future, futures.ProcessPoolExecutor] = {}
+
+    def _new_pool(self) -> futures.ProcessPoolExecutor:
+        return futures.ProcessPoolExecutor(
+            max_workers=self.jobs,
+            mp_context=self.context,
             initializer=_worker_init,
-            initargs=(self.threads,),
+            initargs=(self.threads, self.stop),
         )
+
+    def _submit(self, task: Task) -> futures.Future:
+        future = self.pool.submit(_worker_train, task)
+        self._pool_of[future] = self.pool
+        return future
+
+    def _result(self, future: futures.Future) -> list[Outcome]:
+        outcomes = future.result()
+        self._pool_of.pop(future, None)
+        return outcomes
+
+    def _replace(self, future: futures.Future) -> None:
+        # Every future of a broken pool fails; only the first one of it starts a new pool.
+        if self._pool_of.pop(future, None) is self.pool:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = self._new_pool()
 
     def run(self, tasks: Iterator[Task], progress: Callable[[str, dict], None] | None,
             stop: threading.Event) -> Iterator[tuple[Task, list[Outcome]]]:
-        return _drain(tasks, self.jobs, lambda t: self.pool.submit(_worker_train, t),
-                      futures.wait, lambda f: f.result(), stop)
+        def wait(pending, return_when):
+            # Short waits, so that a stop reaches the workers within a fraction of a second.
+            while True:
+                done, rest = futures.wait(pending, timeout=0.2, return_when=return_when)
+                if stop.is_set():
+                    self.stop.set()
+                if done:
+                    return done, rest
+
+        return _drain(tasks, self.jobs, self._submit, wait, self._result, stop,
+                      Lost((BrokenProcessPool,), "its worker process died", self._replace,
+                           self.on_message))
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -260,6 +358,9 @@ class ProcessExecutor:
 
 class RayExecutor:
     """Stacks as Ray tasks on a local or remote cluster (``pip install losslab[ray]``).
+
+    A stack whose worker process or node is lost runs again on the nodes that remain,
+    from its last checkpoint (the retry is the driver's, so that it can say so).
 
     Args:
         address: a cluster address (``ray start --head`` prints it), ``"auto"``, or None
@@ -294,6 +395,7 @@ class RayExecutor:
             self._started = True
         else:
             self._started = False
+        self.on_message: Callable[[str], None] | None = None
         self.remote = ray.remote(num_cpus=cpus_per_task)(_ray_train).options(
             max_retries=0
         )
@@ -308,8 +410,12 @@ class RayExecutor:
             ready, rest = ray.wait(list(pending), num_returns=1)
             return ready, rest
 
+        lost = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+                ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError,
+                ray.exceptions.LocalRayletDiedError)
         return _drain(tasks, self.slots, lambda t: self.remote.remote(t, self.threads), wait,
-                      ray.get, stop)
+                      ray.get, stop,
+                      Lost(lost, "its Ray worker or node was lost", None, self.on_message))
 
     def close(self) -> None:
         if self._started:
@@ -329,16 +435,39 @@ def _ray_train(task: Task, threads: int) -> list[Outcome]:
     return train_task(task, _RAY_CACHE)
 
 
+RETRIES = 3
+
+
+@dataclass
+class Lost:
+    """How an executor's lost work shows: the exceptions of a dead worker or node, the words
+    for it, what replaces the dead worker (None: the executor does it itself), and where
+    the line about a retry goes."""
+
+    errors: tuple[type[BaseException], ...]
+    what: str
+    replace: Callable[[Any], None] | None
+    say: Callable[[str], None] | None
+    retries: int = RETRIES
+
+
 def _drain(tasks: Iterator[Task], slots: int, submit: Callable[[Task], Any],
            wait: Callable[..., tuple[Any, Any]], result: Callable[[Any], list[Outcome]],
-           stop: threading.Event) -> Iterator[tuple[Task, list[Outcome]]]:
-    """Keep ``slots`` tasks in flight; yield (task, outcomes) as they finish."""
+           stop: threading.Event, lost: Lost | None = None
+           ) -> Iterator[tuple[Task, list[Outcome]]]:
+    """Keep ``slots`` tasks in flight; yield (task, outcomes) as they finish.
+
+    A task lost with its worker (``lost.errors``) is submitted again, up to
+    ``lost.retries`` times, before its cells fail; it resumes from its checkpoint.
+    """
     running: dict[Any, Task] = {}
+    again: list[Task] = []
+    attempts: dict[str, int] = {}
     tasks = iter(tasks)
     exhausted = False
     while True:
-        while not exhausted and not stop.is_set() and len(running) < slots:
-            task = next(tasks, None)
+        while not stop.is_set() and len(running) < slots and (again or not exhausted):
+            task = again.pop(0) if again else next(tasks, None)
             if task is None:
                 exhausted = True
                 break
@@ -351,6 +480,19 @@ def _drain(tasks: Iterator[Task], slots: int, submit: Callable[[Task], Any],
             try:
                 outcomes = result(handle)
             except Exception as err:  # noqa: BLE001 - a lost worker fails its stack only
+                if lost is not None and isinstance(err, lost.errors):
+                    if lost.replace is not None:
+                        lost.replace(handle)
+                    tries = attempts[task["stack_id"]] = attempts.get(task["stack_id"], 0) + 1
+                    if tries <= lost.retries:
+                        if lost.say is not None:
+                            lost.say(
+                                f"stack {task['stack_id']} ({len(task['cells'])} cells): "
+                                f"{lost.what}; retrying it from its last checkpoint "
+                                f"(retry {tries} of {lost.retries})"
+                            )
+                        again.append(task)
+                        continue
                 outcomes = [{"cell_id": c["cell_id"], "status": "failed",
                              "error": _one_line(err)} for c in task["cells"]]
             yield task, outcomes

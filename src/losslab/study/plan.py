@@ -42,7 +42,8 @@ from losslab.study.spec import (
 )
 
 # The runner's share of TrainConfig that never changes a result (or is the cell's seed).
-_TRAIN_UNHASHED = ("seed", "device", "checkpoint_path", "checkpoint_every", "resume")
+_TRAIN_UNHASHED = ("seed", "device", "checkpoint_path", "checkpoint_every", "checkpoint_seconds",
+                   "resume")
 # Per-model settings of one stack (ModelSpec fields).
 PER_MODEL = ("lr", "weight_decay")
 DEFAULT_MAX_STACK = 64

@@ -9,6 +9,10 @@ Seed: Janocha & Czarnecki 2017 §3 (the grids a study runs).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +34,8 @@ from losslab.study.store import Store, check_compatible, environment
 
 HEARTBEAT_SECONDS = 5.0
 LEASE_GRACE_SECONDS = 60.0
+CHECKPOINT_SECONDS = 300.0
+CHECKPOINT_DIR = "checkpoints"
 DONE = ("done", "diverged")
 
 
@@ -109,6 +115,8 @@ def run_study(
     device: str = "auto",
     max_stack: int = DEFAULT_MAX_STACK,
     lease_grace: float = LEASE_GRACE_SECONDS,
+    checkpoint_every: float = CHECKPOINT_SECONDS,
+    checkpoint_dir: Path | None = None,
     on_update: Callable[[RunEvents], None] | None = None,
     stop: threading.Event | None = None,
 ) -> RunEvents:
@@ -123,6 +131,11 @@ def run_study(
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         max_stack: most models per train_many call.
         lease_grace: seconds without heartbeat after which another run's lease is stale.
+        checkpoint_every: seconds of training between two checkpoints of a running stack
+            (models, optimiser, random-number states); a killed or stopped stack resumes
+            from its last one.
+        checkpoint_dir: where the checkpoints go (default ``out/checkpoints``); on a
+            cluster, storage that every node can reach.
         on_update: called with the :class:`RunEvents` after every change.
         stop: set it to stop at the next step boundary; unfinished cells stay pending.
 
@@ -140,13 +153,25 @@ def run_study(
     check_compatible(out, study.name, study.path)
     stop = stop or threading.Event()
     store = Store(out)
+    checkpoints = Path(checkpoint_dir) if checkpoint_dir is not None else out / CHECKPOINT_DIR
     try:
+        checkpoints.mkdir(parents=True, exist_ok=True)
         runner = make_executor(executor, jobs, address,
                                cache if executor == "inprocess" else None)
+    except OSError as err:
+        store.close()
+        raise LosslabError(f"cannot create the checkpoint directory {checkpoints} "
+                           f"({err.strerror}); pass another --checkpoint-dir") from None
     except BaseException:
         store.close()
         raise
     events = RunEvents(total=len(plan.cells), messages=list(study.notes))
+
+    def say(line: str) -> None:
+        events.messages.append(line)
+        _notify(on_update, events)
+
+    runner.on_message = say
     beat_stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(store, beat_stop), daemon=True)
     outcome = "finished"
@@ -192,7 +217,9 @@ def run_study(
                     )
                     _notify(on_update, events)
                 if claimed:
-                    task = make_task(group, claimed, task_device, study.spec.imports)
+                    saving = {"path": str(checkpoint_file(checkpoints, group.stack_id, claimed)),
+                              "seconds": checkpoint_every}
+                    task = make_task(group, claimed, task_device, study.spec.imports, saving)
                     steps_of_task[task["stack_id"]] = sum(
                         c.axes["steps"] for c in group.cells if c.cell_id in set(claimed)
                     )
@@ -201,9 +228,14 @@ def run_study(
         for task, outcomes in runner.run(tasks(), progress, stop):
             finished = [o for o in outcomes if o["status"] != "interrupted"]
             interrupted = [o["cell_id"] for o in outcomes if o["status"] == "interrupted"]
+            full = next((o for o in outcomes if o.get("disk_full")), None)
+            if full is not None:
+                raise DiskFull(Path(full["disk_full"]), full.get("bytes_needed", 0))
             if interrupted:
                 store.release(interrupted)
             events.trained += store.record(finished)
+            if not interrupted and task.get("checkpoint"):
+                _remove(Path(task["checkpoint"]["path"]))
             events.done += sum(o["status"] in DONE for o in finished)
             events.failed += sum(o["status"] == "failed" for o in finished)
             progress_of.pop(task["stack_id"], None)
@@ -212,6 +244,15 @@ def run_study(
             _notify(on_update, events)
         if stop.is_set():
             outcome = "interrupted"
+    except DiskFull as full:
+        outcome = "disk full"
+        raise LosslabError(full.message(out, plan, store)) from None
+    except sqlite3.OperationalError as err:
+        if not disk_full(err):
+            outcome = "crashed"
+            raise
+        outcome = "disk full"
+        raise LosslabError(DiskFull(out, 0).message(out, plan, store)) from None
     except BaseException:
         outcome = "crashed"
         raise
@@ -220,9 +261,62 @@ def run_study(
         if beat.is_alive():
             beat.join()
         runner.close()
-        store.end_run(outcome)
-        store.close()
+        try:
+            store.end_run(outcome)
+        except sqlite3.OperationalError as err:
+            # A full disk cannot take the run's last row; its leases die with this process
+            # and the next run takes them over.
+            if not disk_full(err):
+                raise
+        finally:
+            store.close()
     return events
+
+
+def checkpoint_file(directory: Path, stack_id: str, cell_ids: list[str]) -> Path:
+    """``directory/<stack>-<digest of its cells>.pt``: a stack trained with another subset
+    of its cells (another run holds the rest) never reads this one's state."""
+    digest = hashlib.sha256(",".join(sorted(cell_ids)).encode()).hexdigest()[:12]
+    return directory / f"{stack_id}-{digest}.pt"
+
+
+def _remove(path: Path) -> None:
+    for leftover in (path, path.with_name(path.name + ".tmp")):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+
+
+class DiskFull(Exception):
+    """The disk under ``directory`` filled; ``needed``: bytes a stack's checkpoint takes."""
+
+    def __init__(self, directory: Path, needed: int):
+        super().__init__(str(directory))
+        self.directory, self.needed = directory, needed
+
+    def message(self, out: Path, plan: Plan, store: Store) -> str:
+        """One line: where, how much is free, how much to free, and what to do then."""
+        free = shutil.disk_usage(self.directory).free
+        cells = store.conn.execute(
+            "SELECT count(*) FROM cells WHERE status IN ('done', 'diverged')"
+        ).fetchone()[0]
+        size = sum(f.stat().st_size for f in out.glob("study.sqlite*") if f.is_file())
+        remaining = max(0, len(plan.cells) - cells)
+        # Results to come at the size of those stored (or 64 kB a cell before the first),
+        # a checkpoint, and room for SQLite's write-ahead log to grow.
+        per_cell = size / cells if cells else 65536
+        needed = int(remaining * per_cell + self.needed + 2 * 2**20)
+        return (f"the disk holding {self.directory} is full ({_mb(free)} free): free at "
+                f"least {_mb(needed)} there and run the same command again; stored cells "
+                "are kept")
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**20:.1f} MB"
+
+
+def disk_full(err: sqlite3.Error) -> bool:
+    """SQLite's SQLITE_FULL ("database or disk is full")."""
+    return getattr(err, "sqlite_errorname", "") == "SQLITE_FULL" or "disk is full" in str(err)
 
 
 def _tune(study: Study, out: Path, cache: DataCache, device: str, max_stack: int,
@@ -262,6 +356,9 @@ def _heartbeat(store: Store, stop: threading.Event) -> None:
     conn = connect(store.path)
     try:
         while not stop.wait(HEARTBEAT_SECONDS):
-            store.heartbeat(conn)
+            # A beat missed (disk full, a long lock) is taken again at the next one; the
+            # driver meets and reports the cause itself.
+            with contextlib.suppress(sqlite3.Error):
+                store.heartbeat(conn)
     finally:
         conn.close()

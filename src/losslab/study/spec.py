@@ -61,8 +61,11 @@ from losslab.suggest import closest
 _TRAIN_RESERVED = {
     "seed": "seeds are the top-level `seeds` axis (seeds = 3 or seeds = [0, 1, 2])",
     "device": "the device is chosen on the command line: losslab run --device auto|cpu|cuda",
-    "checkpoint_path": "the study store replaces checkpoints; remove it",
-    "checkpoint_every": "the study store replaces checkpoints; remove it",
+    "checkpoint_path": "losslab run checkpoints each stack itself (--checkpoint-every); remove it",
+    "checkpoint_every": "losslab run checkpoints each stack itself (--checkpoint-every); "
+    "remove it",
+    "checkpoint_seconds": "losslab run checkpoints each stack itself (--checkpoint-every); "
+    "remove it",
     "resume": "losslab run resumes by itself; remove it",
 }
 NOISE_FIELDS = ("label_noise_rate", "label_noise_kind", "input_noise_eps", "noise_test")

@@ -104,6 +104,9 @@ class TrainConfig:
             or ``"loop"`` (plain modules, one after another; the reference).
         checkpoint_path: file to save checkpoints to (default None: no checkpoints).
         checkpoint_every: save every k steps (default: at every evaluation).
+        checkpoint_seconds: also save once this many seconds of training have passed since
+            the last save (default None: by steps only); a long stack then loses at most
+            that much work to a kill.
         resume: continue from ``checkpoint_path`` if it exists (default True).
     """
 
@@ -132,6 +135,7 @@ class TrainConfig:
     engine: str = "stack"
     checkpoint_path: str | None = None
     checkpoint_every: int | None = None
+    checkpoint_seconds: float | None = None
     resume: bool = True
 
     def __post_init__(self) -> None:
@@ -162,6 +166,9 @@ class TrainConfig:
         self.checkpoint_every = check_int(
             "checkpoint_every", self.checkpoint_every, 1, allow_none=True
         )
+        if self.checkpoint_seconds is not None:
+            self.checkpoint_seconds = check_real("checkpoint_seconds", self.checkpoint_seconds,
+                                                 0.0)
         if self.checkpoint_path is not None and not isinstance(self.checkpoint_path, str):
             self.checkpoint_path = str(self.checkpoint_path)
 

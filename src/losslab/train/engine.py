@@ -35,7 +35,9 @@ train/dev/test); Janocha & Czarnecki 2017 §3 (grids of losses x seeds, learning
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import math
 import os
 import pickle
@@ -224,8 +226,18 @@ class Checkpoint:
             "settings": self.settings,
             "parts": {name: part.state_dict() for name, part in self.parts.items()},
         }
+        # Serialised in memory first: a full disk then raises OSError (ENOSPC) from the
+        # plain write below, where torch.save would give an opaque RuntimeError.
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
         tmp = f"{self.path}.tmp"
-        torch.save(state, tmp)
+        try:
+            with open(tmp, "wb") as file:
+                file.write(buffer.getbuffer())
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
         os.replace(tmp, self.path)
 
     def load(self) -> None:
@@ -389,7 +401,8 @@ class _Run:
         ``steps`` (a resume usually extends the run), evaluation cadence, patience, device and
         the checkpoint path itself may change; anything else would silently mix two runs.
         """
-        free = {"steps", "eval_every", "patience", "device", "checkpoint_path", "checkpoint_every"}
+        free = {"steps", "eval_every", "patience", "device", "checkpoint_path", "checkpoint_every",
+                "checkpoint_seconds"}
         out = {k: repr(v) for k, v in self.config.to_dict().items() if k not in free}
         out["labels"] = repr([s.label for s in self.specs])
         out["engine"] = type(self.backend).__name__
@@ -407,6 +420,8 @@ class _Run:
         next_report = time.perf_counter() + _PROGRESS_INTERVAL
         x, y = self.data.x_train, self.data.y_train
         checkpoint_every = cfg.checkpoint_every or cfg.eval_every
+        next_save = (math.inf if cfg.checkpoint_seconds is None
+                     else time.perf_counter() + cfg.checkpoint_seconds)
         keep_grads = any(m.needs_grads for m in self.measure)
         while clock.step < cfg.steps:
             epoch = clock.step // per_epoch
@@ -439,8 +454,11 @@ class _Run:
             clock.seconds = time.perf_counter() - start_time
             if self.checkpoint and (
                 clock.step % checkpoint_every == 0 or clock.step == cfg.steps or stopping
+                or time.perf_counter() >= next_save
             ):
                 self.checkpoint.save()
+                if cfg.checkpoint_seconds is not None:
+                    next_save = time.perf_counter() + cfg.checkpoint_seconds
             if progress is not None and (due or time.perf_counter() >= next_report):
                 next_report = time.perf_counter() + _PROGRESS_INTERVAL
                 progress(self._progress_info(clock.seconds))
