@@ -159,19 +159,22 @@ def test_a_cell_that_fails_at_run_time_is_recorded_and_the_study_goes_on(tmp_pat
     assert events.failed == 4 and events.done == 4
 
 
-def test_another_study_file_or_version_is_refused_without_touching_the_store(tmp_path):
+def test_another_study_or_version_is_refused_without_touching_the_store(tmp_path):
     path = write(tmp_path, TINY.replace("lr = [1e-2, 3e-2]", "lr = 1e-2").replace(
         "steps = 12", "steps = 4"))
     run_study(load_study(path), tmp_path / "out", device="cpu")
     store = tmp_path / "out" / "study.sqlite"
-    before = digest(store)
+    # The same study from another path is the same study: every cell is found stored.
     (tmp_path / "copy").mkdir()
     copy = write(tmp_path / "copy", path.read_text())
-    with pytest.raises(LosslabError, match="another study file under the same name"):
-        run_study(load_study(copy), tmp_path / "out", device="cpu")
+    again = run_study(load_study(copy), tmp_path / "out", device="cpu")
+    assert again.done_before == again.done == 4 and again.trained == 0
+    before = digest(store)
     other = write(tmp_path, path.read_text().replace('name = "tiny"', 'name = "other"'), "o.toml")
-    with pytest.raises(LosslabError, match="holds study 'tiny'"):
+    with pytest.raises(LosslabError, match=r"holds study 'tiny' \(from .*tiny.toml\), not "
+                                           r"'other' \(from .*o.toml\)"):
         run_study(load_study(other), tmp_path / "out", device="cpu")
+    assert digest(store) == before
     conn = sqlite3.connect(store)
     with conn:
         conn.execute("UPDATE meta SET value = '0.0.1' WHERE key = 'losslab_version'")
@@ -212,7 +215,8 @@ def test_cli_run_status_export_report(tmp_path):
     assert quiet.exit_code == 0 and quiet.stdout == "" and quiet.stderr == ""
     status = runner.invoke(cli.app, ["status", str(out), "--json"])
     counts = json.loads(status.stdout)
-    assert counts == {"study": "tiny", "total": 4, "pending": 0, "running": 0, "done": 4,
+    assert counts == {"study": "tiny", "total": 4, "pending": 0, "running": 0,
+                      "interrupted": 0, "done": 4,
                       "diverged": 0, "failed": 0}
     cells = load(out).cells()
     for fmt, read in (("csv", pd.read_csv), ("parquet", pd.read_parquet)):

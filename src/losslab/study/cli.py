@@ -116,6 +116,12 @@ def run(
     address: str = typer.Option(None, "--address", help="Ray cluster address (ray only)"),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda"),
     max_stack: int = typer.Option(64, "--max-stack", min=1, help="most models per stack"),
+    checkpoint_every: float = typer.Option(
+        300.0, "--checkpoint-every", min=0.0,
+        help="seconds between checkpoints of a running stack (resumed after a kill)"),
+    checkpoint_dir: str = typer.Option(
+        None, "--checkpoint-dir",
+        help="where checkpoints go (default DIR/checkpoints; on a cluster: shared storage)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print cells, stacks, time; run nothing"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
 ) -> None:
@@ -140,7 +146,8 @@ def run(
         with _Display(quiet, study.name) as display:
             events = run_study(study, out, executor=executor, jobs=jobs, address=address,
                                device=device, max_stack=max_stack, on_update=display.update,
-                               stop=stop)
+                               stop=stop, checkpoint_every=checkpoint_every,
+                               checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None)
     finally:
         signal.signal(signal.SIGINT, previous)
     from losslab.study.runner import default_out
@@ -228,7 +235,7 @@ def status(
         typer.echo(json.dumps({"study": res.meta().get("study_name"), **counts}))
         return
     parts = ", ".join(f"{counts[s]} {s}" for s in ("done", "diverged", "failed", "running",
-                                                    "pending"))
+                                                    "interrupted", "pending"))
     typer.echo(f"{res.meta().get('study_name')}: {counts['total']} cells: {parts}")
     if counts["failed"]:
         frame = res.cells()
@@ -281,8 +288,11 @@ def report(
     text: bool = typer.Option(
         False, "--text", help="print the tables in the terminal instead of writing the page"
     ),
+    out: str = typer.Option(
+        None, "--out", help="folder of the page (default DIR/report); e.g. for a study "
+        "directory that cannot be written"),
 ) -> None:
-    """Write the study's HTML report to DIR/report/index.html and print its path.
+    """Write the study's HTML report to DIR/report/index.html (or --out) and print its path.
 
     The page (figures, tables, the study file, the environment) opens offline in any
     browser; partial studies get a report that says what is missing. With --text, print
@@ -298,8 +308,14 @@ def report(
     if not text:
         from losslab.report import build_report
 
-        typer.echo(build_report(results, Path(directory) / "report", reference=reference,
-                                metric=metric))
+        target = Path(out) if out is not None else Path(directory) / "report"
+        try:
+            typer.echo(build_report(results, target, reference=reference, metric=metric))
+        except OSError as err:
+            raise LosslabError(
+                f"cannot write the report to {target} ({err.strerror}); pass --out with a "
+                "folder that can be written"
+            ) from None
         return
     from rich.console import Console
     from rich.table import Table

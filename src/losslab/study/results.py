@@ -26,7 +26,14 @@ import pandas as pd
 
 from losslab.errors import LosslabError
 from losslab.study.compact import is_compact, restore_temporary
-from losslab.study.store import AXIS_COLUMNS, FINAL_METRICS, connect, store_path
+from losslab.study.store import (
+    AXIS_COLUMNS,
+    FINAL_METRICS,
+    LEASE_GRACE_SECONDS,
+    connect,
+    lease_dead,
+    store_path,
+)
 
 CELL_COLUMNS = (
     "cell_id", "condition_id", "condition", "status", "error", "diverged_at",
@@ -67,9 +74,21 @@ class StudyResults:
         try:
             return pd.read_sql_query(sql, conn, params=params)
         except (sqlite3.Error, pd.errors.DatabaseError) as err:
+            if "no such table" in str(err) and not self._has_tables(conn):
+                raise LosslabError(
+                    f"{self.path} holds no results yet (a run is creating it, or was killed "
+                    "before its first write); try again once `losslab run` has started"
+                ) from None
             raise LosslabError(f"{self.path} is not a losslab study store ({err})") from None
         finally:
             conn.close()
+
+    @staticmethod
+    def _has_tables(conn: sqlite3.Connection) -> bool:
+        try:
+            return bool(conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+        except sqlite3.Error:
+            return True
 
     def _where(self) -> str:
         return "" if self.all_cells else "WHERE current = 1"
@@ -221,11 +240,31 @@ class StudyResults:
         return dict(zip(frame["key"], frame["value"], strict=True))
 
     def status_counts(self) -> dict[str, int]:
-        """``total`` and the number of cells in each status."""
+        """``total`` and the number of cells in each status.
+
+        ``interrupted``: cells stored as running whose lease has no live owner (the run was
+        killed, or its host stopped beating); the next ``losslab run`` takes them over and
+        resumes them from their stack's last checkpoint. ``running`` counts the others.
+        """
         frame = self._query(f"SELECT status, count(*) AS n FROM cells {self._where()} "
                             "GROUP BY status")
-        counts = {s: 0 for s in ("pending", "running", "done", "diverged", "failed")}
+        counts = {s: 0 for s in ("pending", "running", "interrupted", "done", "diverged",
+                                 "failed")}
         counts.update(dict(zip(frame["status"], frame["n"].astype(int), strict=True)))
+        if counts["running"]:
+            where = "AND current = 1" if not self.all_cells else ""
+            owners = self._query(
+                "SELECT c.lease_owner, max(c.heartbeat) AS beat, count(*) AS n, "
+                "max(r.finished IS NOT NULL) AS ended FROM cells c LEFT JOIN runs r ON "
+                f"r.run_id = c.lease_owner WHERE c.status = 'running' {where} "
+                "GROUP BY c.lease_owner"
+            )
+            for row in owners.itertuples():
+                beat = None if pd.isna(row.beat) else float(row.beat)
+                owner = None if pd.isna(row.lease_owner) else str(row.lease_owner)
+                if row.ended or lease_dead(owner, beat, LEASE_GRACE_SECONDS):
+                    counts["running"] -= int(row.n)
+                    counts["interrupted"] += int(row.n)
         return {"total": int(sum(counts.values())), **counts}
 
 

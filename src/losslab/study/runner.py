@@ -30,10 +30,9 @@ from losslab.study.executors import (
 )
 from losslab.study.plan import DEFAULT_MAX_STACK, Plan, expand
 from losslab.study.spec import Study
-from losslab.study.store import Store, check_compatible, environment
+from losslab.study.store import LEASE_GRACE_SECONDS, Store, check_compatible, environment
 
 HEARTBEAT_SECONDS = 5.0
-LEASE_GRACE_SECONDS = 60.0
 CHECKPOINT_SECONDS = 300.0
 CHECKPOINT_DIR = "checkpoints"
 DONE = ("done", "diverged")

@@ -37,6 +37,8 @@ from losslab import __version__, provenance
 from losslab.errors import LosslabError
 
 SCHEMA_VERSION = 1
+# Seconds without a heartbeat after which a lease of another host counts as abandoned.
+LEASE_GRACE_SECONDS = 60.0
 STORE_FILE = "study.sqlite"
 STATUSES = ("pending", "running", "done", "diverged", "failed")
 FINAL_METRICS = ("train_accuracy", "dev_accuracy", "test_accuracy", "train_loss", "dev_loss",
@@ -98,16 +100,34 @@ def _finite(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+BUSY_SECONDS = 60.0
+
+
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
-    """A connection in WAL mode with a busy timeout (concurrent runs wait, never fail)."""
-    if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60.0,
-                               isolation_level=None)
-    else:
-        conn = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+    """A connection in WAL mode with a busy timeout (concurrent runs wait, never fail).
+
+    ``readonly``: never writes, so it works on a directory that cannot be written (a
+    read-only mount, a copy owned by someone else). SQLite reads a WAL database through its
+    ``-shm`` file; where that cannot be created, and no WAL is left to replay (the last
+    writer closed cleanly), the file is opened as ``immutable``.
+    """
+    if not readonly:
+        conn = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+    uri = Path(path).resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_SECONDS,
+                           isolation_level=None)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        conn.close()
+        wal = Path(f"{path}-wal")
+        if (wal.exists() and wal.stat().st_size > 0) or os.access(Path(path).parent, os.W_OK):
+            raise
+        conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
     return conn
 
 
@@ -131,9 +151,12 @@ def read_meta(directory: str | os.PathLike) -> dict[str, str] | None:
 
 
 def check_compatible(directory: str | os.PathLike, name: str, study_file: Path) -> None:
-    """Refuse a directory made by another losslab version or for another study file.
+    """Refuse a directory made by another losslab version or for another study.
 
-    Reads only; raises before anything is written.
+    A study is known by its name, not by where its file lies: a copy of the file, or the
+    file moved, runs into the same directory (the cells themselves are keyed by content,
+    so a changed grid adds cells and keeps the stored ones). Reads only; raises before
+    anything is written.
     """
     meta = read_meta(directory)
     if meta is None:
@@ -149,14 +172,8 @@ def check_compatible(directory: str | os.PathLike, name: str, study_file: Path) 
         )
     if meta.get("study_name") != name:
         raise LosslabError(
-            f"{path} holds study {meta.get('study_name')!r}, not {name!r}; pass --out with "
-            "another directory"
-        )
-    if meta.get("study_file") != str(study_file.resolve()):
-        raise LosslabError(
-            f"{path} holds study {name!r} from {meta.get('study_file')}, not from "
-            f"{study_file.resolve()}: another study file under the same name; rename the "
-            "study or pass --out with another directory"
+            f"{path} holds study {meta.get('study_name')!r} (from {meta.get('study_file')}), "
+            f"not {name!r} (from {study_file}); pass --out with another directory"
         )
 
 
@@ -310,13 +327,7 @@ class Store:
 
     # ------------------------------------------------------------------ leases
     def _stale(self, owner: str | None, heartbeat: float | None, grace: float) -> bool:
-        if owner is None or heartbeat is None:
-            return True
-        host, _, rest = owner.partition(":")
-        pid = rest.partition(":")[0]
-        if host == self.host and pid.isdigit() and not _alive(int(pid)):
-            return True
-        return time.time() - heartbeat > grace
+        return lease_dead(owner, heartbeat, grace, self.host)
 
     def claim(self, cell_ids: list[str], grace: float) -> tuple[list[str], list[str]]:
         """Lease the claimable cells among ``cell_ids`` (pending, or running with a stale
@@ -431,6 +442,20 @@ class _Transaction:
 
     def __exit__(self, kind, value, trace) -> None:
         self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def lease_dead(owner: str | None, heartbeat: float | None, grace: float,
+               host: str | None = None) -> bool:
+    """Whether a lease (owner ``host:pid:time``, last heartbeat) no longer has a live owner:
+    none at all, a process of this host that has exited, or a heartbeat older than
+    ``grace`` seconds (owners on other hosts)."""
+    if owner is None or heartbeat is None:
+        return True
+    owner_host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if owner_host == (host or socket.gethostname()) and pid.isdigit() and not _alive(int(pid)):
+        return True
+    return time.time() - heartbeat > grace
 
 
 def _alive(pid: int) -> bool:
