@@ -45,6 +45,7 @@ demo: venv
 
 test: venv fashion-mnist chromium
 	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m losslab.cli reproduce --check
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # The numerical tests again under each SIMD level the CPU has and with 1, 2 and 4 threads:

@@ -20,6 +20,7 @@ from typer.core import TyperCommand
 
 from losslab import __version__
 from losslab.errors import LosslabError
+from losslab.reproduce import cli as reproduce_cli
 from losslab.study import cli as study_cli
 
 # Help texts are plain text: rich markup would swallow "[scales.NAME]" and every other
@@ -30,6 +31,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 study_cli.register(app)
+reproduce_cli.register(app)
 
 _CATALOGUES = ("losses", "activations", "models", "datasets", "studies")
 

@@ -274,7 +274,8 @@ def import_plugins(modules: list[str], path: Path) -> None:
             raise StudyFileError(f"{path}: imports[{i}]: {err}") from None
 
 
-def load_study(path: str | Path, scale: str | None = None) -> Study:
+def load_study(path: str | Path, scale: str | None = None, *,
+               fallbacks: bool = True) -> Study:
     """Read, merge the scale into, and completely validate a study file.
 
     Every scale of the file is validated too, so a typo in ``[scales.full]`` is found by
@@ -283,6 +284,8 @@ def load_study(path: str | Path, scale: str | None = None) -> Study:
     Args:
         path: the TOML file.
         scale: a key of the file's ``[scales]`` table, or None for the file as written.
+        fallbacks: resolve dataset fallbacks (:func:`use_fallbacks`, which looks for the
+            data); False keeps each entry's first choice and touches no data.
 
     Returns:
         The :class:`Study` at that scale, dataset fallbacks resolved (:func:`use_fallbacks`).
@@ -312,7 +315,7 @@ def load_study(path: str | Path, scale: str | None = None) -> Study:
         if name == scale:
             chosen = study
     assert chosen is not None
-    return use_fallbacks(chosen)
+    return use_fallbacks(chosen) if fallbacks else chosen
 
 
 # ----------------------------------------------------------------- semantic checks

@@ -1,0 +1,275 @@
+"""REPRODUCTION.md, written from the claims file and the committed results, and its check.
+
+:func:`reproduce` judges every claim; :func:`render` writes the document (a table per seed
+document, the parts of each conjunction, then the runs behind the numbers); :func:`check`
+lists every way the repository disagrees with itself: the document is not what the results
+give, a committed result is no longer planned by its study file, a named test is gone.
+``losslab reproduce`` (:mod:`losslab.reproduce.cli`) calls them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from losslab.errors import LosslabError
+from losslab.metrics.stats import INTERVAL_METHOD
+from losslab.reproduce.claims import ClaimsFile, load_claims
+from losslab.reproduce.measure import ClaimResult, PartResult, Results, judge
+from losslab.reproduce.verdict import MIN_SEEDS, RULE
+
+DOCUMENT = "REPRODUCTION.md"
+
+
+def reproduce(root: str | os.PathLike, claims: ClaimsFile | None = None,
+              results_dir: str | os.PathLike | None = None) -> list[ClaimResult]:
+    """Every claim of ``root/studies/claims.toml`` judged on ``root/results``."""
+    root = Path(root)
+    claims = claims or load_claims(root / "studies" / "claims.toml")
+    results = Results(results_dir if results_dir is not None else root / "results")
+    return [judge(claim, results, root) for claim in claims.claims]
+
+
+def _number(value: float, unit: str) -> str:
+    if not math.isfinite(value):
+        return "—"
+    return f"{value:+.2f}" if unit else f"{value:+.3g}"
+
+
+def _interval(part: PartResult | None) -> str:
+    if part is None or part.n == 0:
+        return "—"
+    if not math.isfinite(part.low):
+        return _number(part.effect, part.unit)
+    unit = " points" if part.unit else ""
+    return (f"{_number(part.effect, part.unit)} [{_number(part.low, part.unit)}, "
+            f"{_number(part.high, part.unit)}]{unit}")
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _where(result: ClaimResult) -> str:
+    claim = result.claim
+    if claim.kind == "test":
+        return "<br>".join(f"`{t}`" for t in claim.tests)
+    if claim.kind == "unmeasured":
+        return "—"
+    places = list(dict.fromkeys((p.study, p.scale) for p in result.parts))
+    text = "; ".join(f"`{study}` {scale}" for study, scale in places)
+    ran = sorted({d for p in result.parts for d in p.datasets})
+    if ran:
+        text += " · " + ", ".join(ran)
+    if result.stand_in:
+        text += f" (stand-in for {claim.dataset})"
+    return text
+
+
+def _row(result: ClaimResult) -> str:
+    claim = result.claim
+    part = result.deciding
+    n = "—" if claim.kind != "study" else str(min(p.n for p in result.parts))
+    effect = _interval(part) if claim.kind == "study" else "—"
+    if claim.kind == "study" and len(result.parts) > 1 and part is not None and part.n:
+        effect += f" ({_cell(part.label)})"
+    verdict = result.verdict
+    if claim.kind == "unmeasured":
+        verdict += f" ({claim.unmeasured})"
+    elif claim.kind == "study" and result.verdict == "not run":
+        reasons = sorted({p.reason for p in result.parts if p.verdict == "not run"})
+        verdict += f" ({'; '.join(reasons)})"
+    if result.stand_in:
+        verdict += f", on {result.stand_in} for {claim.dataset}"
+    statement = f"{claim.statement} ({claim.section})"
+    if claim.note:
+        statement += f". Measured as: {claim.note}"
+    cells = [claim.id, statement, claim.paper, _where(result), n, effect, verdict,
+             claim.figure or "—"]
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def _parts(results: Sequence[ClaimResult]) -> list[str]:
+    lines = []
+    for result in results:
+        if len(result.parts) < 2:
+            continue
+        lines.append(f"- **{result.claim.id}**, {len(result.parts)} comparisons:")
+        for p in result.parts:
+            measured = f"n = {p.n}, {_interval(p)}, " if p.n else ""
+            lines.append(f"  - {_cell(p.label)} · `{p.study}` {p.scale}: {measured}{p.verdict}")
+    return lines
+
+
+def _runs(results_dir: Path) -> list[str]:
+    from losslab.study.compact import read_run
+
+    rows = []
+    for study, scale in Results(results_dir).available():
+        directory = results_dir / study / scale
+        document = read_run(directory)
+        cells = sum(1 for _ in (directory / "cells.csv").open(encoding="utf-8")) - 1
+        for run in document["runs"]:
+            env = run.get("environment") or {}
+            load = env.get("load_at_start")
+            wall = (run["finished"] - run["started"]) if run.get("finished") else None
+            started = datetime.datetime.fromtimestamp(run["started"], datetime.UTC)
+            rows.append("| " + " | ".join(_cell(c) for c in (
+                f"`{study}` {scale}", str(cells), started.strftime("%Y-%m-%d %H:%M UTC"),
+                f"{env.get('machine', '?')}, {env.get('device', '?')}, "
+                f"{env.get('threads', '?')} threads",
+                "?" if load is None else f"{load:.2f}",
+                f"`{env.get('commit', '?')}`",
+                "?" if wall is None else _duration(wall),
+                str(run.get("outcome") or "?"),
+            )) + " |")
+    if not rows:
+        return ["No study results are committed yet: every study claim is **not run**. "
+                "To add some: `losslab run studies/NAME.toml --scale SCALE`, then "
+                "`losslab publish results/NAME` and `losslab reproduce`."]
+    return ["| study · scale | cells | started | machine | load at start | commit | "
+            "wall time | outcome |", "|---|---|---|---|---|---|---|---|", *rows]
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else (
+        f"{minutes} min {secs:02d} s" if minutes else f"{secs} s")
+
+
+HEADER = """\
+# Reproduction of the seed papers' claims
+
+<!-- Generated by `losslab reproduce` from studies/claims.toml and the committed results
+under results/; `losslab reproduce --check` (run by `make test`) fails when this file
+differs from what they give. Do not edit it by hand. -->
+
+Every claim of the seed documents, how losslab measures it and what it measured. The claims
+are data (`studies/claims.toml`: statement, what the paper reports, study, scale, metric,
+the conditions compared, the claimed direction and size); the numbers come from the
+committed results under `results/<study>/<scale>/` (`losslab publish`), which anyone can
+read without training (`losslab report results/<study>/<scale>`); each verdict follows
+from one rule.
+
+## The verdict rule
+
+"""
+
+COLUMNS = ("| # | claim (section) | paper reports | study · scale · dataset | n | "
+           "effect [95% interval] | verdict | report figure |")
+
+
+def render(results: Sequence[ClaimResult], claims: ClaimsFile, results_dir: Path) -> str:
+    """The text of REPRODUCTION.md."""
+    missing = [(r.claim.id, t) for r in results for t in r.missing_tests]
+    if missing:
+        raise LosslabError("tests named in the claims file no longer exist: " + ", ".join(
+            f"{cid}: {t}" for cid, t in missing) + "; rename them back or fix "
+            "studies/claims.toml")
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.verdict] = counts.get(r.verdict, 0) + 1
+    lines = [HEADER.rstrip("\n"), "", RULE.rstrip("\n"), "",
+             f"Interval method: {INTERVAL_METHOD}. A study verdict needs at least "
+             f"{MIN_SEEDS} seeds.", "",
+             f"Verdicts of the {len(results)} claims: " + ", ".join(
+                 f"{v} {n}" for v, n in sorted(counts.items(), key=lambda kv: -kv[1])) + ".",
+             ""]
+    for key, source in claims.sources.items():
+        mine = [r for r in results if r.claim.source == key]
+        if not mine:
+            continue
+        lines += [f"## {source.title}", "", COLUMNS, "|---|---|---|---|---|---|---|---|"]
+        lines += [_row(r) for r in mine]
+        parts = _parts(mine)
+        if parts:
+            lines += ["", "Comparisons of the claims with several parts:", "", *parts]
+        lines.append("")
+    lines += ["## Runs", "",
+              "The runs behind the numbers above, as recorded by `losslab run` (machine, load "
+              "average at the start, source commit, wall time):", "", *_runs(results_dir), ""]
+    return "\n".join(lines)
+
+
+def as_json(results: Sequence[ClaimResult]) -> list[dict[str, Any]]:
+    """One object per claim: id, verdict, study, scale, dataset, n, effect, ci_low, ci_high
+    (of the deciding comparison; NaN as null), and every part."""
+
+    def number(value: float) -> float | None:
+        return value if math.isfinite(value) else None
+
+    out = []
+    for r in results:
+        part = r.deciding
+        out.append({
+            "id": r.claim.id,
+            "source": r.claim.source,
+            "kind": r.claim.kind,
+            "verdict": r.verdict,
+            "study": part.study if part else None,
+            "scale": part.scale if part else None,
+            "dataset": ", ".join(part.datasets) if part and part.datasets else None,
+            "stand_in_for": r.claim.dataset if r.stand_in else None,
+            "n": part.n if part else None,
+            "effect": number(part.effect) if part else None,
+            "ci_low": number(part.low) if part else None,
+            "ci_high": number(part.high) if part else None,
+            "unit": part.unit if part else None,
+            "tests": r.claim.tests,
+            "parts": [{"label": p.label, "study": p.study, "scale": p.scale,
+                       "dataset": ", ".join(p.datasets) or None, "n": p.n,
+                       "effect": number(p.effect), "ci_low": number(p.low),
+                       "ci_high": number(p.high), "verdict": p.verdict} for p in r.parts],
+        })
+    return json.loads(json.dumps(out))
+
+
+def check(root: str | os.PathLike) -> list[str]:
+    """Every disagreement between the repository and itself, as messages (none: in order).
+
+    REPRODUCTION.md must be what the claims file and the committed results give, every
+    test a claim names must exist, and every committed result must still be planned by its
+    study file (:func:`losslab.reproduce.stale.stale_results`).
+    """
+    from losslab.reproduce.stale import stale_results
+
+    root = Path(root)
+    claims = load_claims(root / "studies" / "claims.toml")
+    results = reproduce(root, claims)
+    problems = [f"{r.claim.id}: the test {t} no longer exists" for r in results
+                for t in r.missing_tests]
+    if not problems:
+        target = root / DOCUMENT
+        written = target.read_text(encoding="utf-8") if target.exists() else ""
+        differences = text_differences(written, render(results, claims, root / "results"))
+        if differences:
+            problems += [*differences, "run `losslab reproduce` to regenerate REPRODUCTION.md"]
+    return problems + stale_results(root / "results", [root / "studies"])
+
+
+def text_differences(written: str, expected: str, name: str = DOCUMENT) -> list[str]:
+    """Each line where ``written`` differs from ``expected``, as a message."""
+    out = []
+    matcher = difflib.SequenceMatcher(a=written.splitlines(), b=expected.splitlines(),
+                                      autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        old = written.splitlines()[i1:i2]
+        new = expected.splitlines()[j1:j2]
+        out.append(f"{name} line {i1 + 1}: has {_short(old)}; the results give {_short(new)}")
+    return out
+
+
+def _short(lines: list[str]) -> str:
+    if not lines:
+        return "nothing"
+    text = " / ".join(lines)
+    return repr(text if len(text) <= 160 else text[:157] + "...")
