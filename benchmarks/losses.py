@@ -26,6 +26,7 @@ import warnings
 
 import torch
 import torch.nn.functional as F
+from benchmark_results import load_at_start, record
 
 from losslab.losses import LOSSES, TWO_SCALE_LOSSES, get_loss
 
@@ -127,6 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    load = load_at_start()
     device = torch.device(args.device)
     names = [n for n in args.only.split(",") if n] or sorted(LOSSES, key=list(LOSSES).index)
     if "log" not in names and any(n in TWO_SCALE_LOSSES for n in names):
@@ -164,6 +166,31 @@ def main() -> None:
                 flush=True,
             )
     print(json.dumps(results))
+    default = [f"{n}x{c}" for n, c in SHAPES]
+    if args.only or args.shapes != ",".join(default) or args.no_compile:
+        print("not the default run: benchmarks/results/losses.json is left as it is")
+        return
+
+    def cell(shape: str, name: str, key: str) -> str:
+        row = results[shape][name]
+        text = f"{row[key]:.2f}"
+        return text + (f" ({row['x_base']:.2f}x log)" if key == "eager" and "x_base" in row
+                       else "")
+
+    compiled = sorted(s for s in args.compile_shapes.split(",") if s in results)
+    columns = [{"title": "loss", "cell": "`{loss}`"}]
+    columns += [{"title": shape, "cell": "{" + f"e{shape}" + "}"} for shape in default]
+    columns += [{"title": f"{shape} compiled", "cell": "{" + f"c{shape}" + "}"}
+                for shape in compiled]
+    columns.append({"title": "memory", "cell": "{memory}"})
+    table = []
+    for name in names:
+        row = {"loss": name, "memory": f"{results[default[-1]][name]['memory']:.2f}"}
+        row |= {f"e{shape}": cell(shape, name, "eager") for shape in default}
+        row |= {f"c{shape}": cell(shape, name, "compiled") for shape in compiled}
+        table.append(row)
+    record("losses", columns, table, load, threads=torch.get_num_threads(),
+           device=str(device), goals=GOALS)
 
 
 if __name__ == "__main__":

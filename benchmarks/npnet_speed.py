@@ -20,12 +20,15 @@ import time
 
 import numpy as np
 import torch
+from benchmark_results import load_at_start, record
 from threadpoolctl import threadpool_limits
 
 from losslab import npnet
 
 SIZES = (784, 512, 512, 10)
 BATCH = 100
+#: npnet's speed goal: a step at most this many times PyTorch's.
+GOAL_RATIO = 1.5
 
 
 def _timings_ms(steps, repeats: int, inner: int) -> list[tuple[float, float]]:
@@ -36,12 +39,12 @@ def _timings_ms(steps, repeats: int, inner: int) -> list[tuple[float, float]]:
             step()
     times: list[list[float]] = [[] for _ in steps]
     for _ in range(repeats):
-        for step, record in zip(steps, times, strict=True):
+        for step, timed in zip(steps, times, strict=True):
             start = time.perf_counter()
             for _ in range(inner):
                 step()
-            record.append((time.perf_counter() - start) / inner)
-    return [(1e3 * statistics.median(record), 1e3 * min(record)) for record in times]
+            timed.append((time.perf_counter() - start) / inner)
+    return [(1e3 * statistics.median(timed), 1e3 * min(timed)) for timed in times]
 
 
 def _npnet_step(optimizer: str, x: np.ndarray, y: np.ndarray):
@@ -84,6 +87,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    load = load_at_start()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, SIZES[0])).astype(np.float32)
     y = rng.integers(0, SIZES[-1], BATCH)
@@ -110,6 +114,15 @@ def main() -> None:
             }
         )
     )
+    record("npnet_speed", [
+        {"title": "optimizer", "cell": "{optimizer}"},
+        {"title": "npnet (ms per step, median)", "cell": "{npnet_ms}"},
+        {"title": "PyTorch (ms per step, median)", "cell": "{torch_ms}"},
+        {"title": "ratio", "cell": "{ratio}"}, {"title": "goal", "cell": "{goal}"}], [
+        {"optimizer": {"sgd": "SGD", "adam": "Adam"}[optimizer], "npnet_ms": f"{np_t[0]:.1f}",
+         "torch_ms": f"{torch_t[0]:.1f}", "ratio": f"{np_t[0] / torch_t[0]:.2f}",
+         "goal": f"<= {GOAL_RATIO:g}"}
+        for optimizer, np_t, torch_t in rows], load, threads=args.threads)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from benchmark_results import load_at_start, record
 
 from losslab.report import build_report
 
@@ -137,19 +138,30 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="report folder (default: temp)")
     parser.add_argument("--workers", type=int, default=None, help="drawing processes")
     args = parser.parse_args()
+    load = load_at_start()
     t = time.perf_counter()
     results = SyntheticResults()
     print(f"synthetic store: {len(results.cells())} cells, {len(results.curves())} curve rows, "
           f"{len(results.measurements())} measurement rows ({time.perf_counter() - t:.1f} s)")
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "report"
+        times = {}
         for what in ("cold build", "warm rebuild"):
             t, cpu = time.perf_counter(), _cpu()
             index = build_report(results, out, workers=args.workers)
-            print(f"{what}: {time.perf_counter() - t:.1f} s wall, {_cpu() - cpu:.1f} s CPU "
+            times[what] = (time.perf_counter() - t, _cpu() - cpu)
+            print(f"{what}: {times[what][0]:.1f} s wall, {times[what][1]:.1f} s CPU "
                   f"(this process and the drawing processes) -> {index}")
         figures = len(list((out / "figures").glob("*.png")))
         print(f"{figures} figures (PNG + SVG each), os.cpu_count() = {os.cpu_count()}")
+    record("report_speed", [
+        {"title": "build of the synthetic 500-cell report", "cell": "{what}"},
+        {"title": "measured", "cell": "{measured}"}], [
+        {"what": f"cold build, {figures} figures (PNG + SVG), CPU time of all processes",
+         "measured": f"{times['cold build'][1]:.0f} s"},
+        {"what": "cold build, wall time", "measured": f"{times['cold build'][0]:.0f} s"},
+        {"what": "rebuild with every figure cached, CPU time",
+         "measured": f"{times['warm rebuild'][1]:.0f} s"}], load)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,13 @@ Run by hand (never a test)::
     .venv/bin/python benchmarks/stack_speed.py [--repeats 9] [--threads 2] [--no-adam]
         [--cases toy mnist_1 mnist_12 mnist1d_cnn]
 
-Cases (the engine's speed goals, see the README's speed section):
+Cases (the engine's speed goals are ``GOALS`` of ``benchmarks/engine.py``, their one place):
 
 * ``toy``: the Janocha toy grid, M = 60 models (12 losses x 5 seeds), 2-200x5-4, batch 50;
-  goal: the stack at least 5x the model-steps/s of the per-model loop.
+  goal: the stack ``GOALS["batched_speedup_vs_loop"]`` times the model-steps/s of the
+  per-model loop.
 * ``mnist_1`` / ``mnist_12``: the Janocha MNIST net 784-512x5-10 with dropout 0.5, batch
-  100, M = 1 and 12; goal: 60 % of the float32 matmul peak.
+  100, M = 1 and 12; goal: ``GOALS["fraction_of_matmul_peak"]`` of the float32 matmul peak.
 * ``mnist1d_cnn``: M = 12 MNIST-1D CNNs, batch 100 (vmap path only), for information.
 
 One step = forward, cross-entropy summed over the models, backward and (unless

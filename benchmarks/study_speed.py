@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmark_results import load_at_start, record
+
 LOSSES = ["l1", "l2", "expectation", "regularised_expectation", "chebyshev", "hinge",
           "squared_hinge", "cubed_hinge", "log", "squared_log", "tanimoto", "cauchy_schwarz"]
 STUDY = """
@@ -62,6 +64,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--sample", type=int, default=0, help="time only k one-by-one runs")
     args = parser.parse_args()
+    load = load_at_start()
     cells = [(loss, seed) for loss in LOSSES for seed in range(args.seeds)]
     with tempfile.TemporaryDirectory() as tmp:
         study = Path(tmp) / "speed.toml"
@@ -110,6 +113,17 @@ def main() -> None:
     print(f"speed-up: {result['speedup']}x end to end, {result['training_speedup']}x training "
           f"only (load average {result['load_average_1min']})")
     print(json.dumps(result))
+    record("study_speed", [
+        {"title": "", "cell": "{what}"},
+        {"title": "wall time, process start-up included", "cell": "{wall}"},
+        {"title": "training only", "cell": "{training}"}], [
+        {"what": f"`losslab run` (in-process, {len(cells)} cells)", "wall": f"{runner:,.0f} s",
+         "training": f"{runner_training:,.0f} s"},
+        {"what": f"`losslab train` x {len(cells)}, one by one{extrapolated}",
+         "wall": f"{loop:,.0f} s ({loop / len(cells):,.0f} s each)",
+         "training": f"{loop_training:,.0f} s"},
+        {"what": "speed-up", "wall": f"**{result['speedup']:.1f}x**",
+         "training": f"{result['training_speedup']:.1f}x"}], load, steps=args.steps)
 
 
 if __name__ == "__main__":
