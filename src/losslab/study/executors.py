@@ -396,11 +396,21 @@ class RayExecutor:
         else:
             self._started = False
         self.on_message: Callable[[str], None] | None = None
-        self.remote = ray.remote(num_cpus=cpus_per_task)(_ray_train).options(
-            max_retries=0
-        )
-        self.threads = cpus_per_task
-        self.slots = max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus_per_task)
+        self.remote = ray.remote(_ray_train)
+        self.cpus_per_task = cpus_per_task
+        resources = ray.cluster_resources()
+        self.gpus = int(resources.get("GPU", 0))
+        self.slots = max(1, int(resources.get("CPU", 1)) // cpus_per_task)
+
+    def resources(self, task: Task) -> dict[str, float]:
+        """What one stack asks Ray for: a GPU (and one CPU to drive it) when it trains on
+        CUDA (``--device cuda``, or ``auto`` on a cluster with GPUs), else up to
+        ``cpus_per_task`` CPUs, no more than it has models (a thread per model at most)."""
+        device = task["device"]
+        if device.startswith("cuda") or (device == "auto" and self.gpus):
+            return {"num_cpus": 1, "num_gpus": 1}
+        return {"num_cpus": max(1, min(self.cpus_per_task, len(task["cells"]))),
+                "num_gpus": 0}
 
     def run(self, tasks: Iterator[Task], progress: Callable[[str, dict], None] | None,
             stop: threading.Event) -> Iterator[tuple[Task, list[Outcome]]]:
@@ -410,11 +420,13 @@ class RayExecutor:
             ready, rest = ray.wait(list(pending), num_returns=1)
             return ready, rest
 
+        def submit(task: Task) -> Any:
+            return self.remote.options(max_retries=0, **self.resources(task)).remote(task)
+
         lost = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
                 ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError,
                 ray.exceptions.LocalRayletDiedError)
-        return _drain(tasks, self.slots, lambda t: self.remote.remote(t, self.threads), wait,
-                      ray.get, stop,
+        return _drain(tasks, self.slots, submit, wait, ray.get, stop,
                       Lost(lost, "its Ray worker or node was lost", None, self.on_message))
 
     def close(self) -> None:
@@ -425,14 +437,25 @@ class RayExecutor:
 _RAY_CACHE: DataCache | None = None
 
 
-def _ray_train(task: Task, threads: int) -> list[Outcome]:
+def _ray_train(task: Task) -> list[Outcome]:
+    """A stack on a Ray worker, with as many torch threads as CPUs Ray gave it; each outcome
+    carries ``worker``: host, pid, threads and the ``CUDA_VISIBLE_DEVICES`` Ray set."""
+    import socket
+
+    import ray
     import torch
 
     global _RAY_CACHE
+    given = ray.get_runtime_context().get_assigned_resources()
+    threads = max(1, int(given.get("CPU", 1)))
     torch.set_num_threads(threads)
     if _RAY_CACHE is None:
         _RAY_CACHE = DataCache(size=2)
-    return train_task(task, _RAY_CACHE)
+    outcomes = train_task(task, _RAY_CACHE)
+    worker = {"host": socket.gethostname(), "pid": os.getpid(), "threads": threads,
+              "gpus": given.get("GPU", 0),
+              "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    return [{**outcome, "worker": worker} for outcome in outcomes]
 
 
 RETRIES = 3
