@@ -333,3 +333,77 @@ def test_the_same_study_from_another_path_uses_the_same_directory(tmp_path):
     events = run_study(load_study(moved), tmp_path / "out", device="cpu")
     # The stored cells are kept and only the third seed's trains.
     assert events.done_before == CELLS and events.trained == CELLS // 2
+
+
+LOAD = """
+name = "load"
+seeds = 2
+datasets = [{name = "checkerboard", n_train = 60, n_test = 40}]
+models = [{name = "mlp", hidden = [4]}, {name = "mlp", hidden = [5]},
+          {name = "mlp", hidden = [6]}, {name = "mlp", hidden = [7]},
+          {name = "mlp", hidden = [8]}, {name = "mlp", hidden = [9]}]
+losses = ["log", "hinge"]
+[train]
+batch_size = 20
+steps = 40
+eval_every = 20
+"""
+# A separate process asks `losslab status` every 0.1 s until the file STOP appears and
+# prints every answer that is not a count of cells.
+POLL = """
+import sys, time
+from pathlib import Path
+from typer.testing import CliRunner
+from losslab import cli
+out, stop = sys.argv[1], Path(sys.argv[2])
+runner, polls = CliRunner(), 0
+while not stop.exists():
+    result = runner.invoke(cli.app, ["status", out, "--json"])
+    polls += 1
+    # Before the first run has created the store there is nothing to count yet.
+    said = " ".join(f"{result.output} {result.exception!r}".split())
+    if result.exit_code != 0 and "holds no" not in said:
+        print("ERROR", result.exit_code, said, flush=True)
+    time.sleep(0.1)
+print("polls", polls)
+"""
+
+
+@pytest.mark.slow
+def test_two_runs_a_status_poll_and_a_report_share_one_directory(tmp_path):
+    import re
+
+    path = write(tmp_path, LOAD, "load.toml")
+    reference = tmp_path / "reference"
+    run_study(load_study(path), reference, device="cpu")
+    out = tmp_path / "out"
+    stop = tmp_path / "STOP"
+    poll = subprocess.Popen([sys.executable, "-c", POLL, str(out), str(stop)], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs = [subprocess.Popen(command(path, out, quiet=False), env=ENV,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    deadline = time.monotonic() + 300
+    while read_meta(out) is None or load(out).status_counts()["done"] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    report = subprocess.run([sys.executable, "-m", "losslab.cli", "report", str(out),
+                             "--out", str(tmp_path / "report")], env=ENV,
+                            capture_output=True, text=True)
+    finished = [run.communicate(timeout=300) for run in runs]
+    stop.write_text("")
+    polled, poll_err = poll.communicate(timeout=120)
+    assert report.returncode == 0, report.stderr
+    trained = 0
+    for run, (stdout, stderr) in zip(runs, finished, strict=True):
+        assert run.returncode == 0, stderr
+        assert "locked" not in stderr and "Traceback" not in stderr, stderr
+        trained += int(re.search(r"\((\d+) trained now", stdout).group(1))
+    assert poll.returncode == 0 and "ERROR" not in polled and not poll_err.strip(), polled
+    assert int(polled.split()[-1]) > 0
+    # Each cell trained by exactly one of the runs (results are written under a lease).
+    assert trained == 24
+    cells, curves = snapshot(out)
+    ref_cells, ref_curves = snapshot(reference)
+    pd.testing.assert_frame_equal(cells, ref_cells, check_exact=True)
+    pd.testing.assert_frame_equal(curves, ref_curves, check_exact=True)
