@@ -171,13 +171,15 @@ run.__doc__ = _RUN_HELP
 
 
 def _dry_run(study, out: Path | None, device: str, max_stack: int) -> None:
+    """Plan and estimate from the datasets' shapes and a cached machine rate: nothing is
+    loaded, downloaded or trained, so it takes seconds whatever the study."""
     from losslab.study.estimate import estimate_seconds
     from losslab.study.executors import DataCache
     from losslab.study.runner import default_out, prepare
     from losslab.study.store import read_meta, store_path
 
     cache = DataCache()
-    plan = prepare(study, cache, max_stack)
+    plan = prepare(study, cache, max_stack, load=False)
     for note in study.notes:
         typer.echo(note)
     where = out if out is not None else default_out(study)
@@ -193,6 +195,13 @@ def _dry_run(study, out: Path | None, device: str, max_stack: int) -> None:
                + f": {len(plan.cells)} cells ({plan.excluded} excluded), "
                f"{len(plan.groups)} stacks, {stored} already stored in {store_path(where)}")
     typer.echo(f"varying axes: {', '.join(plan.varying) or 'none'}")
+    missing = {}
+    for group in plan.groups:
+        info = cache.describe(group.config["dataset"])
+        if info.missing is not None:
+            missing.setdefault(info.name, info.missing)
+    for why in missing.values():
+        typer.echo(f"data missing: {why}")
     seconds = estimate_seconds(plan, cache, device)
     for group, estimate in zip(plan.groups, seconds, strict=True):
         first = group.cells[0].axes
@@ -208,7 +217,7 @@ def _dry_run(study, out: Path | None, device: str, max_stack: int) -> None:
         from losslab.study.tuning import tuning_study
 
         tune = study.spec.tune
-        tuning = prepare(tuning_study(study), cache, max_stack)
+        tuning = prepare(tuning_study(study), cache, max_stack, load=False)
         rounds = 1 if tune.method == "grid" else tune.trials
         tuning_seconds = rounds * sum(estimate_seconds(tuning, cache, device))
         total += tuning_seconds
@@ -216,7 +225,10 @@ def _dry_run(study, out: Path | None, device: str, max_stack: int) -> None:
             f"  [tune] {tune.method}: {rounds * len(tuning.cells)} tuning models first "
             f"(seeds {tune.seeds}, dev split), ~{_fmt_seconds(tuning_seconds)}"
         )
-    typer.echo(f"estimated time (in-process, this machine): ~{_fmt_seconds(total)}")
+    typer.echo(f"estimated time (in-process, this machine when idle): ~{_fmt_seconds(total)}")
+    if missing:
+        typer.echo(f"the run stops before training until the data of {', '.join(missing)} "
+                   "is there (see above)")
 
 
 def status(

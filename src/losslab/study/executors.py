@@ -67,11 +67,32 @@ def make_task(group: Group, cell_ids: list[str], device: str, imports: list[str]
 
 
 class DataCache:
-    """Datasets loaded once per resolved configuration (the last ``size`` kept)."""
+    """Datasets loaded once per resolved configuration (the last ``size`` kept), and their
+    shapes (:meth:`describe`) known without loading them."""
 
     def __init__(self, size: int = 4):
         self.size = size
         self._data: dict[str, Any] = {}
+        self._info: dict[str, Any] = {}
+
+    def describe(self, config: Mapping[str, Any]) -> Any:
+        """The :class:`~losslab.data.info.DatasetInfo` of ``config``; a loaded dataset's own
+        shapes, else :func:`~losslab.data.info.describe_dataset` (no loading, no download)."""
+        from losslab.data.info import DatasetInfo, describe_dataset
+
+        key = canonical_json(config)
+        if key not in self._info:
+            data = self._data.get(key)
+            if data is not None:
+                n_dev = 0 if data.y_dev is None else len(data.y_dev)
+                self._info[key] = DatasetInfo(data.name, len(data.y_train), n_dev,
+                                              len(data.y_test), tuple(data.input_shape),
+                                              data.num_classes)
+            else:
+                options = {k: v for k, v in config.items() if k != "name"}
+                self._info[key] = describe_dataset(config["name"], options.pop("root", None),
+                                                   **options)
+        return self._info[key]
 
     def get(self, config: Mapping[str, Any]) -> Any:
         from losslab.data import load_dataset

@@ -44,11 +44,16 @@ def default_out(study: Study) -> Path:
 
 
 def prepare(study: Study, cache: DataCache, max_stack: int = DEFAULT_MAX_STACK,
-            tuned: Callable[[dict[str, Any]], Any] | None = None) -> Plan:
+            tuned: Callable[[dict[str, Any]], Any] | None = None, load: bool = True) -> Plan:
     """Load every dataset of the study (missing files fail here) and expand its grid.
 
     ``tuned`` gives each cell the settings chosen by ``[tune]`` (see :func:`expand`).
+    ``load=False`` (dry runs) plans from the datasets' shapes alone
+    (:meth:`DataCache.describe`): nothing is loaded or downloaded, absent files fail nothing.
     """
+    def shape_of(config: dict[str, Any]) -> Any:
+        return cache.get(config) if load else cache.describe(config)
+
     from losslab.models import MODELS, models_for
     from losslab.study.plan import _resolve_dataset
     from losslab.study.spec import NOISE_FIELDS, registry_key
@@ -58,7 +63,7 @@ def prepare(study: Study, cache: DataCache, max_stack: int = DEFAULT_MAX_STACK,
     clean = {k: (v[0] if isinstance(v, list) else v) for k, v in noise.items()}
     for i, item in enumerate(spec.datasets):
         try:
-            data = cache.get(_resolve_dataset(item, clean))
+            data = shape_of(_resolve_dataset(item, clean))
         except LosslabError as err:
             raise study.fail(f"datasets[{i}]", str(err)) from None
         fitting = models_for(data.input_shape)
@@ -73,7 +78,7 @@ def prepare(study: Study, cache: DataCache, max_stack: int = DEFAULT_MAX_STACK,
                 )
 
     def n_train(config: dict[str, Any]) -> int:
-        return int(len(cache.get(config).y_train))
+        return int(cache.describe(config).n_train)
 
     return expand(study, n_train, max_stack, tuned)
 

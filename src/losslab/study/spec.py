@@ -502,6 +502,7 @@ def use_fallbacks(study: Study) -> Study:
     dataset that actually ran. Entries without ``fallback`` are left as they are.
     """
     from losslab.data import load_dataset
+    from losslab.data.info import describe_dataset
 
     items, notes = [], []
     for i, item in enumerate(study.spec.datasets):
@@ -510,8 +511,11 @@ def use_fallbacks(study: Study) -> Study:
         name = item.name
         if fallback is not None:
             load_options = dict(options)
+            root = load_options.pop("root", None)
             try:
-                load_dataset(item.name, load_options.pop("root", None), **load_options)
+                # Files on disk are enough to keep the entry: the run loads them later.
+                if describe_dataset(item.name, root, **load_options).missing is not None:
+                    load_dataset(item.name, root, **load_options)
             except LosslabError as err:
                 reason = str(err).splitlines()[0]
                 reason = reason if len(reason) <= 100 else reason[:97] + "..."
