@@ -216,6 +216,18 @@ def test_a_filter_that_matches_nothing_names_the_claim(repo):
     assert "values present: l1, log" in str(result.exception)
 
 
+def test_check_finds_filters_the_study_does_not_plan(repo):
+    shutil.rmtree(repo / "results")
+    claims = repo / "studies" / "claims.toml"
+    claims.write_text(claims.read_text().replace('control = {loss = "l1"}',
+                                                 'control = {loss = "hinge"}', 1))
+    notes: list[str] = []
+    problems = check(repo, notes)
+    assert any(p.startswith("claim T1: control asks for loss = 'hinge'") and
+               p.endswith("(planned by toy at scale quick)") for p in problems), problems
+    assert notes == []
+
+
 def test_the_repository_document_is_current():
     # The committed REPRODUCTION.md is what the committed claims and results give.
     root = Path(__file__).resolve().parents[1]

@@ -79,6 +79,15 @@ def test_files_are_text_or_gzip_text(published):
     assert 0 < total_megabytes(compact.parent) < 1
 
 
+def test_committed_results_stay_within_the_budget():
+    from pathlib import Path
+
+    from losslab.study.compact import MAX_TOTAL_MB
+
+    root = Path(__file__).resolve().parents[1] / "results"
+    assert not root.exists() or total_megabytes(root) <= MAX_TOTAL_MB
+
+
 def test_report_reads_the_compact_form(published):
     from typer.testing import CliRunner
 

@@ -44,7 +44,10 @@ def reproduce(
 
     root = _root()
     if check:
-        problems = document.check(root)
+        notes: list[str] = []
+        problems = document.check(root, notes)
+        for note in notes:
+            typer.echo(f"note: {note}")
         for problem in problems:
             typer.echo(problem, err=True)
         if problems:

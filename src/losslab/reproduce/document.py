@@ -231,14 +231,16 @@ def as_json(results: Sequence[ClaimResult]) -> list[dict[str, Any]]:
     return json.loads(json.dumps(out))
 
 
-def check(root: str | os.PathLike) -> list[str]:
+def check(root: str | os.PathLike, notes: list[str] | None = None) -> list[str]:
     """Every disagreement between the repository and itself, as messages (none: in order).
 
     REPRODUCTION.md must be what the claims file and the committed results give, every
-    test a claim names must exist, and every committed result must still be planned by its
-    study file (:func:`losslab.reproduce.stale.stale_results`).
+    test a claim names must exist, every comparison must name conditions its study plans
+    at its scale, and every committed result must still be planned by its study file
+    (:mod:`losslab.reproduce.stale`). Scales a study does not define yet are appended to
+    ``notes`` (their claims are "not run"), not counted as problems.
     """
-    from losslab.reproduce.stale import stale_results
+    from losslab.reproduce.stale import claims_against_plans, stale_results
 
     root = Path(root)
     claims = load_claims(root / "studies" / "claims.toml")
@@ -251,7 +253,10 @@ def check(root: str | os.PathLike) -> list[str]:
         differences = text_differences(written, render(results, claims, root / "results"))
         if differences:
             problems += [*differences, "run `losslab reproduce` to regenerate REPRODUCTION.md"]
-    return problems + stale_results(root / "results", [root / "studies"])
+    planned, pending = claims_against_plans(claims, [root / "studies"])
+    if notes is not None:
+        notes.extend(pending)
+    return problems + planned + stale_results(root / "results", [root / "studies"])
 
 
 def text_differences(written: str, expected: str, name: str = DOCUMENT) -> list[str]:

@@ -177,7 +177,7 @@ def _select(cells: pd.DataFrame, filters: dict[str, Any], claim: Claim,
         if not keep.any():
             values = ", ".join(sorted({str(v) for v in cells[key].unique()}))
             raise LosslabError(f"claim {claim.id}: {what} asks for {key} = {value!r}, which "
-                               f"no finished cell has; values present: {values}")
+                               f"no cell has; values present: {values}")
         frame = frame[keep]
     return frame
 

@@ -129,3 +129,67 @@ def stale_results(results_dir: Path, study_dirs: list[Path]) -> list[str]:
                             f"longer planned by {path} at scale {document['scale']!r} ({why}); "
                             "run the study again and publish it")
     return problems
+
+
+def claims_against_plans(claims: Any, study_dirs: list[Path]) -> tuple[list[str], list[str]]:
+    """Check every comparison's filters against the cells its study plans at its scale.
+
+    Returns ``(problems, notes)``: a problem is a filter no planned cell matches (or a
+    study file that is missing); a note is a scale the study file does not define yet (its
+    claims stay "not run" until it does).
+    """
+    import tomllib
+
+    import pandas as pd
+
+    from losslab.reproduce.measure import _per_seed, _select
+
+    problems: list[str] = []
+    notes: list[str] = []
+    plans: dict[tuple[str, str], pd.DataFrame | None] = {}
+    for claim in claims.claims:
+        for part in claim.parts():
+            key = (str(part.study), str(part.scale))
+            if key not in plans:
+                path = _study_file(key[0], study_dirs)
+                plans[key] = None
+                if path is None:
+                    problems.append(f"claim {claim.id}: no study file for {key[0]!r}")
+                    continue
+                scales = tomllib.loads(path.read_text(encoding="utf-8")).get("scales", {})
+                if key[1] not in scales:
+                    notes.append(f"{path.name} has no [scales.{key[1]}] yet: its claims are "
+                                 "not run until it does")
+                    continue
+                study = load_study(path, key[1], fallbacks=False)
+                plans[key] = pd.DataFrame([c.axes for c in expand_cheap(study)])
+            frame = plans[key]
+            if frame is None:
+                continue
+            try:
+                base = _select(frame, part.where, claim, "where")
+                _per_seed(_select(base, part.treatment, claim, "treatment"), claim,
+                          "treatment")
+                if part.control is not None:
+                    _per_seed(_select(base, part.control, claim, "control"), claim, "control")
+            except LosslabError as err:
+                problems.append(f"{err} (planned by {key[0]} at scale {key[1]})")
+    return problems, notes
+
+
+def load_study(path: Path, scale: str, fallbacks: bool = False) -> Any:
+    from losslab.study.spec import load_study as load
+
+    return load(path, scale, fallbacks=fallbacks)
+
+
+def expand_cheap(study: Any) -> list[Any]:
+    """The planned cells without data; a study that counts epochs needs its datasets."""
+    from losslab.study.plan import expand
+
+    if "epochs" in study.spec.train:
+        from losslab.study.executors import DataCache
+        from losslab.study.runner import prepare
+
+        return prepare(study, DataCache()).cells
+    return expand(study).cells

@@ -98,7 +98,8 @@ def publish(directory: str | os.PathLike, target: str | os.PathLike | None = Non
     Args:
         directory: a study directory written by ``losslab run`` (``DIR/study.sqlite``).
         target: the folder to write (default ``results/<study>/<scale>`` under the
-            current directory); files of an earlier publication there are replaced.
+            current directory, ``default`` for a run without a scale); files of an
+            earlier publication there are replaced.
         scale: the scale expected (default: the scale of the store's last run); a store
             whose last run had another scale is refused, since its current cells are
             that run's.
@@ -133,7 +134,9 @@ def publish(directory: str | os.PathLike, target: str | os.PathLike | None = Non
             raise LosslabError(f"{running} cell(s) of {directory} are being trained; publish "
                                "when the run has ended")
         name = meta.get("study_name", "study")
-        out = Path(target) if target is not None else Path("results") / name / str(last)
+        # A run without --scale is the file as written: its folder is "default".
+        out = Path(target) if target is not None else Path("results") / name / (
+            last or "default")
         out.mkdir(parents=True, exist_ok=True)
         for _, (file, _) in _TABLES.items():
             (out / file).unlink(missing_ok=True)
