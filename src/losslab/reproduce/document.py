@@ -36,20 +36,25 @@ def reproduce(root: str | os.PathLike, claims: ClaimsFile | None = None,
     return [judge(claim, results, root) for claim in claims.claims]
 
 
-def _number(value: float, unit: str) -> str:
+def _number(value: float, unit: str, signed: bool) -> str:
     if not math.isfinite(value):
         return "—"
-    return f"{value:+.2f}" if unit else f"{value:+.3g}"
+    text = f"{value:.2f}" if unit else f"{value:.3g}"
+    return f"+{text}" if signed and value >= 0 else text
 
 
 def _interval(part: PartResult | None) -> str:
+    """``+1.20 [-0.30, +2.70] points`` for a difference, ``97.70 [97.38, 98.02] %`` for an
+    accuracy compared with the paper's number."""
     if part is None or part.n == 0:
         return "—"
+    signed = part.difference
+    unit = (" points" if signed else " %") if part.unit else ""
+    effect = _number(part.effect, part.unit, signed)
     if not math.isfinite(part.low):
-        return _number(part.effect, part.unit)
-    unit = " points" if part.unit else ""
-    return (f"{_number(part.effect, part.unit)} [{_number(part.low, part.unit)}, "
-            f"{_number(part.high, part.unit)}]{unit}")
+        return effect + unit
+    return (f"{effect} [{_number(part.low, part.unit, signed)}, "
+            f"{_number(part.high, part.unit, signed)}]{unit}")
 
 
 def _cell(text: str) -> str:
@@ -123,7 +128,7 @@ def _runs(results_dir: Path) -> list[str]:
             rows.append("| " + " | ".join(_cell(c) for c in (
                 f"`{study}` {scale}", str(cells), started.strftime("%Y-%m-%d %H:%M UTC"),
                 f"{env.get('machine', '?')}, {env.get('device', '?')}, "
-                f"{env.get('threads', '?')} threads",
+                f"threads: {env.get('threads', '?')}",
                 "?" if load is None else f"{load:.2f}",
                 f"`{env.get('commit', '?')}`",
                 "?" if wall is None else _duration(wall),

@@ -23,7 +23,14 @@ import pandas as pd
 
 from losslab.errors import LosslabError
 from losslab.reproduce.claims import Claim, Comparison
-from losslab.reproduce.verdict import BY_TEST, NOT_RUN, combine, effect_interval, verdict
+from losslab.reproduce.verdict import (
+    BY_TEST,
+    MIN_SEEDS,
+    NOT_RUN,
+    combine,
+    effect_interval,
+    verdict,
+)
 
 USABLE = ("done", "diverged")
 
@@ -43,6 +50,7 @@ class PartResult:
     verdict: str
     unit: str
     reason: str = ""
+    difference: bool = True
 
 
 @dataclass
@@ -261,7 +269,8 @@ def measure_part(results: Results, claim: Claim, part: Comparison) -> PartResult
     frames = results.get(part.study, part.scale)
     if frames is None:
         return PartResult(label, part.study, part.scale, [], 0, math.nan, math.nan, math.nan,
-                          NOT_RUN, unit, "no committed results")
+                          NOT_RUN, unit, "no committed results",
+                          _is_difference(part))
     base = _select(frames.cells, part.where, claim, "where")
     treated = _per_seed(_select(base, part.treatment, claim, "treatment"), claim, "treatment")
     scale = 100.0 if unit else 1.0
@@ -272,8 +281,7 @@ def measure_part(results: Results, claim: Claim, part: Comparison) -> PartResult
 
     t_values = values(treated).dropna()
     datasets = set(treated["dataset"].astype(str))
-    difference = part.control is not None or part.minus_index is not None or (
-        part.minus_step is not None)
+    difference = _is_difference(part)
     bounds = ((-100.0, 100.0) if difference else (0.0, 100.0)) if unit else None
     if part.control is None:
         effect, low, high, n = effect_interval(t_values.to_numpy(), bounds=bounds)
@@ -290,9 +298,15 @@ def measure_part(results: Results, claim: Claim, part: Comparison) -> PartResult
             t_arr, c_arr = t_values.to_numpy(), c_values.to_numpy()
         effect, low, high, n = effect_interval(t_arr, c_arr, part.paired, bounds)
     word = verdict(low, high, n, part.direction, part.size, part.target)
-    reason = f"{n} seeds (fewer than 5)" if word == NOT_RUN else ""
+    reason = f"{n} seeds, fewer than {MIN_SEEDS}" if word == NOT_RUN else ""
     return PartResult(label, part.study, part.scale, sorted(datasets), n, effect, low, high,
-                      word, unit, reason)
+                      word, unit, reason, difference)
+
+
+def _is_difference(part: Comparison) -> bool:
+    """Whether the part's effect is a difference (else a value compared with the paper's)."""
+    return (part.control is not None or part.minus_index is not None
+            or part.minus_step is not None or (part.direction != "within" and part.null != 0))
 
 
 def judge(claim: Claim, results: Results, root: Path) -> ClaimResult:
