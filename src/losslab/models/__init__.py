@@ -145,8 +145,8 @@ def for_data(name: str, input_shape: Sequence[int], num_classes: int, **kwargs: 
 
     Raises:
         LosslabError: unknown model, a shape the model cannot read (the message lists
-        the models that can), size arguments given twice, or a keyword the factory
-        does not take.
+            the models that can), size arguments given twice, or a keyword the factory
+            does not take.
 
     Example:
         >>> net = for_data("lenet5", (1, 28, 28), 10, seed=0)
