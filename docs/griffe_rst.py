@@ -8,13 +8,15 @@ well; mkdocstrings renders Markdown. Before griffe parses a docstring this turns
 - ``:math:`X``` into ``$X$`` (both rendered as MathML by docs/hooks.py),
 - ``:class:`~a.b.C``` and the other cross-reference roles into the code span ``C``,
 - a paragraph ending in ``::`` and the indented block after it into a fenced code block,
-- ``>>>`` lines (and their ``...`` continuations) into a fenced code block,
+- a ``>>>`` session (prompts and printed output, up to a blank line) into a fenced block,
 - an ``Args:`` entry naming several parameters (``reduction, weight, validate: ...``,
   as PyTorch's docstrings write them) into one entry per parameter.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 from typing import Any
 
@@ -75,7 +77,8 @@ def rst_to_markdown(text: str) -> str:
             continue
         if stripped.startswith(">>>"):
             start = i
-            while i < len(lines) and lines[i].strip().startswith((">>>", "...")):
+            # the session runs to the next blank line: prompts and the output they print
+            while i < len(lines) and lines[i].strip() and _indent(lines[i]) >= len(pad):
                 i += 1
             body = [x.strip() for x in lines[start:i]]
             out += ["", f"{pad}```pycon", *(pad + b for b in body), f"{pad}```", ""]
@@ -108,3 +111,55 @@ class RstToMarkdown(griffe.Extension):
     def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
         if obj.docstring is not None:
             obj.docstring.value = rst_to_markdown(obj.docstring.value)
+
+
+def _init_of(cls: type, parent: griffe.Class) -> griffe.Function:
+    """``cls.__init__`` as a griffe function, from its runtime signature."""
+    kinds = {
+        inspect.Parameter.POSITIONAL_ONLY: griffe.ParameterKind.positional_only,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD: griffe.ParameterKind.positional_or_keyword,
+        inspect.Parameter.VAR_POSITIONAL: griffe.ParameterKind.var_positional,
+        inspect.Parameter.KEYWORD_ONLY: griffe.ParameterKind.keyword_only,
+        inspect.Parameter.VAR_KEYWORD: griffe.ParameterKind.var_keyword,
+    }
+    parameters = [
+        griffe.Parameter(p.name, kind=kinds[p.kind],
+                         default=None if p.default is p.empty else repr(p.default))
+        for p in inspect.signature(cls.__init__).parameters.values()
+    ]
+    return griffe.Function("__init__", parameters=griffe.Parameters(*parameters),
+                           parent=parent)
+
+
+class RuntimeClasses(griffe.Extension):
+    """Classes made by a call (``L1Loss = define_loss(...)``) documented as classes.
+
+    Static analysis sees such a name as an attribute holding a call. For each module in
+    ``modules`` this inspects the imported module and puts its classes in place of those
+    attributes, with their docstrings converted as above.
+    """
+
+    def __init__(self, modules: list[str]) -> None:
+        self.modules = modules
+
+    def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+        for path in self.modules:
+            if path.split(".")[0] != pkg.name:
+                continue
+            static = pkg.get_member(path.split(".", 1)[1])
+            runtime = griffe.inspect(path.rsplit(".", 1)[1], parent=static.parent,
+                                     docstring_parser=griffe.Parser.google,
+                                     docstring_options={"warn_missing_types": False})
+            for name, member in runtime.members.items():
+                old = static.members.get(name)
+                if member.is_alias or not member.is_class or old is None or not old.is_attribute:
+                    continue
+                # the factory's methods and attributes are the same in every class made by
+                # it: the docstring and the signature are what tells one class from another
+                for attr in list(member.members):
+                    del member.members[attr]
+                if member.docstring is not None:
+                    member.docstring.value = rst_to_markdown(member.docstring.value)
+                cls = getattr(importlib.import_module(path), name)
+                member.set_member("__init__", _init_of(cls, member))
+                static.set_member(name, member)

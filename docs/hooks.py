@@ -21,6 +21,7 @@ import io
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,15 @@ _COLOURS = ("#1f4e79", "#c0504d", "#4f8a3c")
 
 
 # --------------------------------------------------------------------------- mkdocs events
+def on_config(config: Any) -> Any:
+    """Document the checkout being built: its ``src`` first on the import path (an
+    environment may hold another losslab, e.g. an editable install of another tree)."""
+    src = str(Path(config.config_file_path).parent / "src")
+    if src not in sys.path:
+        sys.path.insert(0, src)
+    return config
+
+
 def on_files(files: Any, config: Any) -> Any:
     """Add the generated pages and pictures to the site's files."""
     from mkdocs.structure.files import File
@@ -79,6 +89,18 @@ def on_files(files: Any, config: Any) -> Any:
     for uri, data in {**loss_images, **activation_images}.items():
         files.append(File.generated(config, f"gallery/{uri}", content=data))
     return files
+
+
+LOSS_TABLE = "<!-- the loss table: generated from the registry at build time (docs/hooks.py) -->"
+
+
+def on_page_markdown(markdown: str, **kwargs: Any) -> str:
+    """Put the registry's table of losses where a page asks for it."""
+    if LOSS_TABLE in markdown:
+        from losslab import catalogue
+
+        markdown = markdown.replace(LOSS_TABLE, catalogue.loss_table(catalogue.registry("loss")))
+    return markdown
 
 
 def on_page_content(html_text: str, **kwargs: Any) -> str:
@@ -196,9 +218,12 @@ def settings(name: str, entry: Callable[..., Any],
         param, values = table[name]
         return param, list(values)
     try:
-        params = inspect.signature(entry).parameters.values()
+        params = list(inspect.signature(entry).parameters.values())
     except (TypeError, ValueError):
         return None, []
+    declared = getattr(entry, "hyper_parameters", None)
+    if declared:  # a loss made by define_loss names its own options first
+        params = [p for p in params if p.name in declared]
     for p in params:
         default = p.default
         if (p.name not in _NOT_SHAPE and isinstance(default, int | float)
@@ -375,12 +400,20 @@ def loss_picture(name: str, data: Sequence[tuple[int, str, Any, Any, Any]]) -> b
     return _png(fig)
 
 
+def _hyper_rows(entry: Any) -> list[tuple[str, str]]:
+    """One row per hyper-parameter: its default and what the definition says of it."""
+    hyper = getattr(getattr(entry, "definition", None), "hyper", None) or {}
+    return [(f"`{name}`", f"default `{h.default!r}`: {_plain(h.doc)}")
+            for name, h in hyper.items()]
+
+
 def _card_table(rows: Sequence[tuple[str, str]]) -> list[str]:
     return ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
 
 
 def _formula_lines(entry: Any, doc: str) -> list[str]:
-    tex = _first_math(doc)
+    definition = getattr(entry, "definition", None)
+    tex = getattr(definition, "math", None) or _first_math(doc)
     if tex:
         return ["$$", tex, "$$", ""]
     formula = getattr(entry, "formula", None)
@@ -389,7 +422,7 @@ def _formula_lines(entry: Any, doc: str) -> list[str]:
 
 def loss_gallery(registry: Mapping[str, Callable[..., Any]]) -> tuple[str, dict[str, bytes]]:
     """The loss gallery page and its pictures (``losses/NAME.png``), from ``registry``."""
-    overview = ["| loss | family | formula | seed |", "|---|---|---|---|"]
+    overview = ["| loss | family | kind | formula | seed |", "|---|---|---|---|---|"]
     cards: list[str] = []
     images: dict[str, bytes] = {}
     for name, entry in registry.items():
@@ -405,16 +438,17 @@ def loss_gallery(registry: Mapping[str, Callable[..., Any]]) -> tuple[str, dict[
             picture = [f"Not drawn: `{type(err).__name__}: {_plain(str(err))}`", ""]
         formula = getattr(entry, "formula", "")
         seed = _seed_line(entry, doc)
-        overview.append(f"| [`{name}`](#{name}) | {kind}, {bounded} | "
+        family = _plain(str(getattr(entry, "family", "")))
+        overview.append(f"| [`{name}`](#{name}) | {family} | {kind}, {bounded} | "
                         f"{_plain(formula) if isinstance(formula, str) else ''} | "
                         f"{_plain(seed)} |")
         where = f"{entry.__module__}.{entry.__qualname__}"
         drawn = ", ".join(_label(param, v) for v in values) if param else "its defaults"
+        rows = [("seed", _plain(seed)), ("kind", f"{kind}, {bounded}"),
+                ("family", _plain(str(getattr(entry, "family", "")) or "?")),
+                *_hyper_rows(entry), ("drawn for", drawn), ("class", f"`{where}`")]
         cards += [f"## {name} {{ #{name} }}", "", _plain(doc.split("\n\n")[0]), "",
-                  *_formula_lines(entry, doc),
-                  *_card_table([("seed", _plain(seed)), ("family", f"{kind}, {bounded}"),
-                                ("drawn for", drawn), ("class", f"`{where}`")]),
-                  *picture]
+                  *_formula_lines(entry, doc), *_card_table(rows), *picture]
     head = [
         "# Loss gallery", "",
         "Every loss of the registry (plugins included), drawn at build time by autograd in "

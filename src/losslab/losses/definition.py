@@ -114,6 +114,8 @@ def define_loss(name: str, kernel: Kernel, **fields: Any) -> type[Classification
             tensor that is non-finite whenever a row of x holds NaN or +inf. A
             ``kernel.reduced(x, target, weight, reduction, **options)`` attribute returning
             a tensor (or None) computes weighting and reduction itself.
+
+    Keyword Args:
         title: the docstring's summary, e.g. ``"Focal loss"``.
         math: LaTeX of the unreduced loss of one sample, e.g. ``r"-(1 - p_c)^\gamma \log p_c"``.
         formula: the same in plain text, one line (``losslab list``/``show``, README).
