@@ -110,7 +110,9 @@ def run(
         ..., help="the study file (TOML), or a ready-made study's name (losslab list studies)"
     ),
     out: str = typer.Option(None, "--out", help="study directory (default results/<name>)"),
-    scale: str = typer.Option(None, "--scale", help="a [scales.NAME] table of the file, e.g. quick"),
+    scale: str = typer.Option(
+        None, "--scale", help="a [scales.NAME] table of the file, e.g. quick"
+    ),
     executor: str = typer.Option("inprocess", "--executor", help="inprocess, process or ray"),
     jobs: int = typer.Option(1, "--jobs", min=1, help="worker processes / local Ray CPUs"),
     address: str = typer.Option(None, "--address", help="Ray cluster address (ray only)"),
