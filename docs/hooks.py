@@ -152,14 +152,15 @@ def mathml(html_text: str) -> str:
 
 
 # --------------------------------------------------------------------------- repository pages
-_LINK = re.compile(r"(!?)\[([^\]]+)\]\(([^)\s]+)\)")
+_LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
 
 
 def repository_page(path: Path, docs_dir: Path) -> str:
     """A Markdown file of the repository as a page of the site.
 
-    Links to pages of the site and to anchors stay; links to other repository files
-    (studies, tests, sources), which the site does not hold, become their text.
+    Links to pages of the site, to anchors and to the web stay; links to other repository
+    files (studies, tests, sources), which the site does not hold, become their text; and
+    text that only looks like a link (``mlp[512x2](dropout=0.5)``) is shown as written.
     """
     if not path.is_file():
         return f"# {path.stem}\n\n`{path.name}` is not in this checkout.\n"
@@ -171,7 +172,9 @@ def repository_page(path: Path, docs_dir: Path) -> str:
             return match.group(0)
         if (docs_dir / target.split("#")[0]).is_file():
             return match.group(0)
-        return label if bang == "" else f"`{target}`"
+        if (path.parent / target.split("#")[0]).exists():
+            return f"`{target}`" if bang or not label else label
+        return f"{bang}\\[{label}\\]({target})"
 
     return _LINK.sub(link, text)
 

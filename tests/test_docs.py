@@ -142,11 +142,15 @@ def test_plugin_modules_from_config_and_environment(monkeypatch):
 def test_repository_links_become_text_pages_and_anchors_stay(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "studies.md").write_text("# s")
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "demo.toml").write_text("")
+    (tmp_path / "x.png").write_text("")
     source = tmp_path / "R.md"
     source.write_text("[a](#runs) [b](studies/demo.toml) [c](studies.md#x) "
-                      "[d](https://example.org) ![e](docs/x.png)")
+                      "[d](https://example.org) ![e](x.png) mlp[512x2](dropout=0.5)")
     page = hooks.repository_page(source, tmp_path / "docs")
-    assert page == "[a](#runs) b [c](studies.md#x) [d](https://example.org) `docs/x.png`"
+    assert page == ("[a](#runs) b [c](studies.md#x) [d](https://example.org) `x.png` "
+                    "mlp\\[512x2\\](dropout=0.5)")
     assert "not in this checkout" in hooks.repository_page(tmp_path / "none.md", tmp_path)
 
 
