@@ -30,7 +30,7 @@ def test_committed_claims_file_is_valid_and_complete():
     claims = load_claims(CLAIMS).claims
     ids = [c.id for c in claims]
     expected = ([f"J{i}" for i in range(1, 26)] + [f"B{i}" for i in range(1, 19)]
-                + [f"D{i}" for i in range(1, 9)] + [f"A{i}" for i in range(1, 10)]
+                + [f"D{i}" for i in range(1, 10)] + [f"A{i}" for i in range(1, 10)]
                 + [f"R{i}" for i in range(1, 6)])
     assert ids == expected
     for claim in claims:
