@@ -326,7 +326,7 @@ def plan(results: Any) -> tuple[list[Section], dict[str, Any]]:
         data = with_clean_baseline(done) if cols_axis == "label_noise_rate" else done
         _add_grouped(s, data, facets(rows_axis, cols_axis),
                      f"Test accuracy over {rows_axis} x {cols_axis}",
-                     lambda part, r=rows_axis, c=cols_axis: _one_value(part[c], c) or (
+                     lambda part, r=rows_axis, c=cols_axis: _one_value(part[c], F.label(c)) or (
                          FigureJob("", "", F.heat_map,
                                    (part[_ids(part, r, c, "test_accuracy")], r, c))))
     return list(sections.values()), {"cells": cells, "axes": axes}
