@@ -155,7 +155,9 @@ def t_interval(
     85 % at n = 5), and seed-to-seed spreads of final accuracies are close to normal.
     Why intersect with ``bounds``: the true mean lies inside the range the metric can take
     (an accuracy in [0, 1]), so cutting the interval to that range never removes the truth
-    and keeps the coverage exactly, while no bar or band leaves the range.
+    and keeps the coverage exactly, while no bar or band leaves the range. The price of
+    exact coverage is width at the smallest studies: the half-width is t times the
+    standard error, t = 4.30 at 3 seeds, 2.78 at 5, 2.26 at 10 (1.96 for many).
 
     Args:
         values: (n,) finite numbers, e.g. one condition's test accuracy over its seeds, or
