@@ -142,6 +142,46 @@ def _runs(results_dir: Path) -> list[str]:
             "wall time | outcome |", "|---|---|---|---|---|---|---|---|", *rows]
 
 
+def _missing(results: Sequence[ClaimResult], results_dir: Path, studies: Path) -> list[str]:
+    """What to run for the claims without committed results: per study and scale, the
+    claims waiting for it, the datasets it reads (fallbacks in brackets) and the commands.
+    Written from the study files only, so the text is the same on every machine."""
+    import tomllib
+
+    waiting: dict[tuple[str, str], list[str]] = {}
+    for r in results:
+        for p in r.parts:
+            if p.n == 0:
+                ids = waiting.setdefault((p.study, p.scale), [])
+                if r.claim.id not in ids:
+                    ids.append(r.claim.id)
+    rows = []
+    for (study, scale), ids in sorted(waiting.items()):
+        path = studies / f"{study}.toml"
+        try:
+            doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError):
+            doc = {}
+        defined = scale in doc.get("scales", {})
+        entries = doc.get("scales", {}).get(scale, {}).get("datasets") or doc.get("datasets", [])
+        names = []
+        for entry in entries:
+            if isinstance(entry, str):
+                names.append(entry)
+            else:
+                fallback = entry.get("fallback")
+                names.append(entry.get("name", "?") + (f" (or {fallback})" if fallback else ""))
+        command = (f"`losslab run studies/{study}.toml --scale {scale}`, then `losslab "
+                   f"publish results/{study}`" if defined
+                   else f"first a `[scales.{scale}]` table in `studies/{study}.toml`")
+        rows.append("| " + " | ".join(_cell(c) for c in (
+            f"`{study}` {scale}", ", ".join(ids), ", ".join(names) or "?", command)) + " |")
+    if not rows:
+        return []
+    return ["", "Claims still waiting for results, and what gives them:", "",
+            "| study · scale | claims | datasets | to run |", "|---|---|---|---|", *rows]
+
+
 def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
@@ -199,7 +239,8 @@ def render(results: Sequence[ClaimResult], claims: ClaimsFile, results_dir: Path
         lines.append("")
     lines += ["## Runs", "",
               "The runs behind the numbers above, as recorded by `losslab run` (machine, load "
-              "average at the start, source commit, wall time):", "", *_runs(results_dir), ""]
+              "average at the start, source commit, wall time):", "", *_runs(results_dir),
+              *_missing(results, results_dir, results_dir.parent / "studies"), ""]
     return "\n".join(lines)
 
 
@@ -216,6 +257,9 @@ def as_json(results: Sequence[ClaimResult]) -> list[dict[str, Any]]:
         out.append({
             "id": r.claim.id,
             "source": r.claim.source,
+            "section": r.claim.section,
+            "statement": r.claim.statement,
+            "paper": r.claim.paper,
             "kind": r.claim.kind,
             "verdict": r.verdict,
             "study": part.study if part else None,
