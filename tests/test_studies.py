@@ -67,6 +67,22 @@ def test_every_seed_experiment_has_a_quick_and_a_full_study():
             assert {"quick", "full"} <= set(scales_of(path)), path.name
 
 
+# Studies whose data is not on a 2-core CPU machine (CIFAR): their claims are judged at the
+# full scale, on a GPU; every other study has a `medium` scale that decides its claims.
+CIFAR_STUDIES = {"janocha-cifar10", "twoscale-cifar10", "twoscale-cifar100",
+                 "daza-numpy-mlp", "daza-grid-search", "daza-vgg"}
+# Owned by the demo's maintainers: its medium scale is added there.
+WITHOUT_MEDIUM = CIFAR_STUDIES | {"demo"}
+
+
+@pytest.mark.parametrize("path", [p for p in STUDIES if p.stem not in WITHOUT_MEDIUM],
+                         ids=lambda p: p.stem)
+def test_medium_scale_has_five_seeds_or_more(path):
+    assert "medium" in scales_of(path), f"{path.name}: add a [scales.medium] table"
+    study = load_study(path, "medium")
+    assert len(study.spec.seed_list) >= 5
+
+
 @pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
 def test_every_scale_validates_and_is_named_after_its_file(path):
     for scale in [None, *scales_of(path)]:
