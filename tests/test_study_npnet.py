@@ -10,7 +10,8 @@ import pytest
 import roundoff
 from losslab.errors import LosslabError
 from losslab.study import load, load_study, run_study
-from losslab.study.executors import DataCache, build_model, make_task, train_task
+from losslab.study.build import build_model
+from losslab.study.executors import DataCache, make_task, train_task
 from losslab.study.plan import expand
 from losslab.train import CURVE_KEYS, ModelSpec, TrainConfig, train_many
 

@@ -7,7 +7,8 @@ import textwrap
 import pytest
 
 from losslab import __version__
-from losslab.study.plan import canonical_json, content_hash, expand
+from losslab.study.hashing import canonical_json, content_hash
+from losslab.study.plan import expand
 from losslab.study.spec import StudyFileError, load_study
 
 GRID = """

@@ -88,7 +88,7 @@ def stale_results(results_dir: Path, study_dirs: list[Path]) -> list[str]:
     """A message per committed study whose cells its study file no longer plans."""
     from losslab.reproduce.measure import Results
     from losslab.study.compact import read_run
-    from losslab.study.plan import content_hash
+    from losslab.study.hashing import content_hash
 
     problems = []
     for study, scale in Results(results_dir).available():

@@ -30,8 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from losslab.study.executors import DataCache, build_model
-from losslab.study.plan import Group, Plan, canonical_json
+from losslab.study.build import build_model
+from losslab.study.executors import DataCache
+from losslab.study.hashing import canonical_json
+from losslab.study.plan import Group, Plan
 
 # Bytes moved per parameter and step beyond the matmuls: Adam reads p, g, m, v and writes
 # p, m, v (28 B in float32), the backward pass writes g and zero_grad clears it.

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import errno
-import inspect
 import multiprocessing
 import os
 import threading
-import traceback
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -26,7 +24,10 @@ from typing import Any
 
 from losslab.errors import LosslabError
 from losslab.plugins import import_modules, load_plugins
-from losslab.study.plan import Group, canonical_json
+from losslab.study.build import build_model
+from losslab.study.build import one_line as _one_line
+from losslab.study.hashing import canonical_json
+from losslab.study.plan import Group
 
 Task = dict[str, Any]
 Outcome = dict[str, Any]
@@ -113,25 +114,6 @@ def _measurements(measure: Mapping[str, Any]) -> list[Any]:
     from losslab.metrics.measurements import get_measurement
 
     return [get_measurement(name, **options) for name, options in measure.items()]
-
-
-def takes_data_shape(factory: Callable[..., Any]) -> bool:
-    """A (user) model factory that sizes itself from ``input_shape`` and ``num_classes``."""
-    params = inspect.signature(factory).parameters
-    return "input_shape" in params and "num_classes" in params
-
-
-def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, **kwargs: Any):
-    """Model ``name`` for samples of ``input_shape`` and ``num_classes`` classes:
-    :func:`losslab.models.for_data`, or the factory itself where it takes the data shape
-    (plugins, :mod:`losslab.plugins`)."""
-    from losslab.models import MODELS, for_data
-    from losslab.registry import lookup
-
-    factory = lookup(MODELS, name, "model")
-    if takes_data_shape(factory):
-        return factory(input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
-    return for_data(name, input_shape, num_classes, **kwargs)
 
 
 def train_task(task: Task, cache: DataCache, progress: Callable[[dict], None] | None = None,
@@ -252,15 +234,6 @@ def _state_bytes(build: Callable[[int], Any], specs: list[Any]) -> int:
     """About the size of a stack's checkpoint: weights plus two optimiser moments."""
     model = build(specs[0].seed)
     return 3 * len(specs) * sum(p.numel() * p.element_size() for p in model.parameters())
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or repr(err)
-    if not isinstance(err, LosslabError):
-        frame = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
-        where = f" (at {os.path.basename(frame.filename)}:{frame.lineno})" if frame else ""
-        text = f"{type(err).__name__}: {text}{where}"
-    return text[:1000]
 
 
 # ---------------------------------------------------------------------- executors

@@ -6,7 +6,7 @@ the hand-derived NumPy ones of the Daza assignment (Daza §1-2). Everything else
 torch cell's of the same seed, so an engine comparison is paired (common random numbers):
 
 * the initial weights are those of the torch model the cell would train (copied from
-  :func:`~losslab.study.executors.build_model`, so every ``init`` of the MLP works);
+  :func:`~losslab.study.build.build_model`, so every ``init`` of the MLP works);
 * the batches are the torch trainer's (:class:`~losslab.train.data.BatchOrder` of the
   seed), the learning rate follows the same per-epoch schedule;
 * the outcome has the torch cells' form: the curves of :data:`~losslab.train.CURVE_KEYS`
@@ -34,6 +34,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+
+from losslab.study.build import build_model, one_line
 
 _MODEL_OPTIONS = ("hidden", "dropout", "batchnorm", "init")
 _OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
@@ -107,13 +109,11 @@ def train_npnet_task(task: dict[str, Any], cache: Any,
     import torch
     from threadpoolctl import threadpool_limits
 
-    from losslab.study.executors import _one_line
-
     cells = task["cells"]
     try:
         data = cache.get(task["dataset"])
     except Exception as err:  # noqa: BLE001 - a failed stack is recorded, the study goes on
-        return [_failed(c, _one_line(err)) for c in cells]
+        return [_failed(c, one_line(err)) for c in cells]
     out: list[dict[str, Any]] = []
     steps = int(task["train"]["steps"])
     start = time.perf_counter()
@@ -132,7 +132,7 @@ def train_npnet_task(task: dict[str, Any], cache: Any,
             try:
                 out.append(_train_cell(task, cell, data, report, stop))
             except Exception as err:  # noqa: BLE001 - one failed cell, the others go on
-                out.append(_failed(cell, _one_line(err)))
+                out.append(_failed(cell, one_line(err)))
     return out
 
 
@@ -146,7 +146,6 @@ def _npnet_model(task: Mapping[str, Any], seed: int, data: Any, dtype: type) -> 
 
     from losslab import npnet
     from losslab.seeding import numpy_rng
-    from losslab.study.executors import build_model
 
     options = {k: v for k, v in task["model"].items() if k != "name"}
     twin = build_model(task["model"]["name"], data.input_shape, data.num_classes, seed=seed,

@@ -19,10 +19,8 @@ Seed: Janocha & Czarnecki 2017 §3 (losses x depths x datasets x noise, compared
 from __future__ import annotations
 
 import copy
-import hashlib
 import inspect
 import itertools
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from typing import Any
 
 from losslab import __version__
 from losslab.provenance import jsonable
+from losslab.study.hashing import canonical_json, content_hash
 from losslab.study.spec import (
     MODEL_DERIVED,
     NOISE_FIELDS,
@@ -47,16 +46,6 @@ _TRAIN_UNHASHED = ("seed", "device", "checkpoint_path", "checkpoint_every", "che
 # Per-model settings of one stack (ModelSpec fields).
 PER_MODEL = ("lr", "weight_decay")
 DEFAULT_MAX_STACK = 64
-
-
-def canonical_json(value: Any) -> str:
-    """Key-sorted, compact JSON: the same configuration always gives the same text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def content_hash(value: Any) -> str:
-    """A 16-hex-digit SHA-256 prefix of :func:`canonical_json`."""
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:16]
 
 
 def _defaults(func: Callable[..., Any], skip: tuple[str, ...]) -> dict[str, Any]:

@@ -21,13 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from losslab.errors import LosslabError
-from losslab.study.executors import (
-    DataCache,
-    Task,
-    make_executor,
-    make_task,
-    takes_data_shape,
-)
+from losslab.study.build import takes_data_shape
+from losslab.study.executors import DataCache, Task, make_executor, make_task
 from losslab.study.plan import DEFAULT_MAX_STACK, Plan, expand
 from losslab.study.spec import Study
 from losslab.study.store import LEASE_GRACE_SECONDS, Store, check_compatible, environment

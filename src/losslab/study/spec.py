@@ -46,14 +46,20 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from losslab.checks import check_seed_list
 from losslab.errors import LosslabError
 from losslab.plugins import import_modules, load_plugins
-from losslab.study.tuning import TuneSpec, check_tune
 from losslab.suggest import closest
 
 # TrainConfig fields a study may not set: the seed is the `seeds` axis, the device a
@@ -128,6 +134,56 @@ class NoiseSpec(BaseModel):
     label_noise_kind: str | list[str] = "symmetric"
     input_noise_eps: float | list[float] = 0.0
     noise_test: bool = False
+
+
+#: The settings ``[tune]`` can choose per loss (per-model settings of one stack).
+TUNABLE = ("lr", "weight_decay")
+#: Tuning metric -> whether higher is better.
+TUNE_METRICS = {"dev_accuracy": True, "dev_loss": False}
+
+
+class Range(BaseModel):
+    """A continuous search range of the Optuna method: ``{low, high, log}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
+            raise ValueError(f"a range needs finite low < high, got {self.low} .. {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+class TuneSpec(BaseModel):
+    """The ``[tune]`` table of a study file (see :mod:`losslab.study.tuning`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["grid", "optuna"] = "grid"
+    lr: list[float] | Range | None = None
+    weight_decay: list[float] | Range | None = None
+    seeds: list[int]
+    metric: Literal["dev_accuracy", "dev_loss"] = "dev_accuracy"
+    trials: int = Field(20, ge=1)
+    sampler_seed: int = Field(0, ge=0)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, value: list[int]) -> list[int]:
+        return check_seed_list("tuning seed", value, "[100, 101]")
+
+    @property
+    def tuned(self) -> tuple[str, ...]:
+        """The settings this table tunes, e.g. ``("lr",)``."""
+        return tuple(p for p in TUNABLE if getattr(self, p) is not None)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return TUNE_METRICS[self.metric]
 
 
 class StudySpec(BaseModel):
@@ -451,6 +507,65 @@ def check_study(study: Study) -> None:
     _check_exclude(study)
     check_tune(study)
     _check_engines(study)
+
+
+def check_tune(study: Study) -> None:
+    """Semantic checks of ``[tune]``; each problem is one ``study.fail`` line."""
+    from losslab.train import TrainConfig
+
+    spec = study.spec
+    tune: TuneSpec | None = spec.tune
+    if tune is None:
+        return
+    if not tune.tuned:
+        raise study.fail("tune", "name what to tune: lr = [...] and/or weight_decay = [...]")
+    if tune.method == "grid" and "trials" in tune.model_fields_set:
+        raise study.fail("tune.trials", 'trials belong to method = "optuna"; remove it')
+    for name in tune.tuned:
+        values = getattr(tune, name)
+        if isinstance(values, Range):
+            if tune.method == "grid":
+                raise study.fail(
+                    f"tune.{name}",
+                    'a {low, high} range needs method = "optuna"; the grid takes a list',
+                )
+            values = [values.low, values.high]
+        elif not values:
+            raise study.fail(f"tune.{name}", "an empty list; give the values to try")
+        elif len(set(values)) != len(values):
+            raise study.fail(f"tune.{name}", f"repeated values in {values}; list each once")
+        for value in values:
+            try:
+                TrainConfig(**{name: value, "device": "cpu"})
+            except LosslabError as err:
+                raise study.fail(f"tune.{name}", str(err)) from None
+        train_value = spec.train.get(name)
+        if isinstance(train_value, list) and len(train_value) > 1:
+            raise study.fail(
+                f"train.{name}",
+                f"{name} is tuned per loss by [tune]; give [train] one value or none",
+            )
+    for i, item in enumerate(spec.datasets):
+        if not item.options.get("dev_fraction"):
+            raise study.fail(
+                f"datasets[{i}]",
+                "[tune] chooses on the dev split, which this dataset lacks; give it one, e.g. "
+                f'{{name = "{item.name}", dev_fraction = 0.2}}',
+            )
+    overlap = sorted(set(tune.seeds) & set(spec.seed_list))
+    if overlap:
+        raise study.fail(
+            "tune.seeds",
+            f"seeds {overlap} are also final seeds; tuning seeds must be disjoint from "
+            "`seeds` (e.g. tune.seeds = [100, 101])",
+        )
+    if tune.method == "optuna":
+        try:
+            import optuna  # noqa: F401
+        except ImportError:
+            raise study.fail(
+                "tune.method", "method = \"optuna\" needs optuna: pip install 'losslab[tune]'"
+            ) from None
 
 
 def _check_engines(study: Study) -> None:

@@ -466,3 +466,82 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# ---------------------------------------------------------------------- tuning tables
+# The trainings of [tune] (losslab.study.tuning) and the settings it chose, kept in the
+# study's own file so that an interrupted tuning resumes where it stopped.
+_TUNING_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tuning_trials (
+    trial_id TEXT PRIMARY KEY,
+    tune_key TEXT NOT NULL,
+    condition TEXT NOT NULL,
+    loss TEXT NOT NULL,
+    method TEXT NOT NULL,
+    trial INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    lr REAL,
+    weight_decay REAL,
+    metric TEXT NOT NULL,
+    value REAL,
+    status TEXT NOT NULL,
+    error TEXT,
+    finished REAL
+);
+CREATE INDEX IF NOT EXISTS tuning_trials_key ON tuning_trials (tune_key);
+CREATE TABLE IF NOT EXISTS tuning_choices (
+    tune_key TEXT PRIMARY KEY,
+    condition TEXT NOT NULL,
+    loss TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    score REAL NOT NULL,
+    lr REAL,
+    weight_decay REAL,
+    candidates INTEGER NOT NULL,
+    seeds TEXT NOT NULL,
+    tuned TEXT NOT NULL
+);
+"""
+
+
+def open_tuning(directory: str | os.PathLike) -> sqlite3.Connection:
+    """A connection to the store of ``directory`` with the tuning tables in it."""
+    conn = connect(store_path(directory))
+    conn.executescript(_TUNING_SCHEMA)
+    return conn
+
+
+def tuning_trials(conn: sqlite3.Connection, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored tuning trainings of the conditions ``keys``, by trial id."""
+    marks = ",".join("?" * len(keys))
+    cursor = conn.execute(
+        "SELECT trial_id, tune_key, trial, seed, lr, weight_decay, value, status "
+        f"FROM tuning_trials WHERE tune_key IN ({marks})",
+        keys,
+    )
+    names = [d[0] for d in cursor.description]
+    return {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+
+
+def put_tuning_trials(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+    """Store finished tuning trainings, all of them or (on a crash) none."""
+    with _Transaction(conn):
+        conn.executemany(
+            "INSERT OR REPLACE INTO tuning_trials (trial_id, tune_key, condition, loss, "
+            "method, trial, seed, lr, weight_decay, metric, value, status, error, "
+            "finished) VALUES (:trial_id, :tune_key, :condition, :loss, :method, :trial, "
+            ":seed, :lr, :weight_decay, :metric, :value, :status, :error, :finished)",
+            rows,
+        )
+
+
+def put_tuning_choices(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+    """Store the chosen settings of tuning conditions, all of them or none."""
+    with _Transaction(conn):
+        conn.executemany(
+            "INSERT OR REPLACE INTO tuning_choices (tune_key, condition, loss, metric, "
+            "score, lr, weight_decay, candidates, seeds, tuned) VALUES (:tune_key, "
+            ":condition, :loss, :metric, :score, :lr, :weight_decay, :candidates, :seeds, "
+            ":tuned)",
+            rows,
+        )

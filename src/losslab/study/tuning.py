@@ -44,167 +44,23 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sqlite3
 import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from losslab.checks import check_seed_list
+from losslab.data import Dataset
 from losslab.errors import LosslabError
-
-if TYPE_CHECKING:
-    from losslab.data import Dataset
-    from losslab.study.executors import DataCache
-    from losslab.study.plan import Cell, Group, Plan
-    from losslab.study.spec import Study
-
-TUNABLE = ("lr", "weight_decay")
-#: Tuning metric -> whether higher is better.
-TUNE_METRICS = {"dev_accuracy": True, "dev_loss": False}
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tuning_trials (
-    trial_id TEXT PRIMARY KEY,
-    tune_key TEXT NOT NULL,
-    condition TEXT NOT NULL,
-    loss TEXT NOT NULL,
-    method TEXT NOT NULL,
-    trial INTEGER NOT NULL,
-    seed INTEGER NOT NULL,
-    lr REAL,
-    weight_decay REAL,
-    metric TEXT NOT NULL,
-    value REAL,
-    status TEXT NOT NULL,
-    error TEXT,
-    finished REAL
-);
-CREATE INDEX IF NOT EXISTS tuning_trials_key ON tuning_trials (tune_key);
-CREATE TABLE IF NOT EXISTS tuning_choices (
-    tune_key TEXT PRIMARY KEY,
-    condition TEXT NOT NULL,
-    loss TEXT NOT NULL,
-    metric TEXT NOT NULL,
-    score REAL NOT NULL,
-    lr REAL,
-    weight_decay REAL,
-    candidates INTEGER NOT NULL,
-    seeds TEXT NOT NULL,
-    tuned TEXT NOT NULL
-);
-"""
-
-
-class Range(BaseModel):
-    """A continuous search range of the Optuna method: ``{low, high, log}``."""
-
-    model_config = ConfigDict(extra="forbid")
-    low: float
-    high: float
-    log: bool = False
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Range:
-        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
-            raise ValueError(f"a range needs finite low < high, got {self.low} .. {self.high}")
-        if self.log and self.low <= 0:
-            raise ValueError("a log range needs low > 0")
-        return self
-
-
-class TuneSpec(BaseModel):
-    """The ``[tune]`` table of a study file (see the module docstring)."""
-
-    model_config = ConfigDict(extra="forbid")
-    method: Literal["grid", "optuna"] = "grid"
-    lr: list[float] | Range | None = None
-    weight_decay: list[float] | Range | None = None
-    seeds: list[int]
-    metric: Literal["dev_accuracy", "dev_loss"] = "dev_accuracy"
-    trials: int = Field(20, ge=1)
-    sampler_seed: int = Field(0, ge=0)
-
-    @field_validator("seeds")
-    @classmethod
-    def _seeds(cls, value: list[int]) -> list[int]:
-        return check_seed_list("tuning seed", value, "[100, 101]")
-
-    @property
-    def tuned(self) -> tuple[str, ...]:
-        """The settings this table tunes, e.g. ``("lr",)``."""
-        return tuple(p for p in TUNABLE if getattr(self, p) is not None)
-
-    @property
-    def higher_is_better(self) -> bool:
-        return TUNE_METRICS[self.metric]
-
-
-def check_tune(study: Study) -> None:
-    """Semantic checks of ``[tune]``; each problem is one ``study.fail`` line."""
-    from losslab.train import TrainConfig
-
-    spec = study.spec
-    tune: TuneSpec | None = spec.tune
-    if tune is None:
-        return
-    if not tune.tuned:
-        raise study.fail("tune", "name what to tune: lr = [...] and/or weight_decay = [...]")
-    if tune.method == "grid" and "trials" in tune.model_fields_set:
-        raise study.fail("tune.trials", 'trials belong to method = "optuna"; remove it')
-    for name in tune.tuned:
-        values = getattr(tune, name)
-        if isinstance(values, Range):
-            if tune.method == "grid":
-                raise study.fail(
-                    f"tune.{name}",
-                    'a {low, high} range needs method = "optuna"; the grid takes a list',
-                )
-            values = [values.low, values.high]
-        elif not values:
-            raise study.fail(f"tune.{name}", "an empty list; give the values to try")
-        elif len(set(values)) != len(values):
-            raise study.fail(f"tune.{name}", f"repeated values in {values}; list each once")
-        for value in values:
-            try:
-                TrainConfig(**{name: value, "device": "cpu"})
-            except LosslabError as err:
-                raise study.fail(f"tune.{name}", str(err)) from None
-        train_value = spec.train.get(name)
-        if isinstance(train_value, list) and len(train_value) > 1:
-            raise study.fail(
-                f"train.{name}",
-                f"{name} is tuned per loss by [tune]; give [train] one value or none",
-            )
-    for i, item in enumerate(spec.datasets):
-        if not item.options.get("dev_fraction"):
-            raise study.fail(
-                f"datasets[{i}]",
-                "[tune] chooses on the dev split, which this dataset lacks; give it one, e.g. "
-                f'{{name = "{item.name}", dev_fraction = 0.2}}',
-            )
-    overlap = sorted(set(tune.seeds) & set(spec.seed_list))
-    if overlap:
-        raise study.fail(
-            "tune.seeds",
-            f"seeds {overlap} are also final seeds; tuning seeds must be disjoint from "
-            "`seeds` (e.g. tune.seeds = [100, 101])",
-        )
-    if tune.method == "optuna":
-        try:
-            import optuna  # noqa: F401
-        except ImportError:
-            raise study.fail(
-                "tune.method", "method = \"optuna\" needs optuna: pip install 'losslab[tune]'"
-            ) from None
+from losslab.study.executors import DataCache, make_task, train_task
+from losslab.study.hashing import content_hash
+from losslab.study.plan import DEFAULT_MAX_STACK, Cell, Group, Plan, expand
+from losslab.study.spec import TUNABLE, Range, Study, TuneSpec
+from losslab.study.store import open_tuning, put_tuning_choices, put_tuning_trials, tuning_trials
 
 
 def tune_key(config: Mapping[str, Any], tuned: tuple[str, ...]) -> str:
     """The tuning condition of a resolved cell configuration (seed and tuned settings out)."""
-    from losslab.study.plan import content_hash
 
     train = {k: v for k, v in config["train"].items() if k not in tuned}
     rest = {k: v for k, v in config.items() if k not in ("seed", "measure", "train")}
@@ -238,7 +94,6 @@ def tuning_study(study: Study) -> Study:
     The grid method puts the candidate lists in ``[train]`` (each candidate a cell); the
     Optuna method a placeholder (trials set the values). Measurements are not taken.
     """
-    from losslab.study.spec import Study
 
     tune: TuneSpec = study.spec.tune
     train = dict(study.spec.train)
@@ -299,7 +154,6 @@ def run_tuning(
         ``{tune_key: {setting: value}}`` (the tuned settings only) for every tuning
         condition, or ``{}`` when ``stop`` ended tuning early.
     """
-    from losslab.study.plan import DEFAULT_MAX_STACK, expand
 
     plan = expand(tuning_study(study), n_train, max_stack or DEFAULT_MAX_STACK)
     tuner = _Tuner(study, plan, out, DevAsTest(cache), device, stop, on_trained)
@@ -328,7 +182,6 @@ class _Tuner:
         stop: threading.Event | None,
         on_trained: Callable[[int], None] | None,
     ):
-        from losslab.study.store import connect, store_path
 
         self.study, self.tune, self.plan = study, study.spec.tune, plan
         self.view, self.device, self.stop, self.on_trained = view, device, stop, on_trained
@@ -345,30 +198,20 @@ class _Tuner:
             for c in plan.cells
         }
         self.keys = list(dict.fromkeys(v["tune_key"] for v in self.info.values()))
-        self.conn = connect(store_path(out))
-        self.conn.executescript(_SCHEMA)
+        self.conn = open_tuning(out)
 
     def stopped(self) -> bool:
         return self.stop is not None and self.stop.is_set()
 
     def stored(self) -> dict[str, dict[str, Any]]:
         """The finished tuning trainings of this study's conditions, by trial id."""
-        marks = ",".join("?" * len(self.keys))
-        cursor = self.conn.execute(
-            "SELECT trial_id, tune_key, trial, seed, lr, weight_decay, value, status "
-            f"FROM tuning_trials WHERE tune_key IN ({marks})",
-            self.keys,
-        )
-        names = [d[0] for d in cursor.description]
-        return {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+        return tuning_trials(self.conn, self.keys)
 
     def train(self, group: Group, cells: list[Cell]) -> list[dict[str, Any]] | None:
         """Train ``cells`` of ``group`` as one stack on the dev-as-test data; store them.
 
         Returns the stored rows, or None when the stop event interrupted the stack.
         """
-        from losslab.study.executors import make_task, train_task
-        from losslab.study.plan import Group
 
         stack = Group(group.stack_id, cells)
         task = make_task(stack, [c.cell_id for c in cells], self.device, self.study.spec.imports)
@@ -388,14 +231,7 @@ class _Tuner:
             }
             for o in outcomes
         ]
-        _write(
-            self.conn,
-            "INSERT OR REPLACE INTO tuning_trials (trial_id, tune_key, condition, loss, "
-            "method, trial, seed, lr, weight_decay, metric, value, status, error, "
-            "finished) VALUES (:trial_id, :tune_key, :condition, :loss, :method, :trial, "
-            ":seed, :lr, :weight_decay, :metric, :value, :status, :error, :finished)",
-            rows,
-        )
+        put_tuning_trials(self.conn, rows)
         if self.on_trained is not None:
             self.on_trained(len(cells))
         return rows
@@ -425,7 +261,6 @@ class _Tuner:
         candidate and trains all of a group's candidates x tuning seeds as one stack."""
         import optuna
 
-        from losslab.study.plan import content_hash
 
         tune = self.tune
         distributions = _distributions(tune)
@@ -541,26 +376,8 @@ class _Tuner:
                     "tuned": ",".join(tune.tuned),
                 }
             )
-        _write(
-            self.conn,
-            "INSERT OR REPLACE INTO tuning_choices (tune_key, condition, loss, metric, "
-            "score, lr, weight_decay, candidates, seeds, tuned) VALUES (:tune_key, "
-            ":condition, :loss, :metric, :score, :lr, :weight_decay, :candidates, :seeds, "
-            ":tuned)",
-            records,
-        )
+        put_tuning_choices(self.conn, records)
         return chosen
-
-
-def _write(conn: sqlite3.Connection, sql: str, rows: list[dict[str, Any]]) -> None:
-    """``rows`` in one transaction: a crash stores all of them or none."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.executemany(sql, rows)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _finite(value: Any) -> float | None:
