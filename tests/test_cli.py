@@ -6,7 +6,9 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from chance import above_chance
 from losslab import cli
+from losslab.data import load_dataset
 from losslab.errors import LosslabError
 
 runner = CliRunner()
@@ -33,7 +35,7 @@ def test_train_options_reach_the_trainer():
     args = [
         "train",
         "--dataset",
-        "checkerboard",
+        "digits",
         "--loss",
         "squared_hinge",
         "--activation",
@@ -59,7 +61,10 @@ def test_train_options_reach_the_trainer():
     summary = _last_json(result.stdout)
     assert summary["optimizer"] == "momentum" and summary["lr"] == 0.01
     assert summary["batch_size"] == 40 and summary["activation"] == "tanh"
-    assert 0.0 <= summary["test_accuracy"] <= 1.0
+    # 30 steps of a 16-8 tanh net learn the digits well above guessing (measured 0.40 on the
+    # 449 test images, where the largest class is 10%): the bound is what a guesser reaches
+    # once in 1e9 runs (0.18), so the run must have used its options and trained.
+    assert summary["test_accuracy"] > above_chance(load_dataset("digits").y_test)
     assert "train accuracy" in result.stdout
 
 
