@@ -72,3 +72,34 @@ def test_readme_api_examples_run(tmp_path, monkeypatch):
     # 400 steps reach 0.987; 40 reached 0.896 here, and round-off on another machine moves
     # that by a few samples at most, far from the 0.5 bound).
     assert namespace["result"].test_accuracy > 0.5
+
+
+def test_readme_printed_accuracies_are_what_the_code_prints(tmp_path, monkeypatch, capsys):
+    """Each README line ending in a printed number (``# 0.967``) is run in full, with the
+    lines of its block before it, and gives that number. One test sample more or less is
+    allowed: another machine's round-off may flip one borderline image, and the test sets
+    here hold >= 297 images, so 1/297 + the 5e-4 of rounding to three decimals."""
+    monkeypatch.chdir(tmp_path)
+    text = README.read_text(encoding="utf-8")
+    checked = 0
+    for block in re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL):
+        lines = block.splitlines()
+        for i, line in enumerate(lines):
+            printed = re.search(r"#\s*(\d\.\d{3})\b", line)
+            if not printed:
+                continue
+            code, expression = "\n".join(lines[:i]), line.split("#")[0].strip()
+            namespace: dict = {}
+            torch.manual_seed(0)
+            exec(compile(code, str(README), "exec"), namespace)  # noqa: S102
+            capsys.readouterr()
+            if expression.startswith("print("):
+                exec(compile(expression, str(README), "exec"), namespace)  # noqa: S102
+                value = float(re.findall(r"\d\.\d+", capsys.readouterr().out)[-1])
+            else:
+                exec(compile(f"value = {expression}", str(README), "exec"), namespace)  # noqa: S102
+                value = namespace["value"]
+                value = float(value[0] if isinstance(value, tuple) else value)
+            assert abs(value - float(printed.group(1))) <= 1 / 297 + 5e-4, (line, value)
+            checked += 1
+    assert checked >= 2  # the training and the npnet examples

@@ -17,22 +17,8 @@ numbers; ``functional_form(LOSSES[name])`` gives the function of a plugin's loss
 
 from __future__ import annotations
 
+from losslab.losses import janocha, robust
 from losslab.losses.definition import functional_form
-from losslab.losses.janocha import (
-    CauchySchwarzLoss,
-    ChebyshevLoss,
-    CubedHingeLoss,
-    ExpectationLoss,
-    HingeLoss,
-    L1Loss,
-    L2Loss,
-    LogLoss,
-    RegularisedExpectationLoss,
-    SquaredHingeLoss,
-    SquaredLogLoss,
-    TanimotoLoss,
-)
-from losslab.losses.robust import AlphaLoss, GCELoss, TruncatedLogLoss
 
 __all__ = [
     "alpha",
@@ -52,18 +38,18 @@ __all__ = [
     "truncated_log",
 ]
 
-l1 = functional_form(L1Loss)
-l2 = functional_form(L2Loss)
-expectation = functional_form(ExpectationLoss)
-regularised_expectation = functional_form(RegularisedExpectationLoss)
-chebyshev = functional_form(ChebyshevLoss)
-hinge = functional_form(HingeLoss)
-squared_hinge = functional_form(SquaredHingeLoss)
-cubed_hinge = functional_form(CubedHingeLoss)
-log = functional_form(LogLoss)
-squared_log = functional_form(SquaredLogLoss)
-tanimoto = functional_form(TanimotoLoss)
-cauchy_schwarz = functional_form(CauchySchwarzLoss)
-alpha = functional_form(AlphaLoss)
-gce = functional_form(GCELoss)
-truncated_log = functional_form(TruncatedLogLoss)
+l1 = functional_form(janocha.L1Loss)
+l2 = functional_form(janocha.L2Loss)
+expectation = functional_form(janocha.ExpectationLoss)
+regularised_expectation = functional_form(janocha.RegularisedExpectationLoss)
+chebyshev = functional_form(janocha.ChebyshevLoss)
+hinge = functional_form(janocha.HingeLoss)
+squared_hinge = functional_form(janocha.SquaredHingeLoss)
+cubed_hinge = functional_form(janocha.CubedHingeLoss)
+log = functional_form(janocha.LogLoss)
+squared_log = functional_form(janocha.SquaredLogLoss)
+tanimoto = functional_form(janocha.TanimotoLoss)
+cauchy_schwarz = functional_form(janocha.CauchySchwarzLoss)
+alpha = functional_form(robust.AlphaLoss)
+gce = functional_form(robust.GCELoss)
+truncated_log = functional_form(robust.TruncatedLogLoss)

@@ -53,6 +53,7 @@ Choices the paper leaves open, and ours:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -471,35 +472,24 @@ class TwoScaleFixedLoss(TwoScaleLoss):
     formula = "as two_scale with R₁, R₂ frozen"
     seed = "Berlyand, Creese & Jabin 2021, §2.3 eq. 16"
 
-    def __init__(
-        self,
-        eta: float = 1.0,
-        base: str = "log",
-        r1: float | None = None,
-        r2: float | None = None,
-        baseline: bool = False,
-        reduction: str = "mean",
-        weight: torch.Tensor | Sequence[float] | None = None,
-        validate: bool | str = True,
-        **base_kwargs: Any,
-    ) -> None:
-        if "trainable" in base_kwargs:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if "trainable" in kwargs:
             raise LosslabError(
                 "two_scale_fixed keeps R1, R2 frozen and takes no 'trainable' argument; use "
                 "two_scale for trainable scales"
             )
-        super().__init__(
-            eta=eta,
-            base=base,
-            r1=r1,
-            r2=r2,
-            trainable=False,
-            baseline=baseline,
-            reduction=reduction,
-            weight=weight,
-            validate=validate,
-            **base_kwargs,
-        )
+        given = _FIXED_SIGNATURE.bind(self, *args, **kwargs).arguments
+        base_kwargs = given.pop("base_kwargs", {})
+        del given["self"]
+        super().__init__(**given, trainable=False, **base_kwargs)
+
+
+# two_scale's signature without ``trainable`` (always False here)
+_FIXED_SIGNATURE = inspect.signature(TwoScaleLoss.__init__).replace(parameters=[
+    p for p in inspect.signature(TwoScaleLoss.__init__).parameters.values()
+    if p.name != "trainable"
+])
+TwoScaleFixedLoss.__init__.__signature__ = _FIXED_SIGNATURE  # type: ignore[attr-defined]
 
 
 class TwoScaleSeparationLoss(_ScaleOwner):

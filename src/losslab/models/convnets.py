@@ -19,7 +19,7 @@ from torch import nn
 
 from losslab.checks import check_int, check_real
 from losslab.errors import LosslabError
-from losslab.models.mlp import build_initialised, make_activation
+from losslab.models.mlp import initialised, make_activation
 
 
 def _pooled(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -107,21 +107,9 @@ class JanochaConvNet(nn.Module):
         return self.classifier(self.features(x))
 
 
-def janocha_convnet(
-    in_channels: int = 3,
-    classes: int = 10,
-    image_size: int = 32,
-    channels: int = 64,
-    kernel_size: int = 5,
-    hidden: int = 128,
-    activation: str = "relu",
-    activation_kwargs: Mapping[str, Any] | None = None,
-    batchnorm: bool = True,
-    dropout: float = 0.0,
-    init: str = "he",
-    seed: int | None = None,
-    generator: torch.Generator | None = None,
-) -> JanochaConvNet:
+janocha_convnet = initialised(
+    JanochaConvNet,
+    "janocha_convnet",
     """An initialised :class:`JanochaConvNet` (seed: Janocha & Czarnecki 2017, §3, CIFAR-10).
 
     Args:
@@ -139,12 +127,8 @@ def janocha_convnet(
 
     Shape:
         input (N, C_in, S, S), or (N, S, S) when C_in = 1; output (N, C).
-    """
-    return build_initialised(
-        JanochaConvNet, in_channels, classes, image_size, channels, kernel_size, hidden,
-        activation, activation_kwargs, batchnorm, dropout,
-        init=init, seed=seed, generator=generator,
-    )  # fmt: skip
+    """,
+)
 
 
 class LeNet5(nn.Module):
@@ -196,17 +180,9 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(x))
 
 
-def lenet5(
-    in_channels: int = 3,
-    classes: int = 10,
-    image_size: int = 32,
-    activation: str = "relu",
-    activation_kwargs: Mapping[str, Any] | None = None,
-    bias: bool = True,
-    init: str = "he",
-    seed: int | None = None,
-    generator: torch.Generator | None = None,
-) -> LeNet5:
+lenet5 = initialised(
+    LeNet5,
+    "lenet5",
     """An initialised :class:`LeNet5` (seed: Berlyand, Creese & Jabin 2021, §3.2-3.3).
 
     Args:
@@ -221,11 +197,8 @@ def lenet5(
 
     Shape:
         input (N, C_in, S, S), or (N, S, S) when C_in = 1; output (N, C).
-    """
-    return build_initialised(
-        LeNet5, in_channels, classes, image_size, activation, activation_kwargs, bias,
-        init=init, seed=seed, generator=generator,
-    )  # fmt: skip
+    """,
+)
 
 
 # Channel multipliers of the VGG-like net; "M" is a 3x3 stride-2 max-pool.
@@ -282,18 +255,9 @@ class VGGSmall(nn.Module):
         return self.classifier(self.features(x))
 
 
-def vgg_small(
-    in_channels: int = 3,
-    classes: int = 10,
-    image_size: int = 32,
-    batchnorm: bool = True,
-    width: int = 64,
-    activation: str = "relu",
-    activation_kwargs: Mapping[str, Any] | None = None,
-    init: str = "he",
-    seed: int | None = None,
-    generator: torch.Generator | None = None,
-) -> VGGSmall:
+vgg_small = initialised(
+    VGGSmall,
+    "vgg_small",
     """An initialised :class:`VGGSmall` (seed: Daza assignment, question 4: 77.0 ± 0.6 %
     CIFAR-10 test accuracy with batch-norm, 73.8 % without, Adam 1e-4, 5000 steps).
 
@@ -310,11 +274,8 @@ def vgg_small(
 
     Shape:
         input (N, C_in, S, S), or (N, S, S) when C_in = 1; output (N, C).
-    """
-    return build_initialised(
-        VGGSmall, in_channels, classes, image_size, batchnorm, width, activation,
-        activation_kwargs, init=init, seed=seed, generator=generator,
-    )  # fmt: skip
+    """,
+)
 
 
 class MNIST1DCNN(nn.Module):
@@ -368,17 +329,9 @@ class MNIST1DCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-def mnist1d_cnn(
-    length: int = 40,
-    channels: int = 25,
-    classes: int = 10,
-    activation: str = "relu",
-    activation_kwargs: Mapping[str, Any] | None = None,
-    bias: bool = True,
-    init: str = "he",
-    seed: int | None = None,
-    generator: torch.Generator | None = None,
-) -> MNIST1DCNN:
+mnist1d_cnn = initialised(
+    MNIST1DCNN,
+    "mnist1d_cnn",
     """An initialised :class:`MNIST1DCNN`, 5,210 parameters by default (Greydanus & Kobak,
     "Scaling down deep learning", ICML 2024: ~94 % test accuracy on MNIST-1D).
 
@@ -393,8 +346,5 @@ def mnist1d_cnn(
 
     Shape:
         input (N, L) or (N, 1, L); output (N, C).
-    """
-    return build_initialised(
-        MNIST1DCNN, length, channels, classes, activation, activation_kwargs, bias,
-        init=init, seed=seed, generator=generator,
-    )  # fmt: skip
+    """,
+)

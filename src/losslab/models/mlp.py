@@ -9,8 +9,9 @@ numbers of paired comparisons between losses.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -23,6 +24,7 @@ from losslab.init import init_
 from losslab.seeding import seeded_global_rng, torch_generator
 
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
+_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 
 def make_generator(seed: int | None = None, generator: torch.Generator | None = None):
@@ -106,6 +108,41 @@ def build_initialised(
     return initialise_(model, init, generator)
 
 
+def initialised(
+    cls: type[nn.Module], name: str, doc: str, default_init: str = "he"
+) -> Callable[..., Any]:
+    """The factory of ``cls``: ``cls``'s arguments, then ``init=default_init``, ``seed=None``,
+    ``generator=None``; it builds with :func:`build_initialised`.
+
+    Args:
+        cls: the model class, whose ``__init__`` signature the factory takes over.
+        name: the factory's name (its registry name).
+        doc: the factory's docstring (its Args section names ``init``, ``seed``, ``generator``).
+        default_init: the default weight initialiser.
+    """
+    own = list(inspect.signature(cls).parameters.values())
+    signature = inspect.Signature([
+        *own,
+        inspect.Parameter("init", _KEYWORD, default=default_init, annotation=str),
+        inspect.Parameter("seed", _KEYWORD, default=None, annotation=int | None),
+        inspect.Parameter("generator", _KEYWORD, default=None,
+                          annotation=torch.Generator | None),
+    ], return_annotation=cls)
+
+    def factory(*args: Any, **kwargs: Any) -> nn.Module:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        given = bound.arguments
+        return build_initialised(cls, *(given[p.name] for p in own), init=given["init"],
+                                 seed=given["seed"], generator=given["generator"])  # fmt: skip
+
+    factory.__signature__ = signature  # type: ignore[attr-defined]
+    factory.__doc__ = doc
+    factory.__module__ = cls.__module__
+    factory.__name__ = factory.__qualname__ = name
+    return factory
+
+
 def make_activation(name: str, kwargs: Mapping[str, Any] | None) -> nn.Module:
     """A fresh activation module (each layer gets its own, so trainable slopes are per layer)."""
     return get_activation(name, **dict(kwargs or {}))
@@ -177,19 +214,9 @@ class MLP(nn.Sequential):
         return super().forward(flatten_input(x, self.in_features, "mlp"))
 
 
-def mlp(
-    in_features: int,
-    hidden: Sequence[int] = (),
-    classes: int = 10,
-    activation: str = "relu",
-    activation_kwargs: Mapping[str, Any] | None = None,
-    dropout: float = 0.0,
-    batchnorm: bool = False,
-    bias: bool = True,
-    init: str = "he",
-    seed: int | None = None,
-    generator: torch.Generator | None = None,
-) -> MLP:
+mlp = initialised(
+    MLP,
+    "mlp",
     """An initialised :class:`MLP` (seeds: Janocha & Czarnecki 2017 §3, toy 2-200xK-4 and
     MNIST 784-512xK-10 nets; Daza assignment, PyTorch MLP; lecture notes, MLP + dropout).
 
@@ -217,11 +244,8 @@ def mlp(
         >>> net = mlp(2, hidden=[200] * 5, classes=4, seed=0)
         >>> net(torch.zeros(50, 2)).shape
         torch.Size([50, 4])
-    """
-    return build_initialised(
-        MLP, in_features, hidden, classes, activation, activation_kwargs, dropout, batchnorm,
-        bias, init=init, seed=seed, generator=generator,
-    )  # fmt: skip
+    """,
+)
 
 
 class MNIST1DMLP(nn.Module):
@@ -261,17 +285,9 @@ class MNIST1DMLP(nn.Module):
         return self.linear3(h)
 
 
-def mnist1d_mlp(
-    in_features: int = 40,
-    hidden: int = 100,
-    classes: int = 10,
-    activation: str = "relu",
-    activation_kwargs: Mapping[str, Any] | None = None,
-    bias: bool = True,
-    init: str = "he",
-    seed: int | None = None,
-    generator: torch.Generator | None = None,
-) -> MNIST1DMLP:
+mnist1d_mlp = initialised(
+    MNIST1DMLP,
+    "mnist1d_mlp",
     """An initialised :class:`MNIST1DMLP`, 40-100-100-10 by default: 15,210 parameters
     (Greydanus & Kobak, "Scaling down deep learning", ICML 2024).
 
@@ -286,8 +302,5 @@ def mnist1d_mlp(
 
     Shape:
         input (N, D) or (N, 1, D); output (N, C).
-    """
-    return build_initialised(
-        MNIST1DMLP, in_features, hidden, classes, activation, activation_kwargs, bias,
-        init=init, seed=seed, generator=generator,
-    )  # fmt: skip
+    """,
+)
