@@ -25,6 +25,7 @@ unit normal as ``N(1, 0)`` (mean 0, variance 1 is meant).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -260,13 +261,17 @@ def adaptive_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> 
 
 
 class _Activation(nn.Module):
-    """Base class holding two metadata attributes.
+    """Base class: the module calls its function with its options, in order.
 
     Attributes:
+        function: the element-wise function of this unit (``sigmoid``, ``elu``, ...).
+        options: the attributes passed to it after ``x`` (and shown by ``repr``).
         monotone: True when the unit is non-decreasing on R for its default arguments.
         recommended_init: the :data:`INITIALIZERS` name matched to the unit.
     """
 
+    function: Callable[..., torch.Tensor]
+    options: tuple[str, ...] = ()
     monotone: bool = True
     recommended_init: str = "he"
 
@@ -274,6 +279,12 @@ class _Activation(nn.Module):
         # an explicit empty signature, so that get_activation("relu", alpha=0.1) is
         # rejected instead of swallowed by nn.Module's (*args, **kwargs)
         super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.function(x, *[getattr(self, name) for name in self.options])
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{name}={getattr(self, name)!r}" for name in self.options)
 
 
 class Sigmoid(_Activation):
@@ -289,17 +300,13 @@ class Sigmoid(_Activation):
     Shape: input any shape (N, *), output the same shape.
     """
 
+    function = staticmethod(sigmoid)
+    options = ("a",)
     recommended_init = "xavier"
 
     def __init__(self, a: float = 1.0) -> None:
         super().__init__()
         self.a = check_real("sigmoid: a", a, 0.0, low_open=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return sigmoid(x, self.a)
-
-    def extra_repr(self) -> str:
-        return f"a={self.a}"
 
 
 class Tanh(_Activation):
@@ -312,10 +319,8 @@ class Tanh(_Activation):
     Shape: input any shape (N, *), output the same shape.
     """
 
+    function = staticmethod(tanh)
     recommended_init = "xavier"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return tanh(x)
 
 
 class ReLU(_Activation):
@@ -328,8 +333,7 @@ class ReLU(_Activation):
     Shape: input any shape (N, *), output the same shape.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return relu(x)
+    function = staticmethod(relu)
 
 
 class Softplus(_Activation):
@@ -346,15 +350,12 @@ class Softplus(_Activation):
     Shape: input any shape (N, *), output the same shape.
     """
 
+    function = staticmethod(softplus)
+    options = ("k",)
+
     def __init__(self, k: float = 1.0) -> None:
         super().__init__()
         self.k = check_real("softplus: k", k, 0.0, low_open=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return softplus(x, self.k)
-
-    def extra_repr(self) -> str:
-        return f"k={self.k}"
 
 
 class PiecewiseLinear(_Activation):
@@ -369,10 +370,8 @@ class PiecewiseLinear(_Activation):
     Shape: input any shape (N, *), output the same shape.
     """
 
+    function = staticmethod(piecewise_linear)
     recommended_init = "xavier"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return piecewise_linear(x)
 
 
 class LeakyReLU(_Activation):
@@ -388,15 +387,12 @@ class LeakyReLU(_Activation):
     Shape: input any shape (N, *), output the same shape.
     """
 
+    function = staticmethod(leaky_relu)
+    options = ("alpha",)
+
     def __init__(self, alpha: float = 0.01) -> None:
         super().__init__()
         self.alpha = check_real("leaky_relu: alpha", alpha, 0.0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return leaky_relu(x, self.alpha)
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}"
 
 
 class PReLU(_Activation):
@@ -447,15 +443,12 @@ class ELU(_Activation):
     Shape: input any shape (N, *), output the same shape.
     """
 
+    function = staticmethod(elu)
+    options = ("alpha",)
+
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
         self.alpha = check_real("elu: alpha", alpha, 0.0, low_open=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return elu(x, self.alpha)
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}"
 
 
 class SELU(_Activation):
@@ -471,10 +464,8 @@ class SELU(_Activation):
     Shape: input any shape (N, *), output the same shape.
     """
 
+    function = staticmethod(selu)
     recommended_init = "lecun"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return selu(x)
 
 
 class Swish(_Activation):
@@ -531,6 +522,8 @@ class GELU(_Activation):
     Shape: input any shape (N, *), output the same shape.
     """
 
+    function = staticmethod(gelu)
+    options = ("approximate",)
     monotone = False
 
     def __init__(self, approximate: str = "none") -> None:
@@ -538,12 +531,6 @@ class GELU(_Activation):
         if approximate not in ("none", "tanh"):
             raise LosslabError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return gelu(x, self.approximate)
-
-    def extra_repr(self) -> str:
-        return f"approximate={self.approximate!r}"
 
 
 class AdaptiveReLU(_Activation):
