@@ -186,18 +186,12 @@ def load_arrays(
         num_classes = infer_num_classes(
             [y, y_test], None if class_names is None else len(class_names), str(file)
         )
-    if class_names is None:
-        class_names = [str(k) for k in range(num_classes)]
-    return Dataset(
-        x_train=x,
-        y_train=y,
-        x_dev=None,
-        y_dev=None,
-        x_test=x_test,
-        y_test=y_test,
-        num_classes=num_classes,
-        class_names=list(class_names),
-        name="arrays",
+    return Dataset.loaded(
+        "arrays",
+        (x, y),
+        (x_test, y_test),
+        num_classes,
+        class_names=class_names,
         metadata={
             "source": f"user arrays from {file.name}",
             "files": [str(f) for f in files],

@@ -236,19 +236,14 @@ def _load_cifar(name: str, root: str | os.PathLike | None, download: bool) -> Da
         metadata["coarse_class_names"] = [_text(n) for n in meta.get("coarse_label_names", [])]
         if len(metadata["coarse_class_names"]) != 20:
             raise LosslabError(f"{path}: the meta file lacks the 20 coarse class names")
-    return Dataset(
-        x_train=np.divide(splits["train"][0], 255, dtype=np.float32),
-        y_train=splits["train"][1],
-        x_dev=None,
-        y_dev=None,
-        x_test=np.divide(splits["test"][0], 255, dtype=np.float32),
-        y_test=splits["test"][1],
-        num_classes=info["num_classes"],
+    return Dataset.loaded(
+        name,
+        (np.divide(splits["train"][0], 255, dtype=np.float32), splits["train"][1]),
+        (np.divide(splits["test"][0], 255, dtype=np.float32), splits["test"][1]),
+        info["num_classes"],
         class_names=class_names,
-        coarse_train=splits["train"][2] if coarse else None,
-        coarse_test=splits["test"][2] if coarse else None,
+        coarse=(splits["train"][2], splits["test"][2]) if coarse else None,
         metadata=metadata,
-        name=name,
     )
 
 

@@ -7,6 +7,7 @@ standardisation or noise, so a malformed source never reaches the user half-load
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,36 @@ class Dataset:
     metadata: dict[str, Any] = field(default_factory=dict)
     name: str = "custom"
     coarse_dev: np.ndarray | None = None
+
+    @classmethod
+    def loaded(
+        cls,
+        name: str,
+        train: tuple[np.ndarray, np.ndarray],
+        test: tuple[np.ndarray, np.ndarray],
+        num_classes: int,
+        metadata: dict[str, Any],
+        class_names: Sequence[str] | None = None,
+        coarse: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> Dataset:
+        """What a loader returns: train and test splits as ``(x, y)``, no dev split yet.
+
+        Args:
+            name: the registry name.
+            train, test: ``(x (N, ...), y (N,))`` of each split.
+            num_classes: C.
+            metadata: the loader's JSON-friendly description (source, files, ...).
+            class_names: C names; default ``"0"`` .. ``"C-1"``.
+            coarse: ``(coarse_train, coarse_test)`` super-class labels (CIFAR-100).
+        """
+        names = [str(k) for k in range(num_classes)] if class_names is None else class_names
+        return cls(
+            x_train=train[0], y_train=train[1], x_dev=None, y_dev=None,
+            x_test=test[0], y_test=test[1], num_classes=num_classes, class_names=list(names),
+            coarse_train=None if coarse is None else coarse[0],
+            coarse_test=None if coarse is None else coarse[1],
+            metadata=metadata, name=name,
+        )  # fmt: skip
 
     @property
     def input_shape(self) -> tuple[int, ...]:

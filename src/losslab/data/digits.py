@@ -31,16 +31,11 @@ def load_digits(
     images = bunch.images.astype(np.float32) / 16.0
     labels = bunch.target.astype(np.int64)
     train, test = stratified_split(labels, fraction, rng)
-    return Dataset(
-        x_train=images[train],
-        y_train=labels[train],
-        x_dev=None,
-        y_dev=None,
-        x_test=images[test],
-        y_test=labels[test],
-        num_classes=10,
-        class_names=[str(d) for d in range(10)],
-        name="digits",
+    return Dataset.loaded(
+        "digits",
+        (images[train], labels[train]),
+        (images[test], labels[test]),
+        10,
         metadata={
             "source": "scikit-learn load_digits (bundled copy of the UCI optical digits)",
             "scaling": "intensity / 16, in [0, 1]",

@@ -177,16 +177,12 @@ def _load_idx_dataset(name: str, root: str | os.PathLike | None, download: bool)
         if labels.ndim != 1:
             raise LosslabError(f"{what}: expected labels (N,), got shape {labels.shape}")
     class_names = FASHION_CLASSES if name == "fashion_mnist" else [str(d) for d in range(10)]
-    return Dataset(
-        x_train=np.divide(x_train, 255, dtype=np.float32),
-        y_train=y_train,
-        x_dev=None,
-        y_dev=None,
-        x_test=np.divide(x_test, 255, dtype=np.float32),
-        y_test=y_test,
-        num_classes=10,
-        class_names=list(class_names),
-        name=name,
+    return Dataset.loaded(
+        name,
+        (np.divide(x_train, 255, dtype=np.float32), y_train),
+        (np.divide(x_test, 255, dtype=np.float32), y_test),
+        10,
+        class_names=class_names,
         metadata={
             "source": layout["source"],
             "files": [str(p) for p in paths],

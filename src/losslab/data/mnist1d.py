@@ -87,16 +87,11 @@ def load_mnist1d(
     if generator_seed is not None:
         generator_args["seed"] = generator_seed
     data = generate_mnist1d(**generator_args) if generator_args else _published()
-    return Dataset(
-        x_train=data["x"],
-        y_train=data["y"],
-        x_dev=None,
-        y_dev=None,
-        x_test=data["x_test"],
-        y_test=data["y_test"],
-        num_classes=10,
-        class_names=[str(d) for d in range(10)],
-        name="mnist1d",
+    return Dataset.loaded(
+        "mnist1d",
+        (data["x"], data["y"]),
+        (data["x_test"], data["y_test"]),
+        10,
         metadata={
             "source": "mnist1d package, make_dataset(get_dataset_args()) generated offline",
             "generator_args": dict(generator_args),

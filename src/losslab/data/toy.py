@@ -45,18 +45,10 @@ def checkerboard_labels(x: np.ndarray, grid: int = 8, num_classes: int = 4) -> n
 
 
 def _toy(name: str, x_tr, y_tr, x_te, y_te, c: int, params: dict) -> Dataset:
-    return Dataset(
-        x_train=x_tr,
-        y_train=y_tr,
-        x_dev=None,
-        y_dev=None,
-        x_test=x_te,
-        y_test=y_te,
-        num_classes=c,
-        class_names=[str(k) for k in range(c)],
-        name=name,
+    return Dataset.loaded(
+        name, (x_tr, y_tr), (x_te, y_te), c,
         metadata={"source": f"generated {name} (Janocha & Czarnecki 2017, sec. 3)", **params},
-    )
+    )  # fmt: skip
 
 
 def load_checkerboard(
