@@ -513,3 +513,10 @@ def test_init_fills_a_parameter_in_place_without_autograd():
 def test_initializer_errors(call, match):
     with pytest.raises(LosslabError, match=match):
         call(torch.Generator().manual_seed(0))
+
+
+def test_the_initialisers_live_in_losslab_init_and_keep_their_old_import_path():
+    import losslab.init
+
+    for name in losslab.init.__all__:
+        assert getattr(act, name) is getattr(losslab.init, name), name
