@@ -16,13 +16,16 @@ losses in few calls), :mod:`~losslab.train.optim` (per-model lr and weight decay
 :mod:`~losslab.train.tracker` (divergence, early stopping, best weights),
 :mod:`~losslab.train.evaluate` (chunked evaluation), :mod:`~losslab.train.measure`
 (measurement hooks), :mod:`~losslab.train.console` (progress display, Ctrl-C),
-:mod:`~losslab.train.engine` (the loop, checkpoints, results).
+:mod:`~losslab.train.engine` (the loop), :mod:`~losslab.train.checkpoint` (checkpoint
+files), :mod:`~losslab.train.result` (TrainResult and its JSON), :mod:`~losslab.train.api`
+(train, train_many).
 """
 
+from losslab.train.api import train, train_many
 from losslab.train.config import ModelSpec, TrainConfig, resolve_device
 from losslab.train.data import TrainData, as_train_data
-from losslab.train.engine import CURVE_KEYS, TrainResult, train, train_many
 from losslab.train.measure import MeasureContext, Measurement
+from losslab.train.result import CURVE_KEYS, TrainResult
 
 __all__ = [
     "CURVE_KEYS",

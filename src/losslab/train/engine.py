@@ -22,7 +22,8 @@ A run is made of small parts, each owning its state (``state_dict`` /
 ``load_state_dict``, as ``torch.optim`` does): the backend (:mod:`~losslab.train.backends`,
 the stack or the loop), the optimizer (:mod:`~losslab.train.optim`), the batch order
 (:mod:`~losslab.train.data`), the per-model tracker (:mod:`~losslab.train.tracker`),
-the evaluator (:mod:`~losslab.train.evaluate`) and the checkpoint, their combination.
+the evaluator (:mod:`~losslab.train.evaluate`) and the checkpoint
+(:mod:`~losslab.train.checkpoint`), their combination.
 
 Hot path: batches are slices of a per-seed permutation of device-resident data, models
 with the same kind of loss are stacked next to each other and their losses computed in
@@ -35,17 +36,11 @@ train/dev/test); Janocha & Czarnecki 2017 §3 (grids of losses x seeds, learning
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import io
 import math
 import os
-import pickle
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from functools import partial
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -53,148 +48,26 @@ from torch import nn
 
 from losslab.errors import LosslabError
 from losslab.losses import LOSSES, Loss, get_loss, skip_finite_check, skip_label_check
-from losslab.provenance import jsonable, versions
 from losslab.registry import resolve
 from losslab.train.backends import LoopBackend, StackBackend
-from losslab.train.checks import check_start
-from losslab.train.config import ModelSpec, TrainConfig, resolve_device
-from losslab.train.data import BatchOrder, TrainData, as_train_data
+from losslab.train.checkpoint import Checkpoint
+from losslab.train.config import ModelSpec, TrainConfig
+from losslab.train.data import BatchOrder, TrainData
 from losslab.train.evaluate import SPLITS, Evaluator
 from losslab.train.losses import LossPlan, as_loss, loss_scales, plan_order, user_module
-from losslab.train.measure import MeasureContext, Measurement, check_measurements, collect
+from losslab.train.measure import MeasureContext, Measurement, collect
 from losslab.train.optim import Param, StackOptimizer
+from losslab.train.result import CURVE_KEYS, TrainResult, finite_mean
 from losslab.train.tracker import Tracker
 
-CURVE_KEYS = (
-    "step",
-    "lr",
-    "train_batch_accuracy",
-    "train_batch_loss",
-    "train_accuracy",
-    "train_loss",
-    "dev_accuracy",
-    "dev_loss",
-    "test_accuracy",
-    "test_loss",
-)
-RESULT_SCHEMA = 1
-_CHECKPOINT_VERSION = 2
 # Between evaluations, progress is reported at most this often (seconds).
 _PROGRESS_INTERVAL = 0.5
 
 Progress = Callable[[dict[str, Any]], None]
 
 
-@dataclass
-class TrainResult:
-    """The outcome of training one model.
-
-    Attributes:
-        label: the model's name (from its :class:`ModelSpec`).
-        spec: the spec it was trained with.
-        curves: learning curves, one list per key of :data:`CURVE_KEYS` (step, lr,
-            train-batch / train / dev / test accuracy and loss), one entry per evaluation;
-            a split that is absent (or ``eval_train=False``) has NaN entries.
-        final: the metrics of the final evaluation (or, with early stopping, of the best
-            one; for a diverged model, of the last one before it diverged), same keys.
-        diverged: its loss became NaN/inf or exceeded ``DIVERGENCE_FACTOR`` (1e6) times
-            max(|its first batch loss|, 1); ``diverged_at`` is that step.
-        stopped_early: early stopping ended it before ``steps``; ``best_step`` is the
-            step whose weights it holds when early stopping is on.
-        interrupted: the run was stopped by the caller (``stop`` event, Ctrl-C) before
-            ``steps``; the result holds what was trained until then.
-        steps_run: optimizer steps it took.
-        seconds: wall time of the whole run it was part of (training and evaluations,
-            summed over resumed sessions; data loading and set-up excluded).
-        measurements: rows ``(step, name, index, value)`` of the measurement hooks
-            (:mod:`losslab.train.measure`).
-        config: the fully resolved configuration that produced it (TrainConfig fields
-            with this model's lr, weight decay and seed, the loss and its kwargs, the
-            model and data when known, the versions of losslab / torch / numpy).
-        model: the trained model (evaluation mode); ``loss``: its loss module (two-scale
-            losses hold the trained scales and are attached to ``model``).
-    """
-
-    label: str
-    spec: ModelSpec
-    curves: dict[str, list[float]]
-    final: dict[str, float]
-    diverged: bool = False
-    diverged_at: int | None = None
-    stopped_early: bool = False
-    best_step: int | None = None
-    interrupted: bool = False
-    steps_run: int = 0
-    seconds: float = 0.0
-    measurements: list[tuple[int, str, str, float]] = field(default_factory=list)
-    config: dict[str, Any] = field(default_factory=dict)
-    model: nn.Module | None = field(default=None, repr=False)
-    loss: nn.Module | None = field(default=None, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able record (NaN -> None), without the model and loss modules.
-
-        Keys: ``schema`` (:data:`RESULT_SCHEMA`), ``label``, ``loss``, ``seed``,
-        ``config``, ``final``, ``curves``, ``measurements`` (lists ``[step, name, index,
-        value]``), ``diverged``, ``diverged_at``, ``stopped_early``, ``best_step``,
-        ``interrupted``, ``steps_run``, ``seconds``.
-        """
-        return {
-            "schema": RESULT_SCHEMA,
-            "label": self.label,
-            "loss": self.spec.loss_name,
-            "seed": self.spec.seed,
-            "config": self.config,
-            "final": {k: _clean(v) for k, v in self.final.items()},
-            "curves": {k: [_clean(v) for v in vs] for k, vs in self.curves.items()},
-            "measurements": [[s, n, k, _clean(v)] for s, n, k, v in self.measurements],
-            "diverged": self.diverged,
-            "diverged_at": self.diverged_at,
-            "stopped_early": self.stopped_early,
-            "best_step": self.best_step,
-            "interrupted": self.interrupted,
-            "steps_run": self.steps_run,
-            "seconds": self.seconds,
-        }
-
-
-def _clean(v: Any) -> Any:
-    return None if isinstance(v, float) and not math.isfinite(v) else v
-
-
-def _mean(values: list[float]) -> float:
-    """Mean of the finite values (NaN when there are none: an absent split)."""
-    finite = [v for v in values if math.isfinite(v)]
-    return sum(finite) / len(finite) if finite else math.nan
-
-
-_jsonable = partial(jsonable, finite=True)  # a stored result is strict JSON
-
-
-def _describe_model(model: nn.Module) -> dict[str, Any]:
-    return {
-        "class": type(model).__name__,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "repr": repr(model),
-    }
-
-
-def _describe_data(data: Any, train_data: TrainData) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "num_classes": train_data.num_classes,
-        "sample_shape": list(train_data.x_train.shape[1:]),
-    }
-    for split in SPLITS:
-        pair = train_data.split(split)
-        out[f"n_{split}"] = 0 if pair is None else int(pair[0].shape[0])
-    for key in ("name", "metadata"):
-        value = data.get(key) if isinstance(data, dict) else getattr(data, key, None)
-        if value is not None:
-            out[key] = _jsonable(value)
-    return out
-
-
-def _build_loss(spec: ModelSpec) -> Loss:
+def build_loss(spec: ModelSpec) -> Loss:
+    """The loss module of ``spec``: its module, or the registered loss it names."""
     if isinstance(spec.loss, nn.Module):
         return as_loss(spec.loss)
     return get_loss(spec.loss, **spec.loss_kwargs)
@@ -204,85 +77,6 @@ def _loss_key(spec: ModelSpec, loss: nn.Module) -> object:
     if isinstance(spec.loss, nn.Module):
         return id(loss)
     return (resolve(LOSSES, spec.loss, "loss")[0], repr(sorted(spec.loss_kwargs.items())))
-
-
-class Checkpoint:
-    """A run's complete state: the state dicts of its parts, written atomically.
-
-    Args:
-        path: the file.
-        parts: name -> an object with ``state_dict()`` / ``load_state_dict()``.
-        settings: what a resumed run must share with the run that wrote the file (a
-            mismatch is refused, never silently mixed).
-    """
-
-    def __init__(self, path: str, parts: dict[str, Any], settings: dict[str, str]):
-        self.path, self.parts, self.settings = path, parts, settings
-
-    def save(self) -> None:
-        """Write every part's state to ``path`` (a crash never leaves half a file)."""
-        state = {
-            "version": _CHECKPOINT_VERSION,
-            "settings": self.settings,
-            "parts": {name: part.state_dict() for name, part in self.parts.items()},
-        }
-        # Serialised in memory first: a full disk then raises OSError (ENOSPC) from the
-        # plain write below, where torch.save would give an opaque RuntimeError.
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        tmp = f"{self.path}.tmp"
-        try:
-            with open(tmp, "wb") as file:
-                file.write(buffer.getbuffer())
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
-            raise
-        os.replace(tmp, self.path)
-
-    def load(self) -> None:
-        """Restore every part from ``path``; refuse a file written by another run."""
-        path = self.path
-        try:
-            # On the CPU: generator states must stay CPU tensors; the parts copy the rest.
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # any unreadable or foreign file is a user error here
-            # torch's message advises weights_only=False, i.e. running the file's code:
-            # never repeat that; say what was refused instead.
-            if isinstance(err, pickle.UnpicklingError) or "weights_only" in str(err):
-                reason = "it holds objects other than tensors and plain data; nothing was run"
-            else:
-                reason = " ".join(str(err).split())[:200] or type(err).__name__
-            raise LosslabError(
-                f"cannot read checkpoint {path!r} ({reason}); delete it or use another "
-                "checkpoint_path"
-            ) from None
-        if not isinstance(state, dict) or state.get("version") != _CHECKPOINT_VERSION:
-            raise LosslabError(
-                f"{path!r} is not a training checkpoint of this losslab version; delete it or "
-                "use another checkpoint_path"
-            )
-        theirs = state["settings"]
-        changed = sorted(
-            k for k in self.settings.keys() | theirs.keys() if self.settings.get(k) != theirs.get(k)
-        )
-        if changed:
-            detail = "; ".join(f"{k}: {theirs.get(k)} -> {self.settings.get(k)}" for k in changed)
-            raise LosslabError(
-                f"checkpoint {path!r} was written for other models or settings ({detail}); resume "
-                "with the same settings, or delete it / use another checkpoint_path for a new run"
-            )
-        try:
-            for name, part in self.parts.items():
-                part.load_state_dict(state["parts"][name])
-        except (KeyError, RuntimeError, ValueError) as err:
-            # Same settings, other architecture or loss: the tensors do not fit.
-            reason = " ".join(str(err).split())[:240]
-            raise LosslabError(
-                f"checkpoint {path!r} was written for other models or settings (another "
-                f"architecture, engine or loss: {reason}); delete it or use another "
-                "checkpoint_path"
-            ) from None
 
 
 class _Clock:
@@ -301,7 +95,7 @@ class _Clock:
         self.measurements = [[tuple(r) for r in rows] for rows in state["measurements"]]
 
 
-class _Run:
+class Run:
     """M models of one architecture trained together (each its own loss, seed, lr, wd)."""
 
     def __init__(
@@ -535,7 +329,9 @@ class _Run:
                     self.clock.measurements[i].extend(model_rows)
         self.backend.train(True)
         kept = [row for row, ok in zip(rows, live, strict=True) if ok]
-        self.last_eval = {k: _mean([r[k] for r in kept]) for k in CURVE_KEYS[2:]} if kept else None
+        self.last_eval = (
+            {k: finite_mean([r[k] for r in kept]) for k in CURVE_KEYS[2:]} if kept else None
+        )
 
     # ----------------------------------------------------------------- results
     def results(self, resolved: list[dict[str, Any]]) -> list[TrainResult]:
@@ -594,8 +390,8 @@ class _Run:
         return placed
 
 
-def _execute(
-    run: _Run,
+def execute(
+    run: Run,
     resolved: list[dict[str, Any]],
     progress: Progress | None,
     stop: threading.Event | None,
@@ -615,191 +411,4 @@ def _execute(
         return run.results(resolved)
 
 
-def _resolve(
-    config: TrainConfig,
-    spec: ModelSpec,
-    loss: Loss,
-    model: dict[str, Any],
-    data: dict[str, Any],
-    device: torch.device,
-) -> dict[str, Any]:
-    """The fully resolved configuration of one model (``TrainResult.config``)."""
-    lr = config.lr if spec.lr is None else spec.lr
-    wd = config.weight_decay if spec.weight_decay is None else spec.weight_decay
-    train_fields = {**config.to_dict(), "lr": lr, "weight_decay": wd, "seed": spec.seed}
-    train_fields["batch_size_used"] = min(config.batch_size, data["n_train"])
-    train_fields["device"] = str(device)
-    return {
-        "train": _jsonable(train_fields),
-        "loss": {
-            "name": spec.loss_name,
-            "kwargs": _jsonable(spec.loss_kwargs),
-            "repr": repr(user_module(loss)),
-        },
-        "seed": spec.seed,
-        "lr": lr,
-        "weight_decay": wd,
-        "model": model,
-        "data": data,
-        "versions": versions(),
-    }
-
-
-def train(
-    model: nn.Module,
-    data: Any,
-    loss: str | nn.Module = "log",
-    config: TrainConfig | None = None,
-    *,
-    progress: Progress | None = None,
-    stop: threading.Event | None = None,
-    measure: Sequence[Measurement] = (),
-    **loss_kwargs: Any,
-) -> TrainResult:
-    """Train one model in place with the plain per-model loop.
-
-    Args:
-        model: any ``nn.Module`` mapping (N, ...) inputs to (N, C) logits; trained in place.
-        data: a :class:`losslab.data.Dataset` or an object/dict with ``x_train``,
-            ``y_train`` and optionally dev/test arrays (see
-            :func:`~losslab.train.data.as_train_data`).
-        loss: a loss name of ``losslab.losses`` (default ``"log"``) or a loss module.
-            Two-scale losses are attached to ``model`` (R1 = R(alpha^0), R2 = 10 R1) and
-            their scales join the optimizer.
-        config: the :class:`TrainConfig` (default ``TrainConfig()``); ``config.seed`` sets
-            the batch order and dropout masks.
-        progress: called with ``{"step", "steps", "models", "last_eval", "elapsed"}`` at
-            every evaluation and at most every 0.5 s between them (``last_eval``: the
-            metrics of the last evaluation, or None).
-        stop: a ``threading.Event``; once set, training stops at the next step boundary,
-            evaluates once and the result has ``interrupted=True``.
-        measure: measurement hooks (:mod:`losslab.train.measure`), recorded in
-            ``result.measurements``.
-        **loss_kwargs: keyword arguments of a loss given by name.
-
-    Returns:
-        A :class:`TrainResult` (``result.model`` is ``model``).
-
-    Example:
-        >>> from losslab.models import mlp
-        >>> net = mlp(64, [100], 10, seed=0)
-        >>> result = train(net, dataset, "log", TrainConfig(steps=2000, eval_every=500))
-        >>> result.final["test_accuracy"]
-    """
-    config = config or TrainConfig()
-    spec = ModelSpec(loss=loss, seed=config.seed, loss_kwargs=loss_kwargs)
-    measure = check_measurements(measure)
-    device = resolve_device(config.device)
-    train_data = as_train_data(data, device, config.torch_dtype)
-    check_start([model], train_data, config.checkpoint_path)
-    built = _build_loss(spec)
-    resolved = _resolve(
-        config, spec, built, _describe_model(model), _describe_data(data, train_data), device
-    )
-    run = _Run([model], [built], [spec], train_data, config, device, "loop", measure)
-    return _execute(run, [resolved], progress, stop)[0]
-
-
-def train_many(
-    model: Callable[[int], nn.Module],
-    specs: Sequence[ModelSpec | tuple | str],
-    data: Any,
-    config: TrainConfig | None = None,
-    *,
-    progress: Progress | None = None,
-    stop: threading.Event | None = None,
-    measure: Sequence[Measurement] = (),
-) -> list[TrainResult]:
-    """Train M models of one architecture at once, as one batched computation.
-
-    Models with the same seed start from identical weights and see identical batches
-    whatever their loss, learning rate or weight decay (common random numbers). All M
-    models form ONE stack: per-model learning rates and weight decays are (M, 1, ...)
-    tensors of the optimizer step (:mod:`losslab.train.optim`), not separate runs.
-
-    Args:
-        model: ``seed -> nn.Module``, e.g. ``lambda s: mlp(2, [200] * 5, 4, seed=s)``; every
-            model it returns must have the same architecture.
-        specs: M :class:`ModelSpec` s, or ``(loss, seed)`` / ``(loss, seed, hparams)``
-            tuples (hparams: a dict of ModelSpec fields) or loss names (seed 0).
-        data: as in :func:`train`.
-        config: the shared :class:`TrainConfig` (default ``TrainConfig()``); ``engine``
-            picks ``"stack"`` (default) or ``"loop"`` (the per-model reference).
-        progress, stop, measure: as in :func:`train` (``last_eval`` holds the mean over
-            the models still training).
-
-    Returns:
-        M :class:`TrainResult` s in the order of ``specs``.
-
-    Example:
-        >>> specs = [ModelSpec(loss, seed, lr=lr) for loss in ("log", "hinge")
-        ...          for seed in range(5) for lr in (1e-4, 3e-5)]
-        >>> results = train_many(lambda s: mlp(2, [200] * 5, 4, seed=s), specs, data,
-        ...                      TrainConfig(batch_size=50, steps=60_000))
-    """
-    config = config or TrainConfig()
-    specs = [_as_spec(s) for s in specs]
-    if not specs:
-        raise LosslabError("train_many needs at least one ModelSpec")
-    if not callable(model):
-        raise LosslabError("model must be a callable seed -> nn.Module (e.g. a lambda)")
-    measure = check_measurements(measure)
-    labels = [s.label for s in specs]
-    if len(set(labels)) != len(labels):
-        for i, s in enumerate(specs):
-            s.label = f"{s.label}#{i}"
-    device = resolve_device(config.device)
-    train_data = as_train_data(data, device, config.torch_dtype)
-    built = []
-    for spec in specs:
-        net = model(spec.seed)
-        if not isinstance(net, nn.Module):
-            raise LosslabError(
-                f"model({spec.seed}) returned a {type(net).__name__}, not an nn.Module"
-            )
-        built.append(net)
-    check_start(built, train_data, config.checkpoint_path)
-    losses = _distinct_losses(specs)
-    described = _describe_model(built[0])
-    data_description = _describe_data(data, train_data)
-    resolved = [
-        _resolve(config, s, loss, described, data_description, device)
-        for s, loss in zip(specs, losses, strict=True)
-    ]
-    run = _Run(built, losses, specs, train_data, config, device, config.engine, measure)
-    return _execute(run, resolved, progress, stop)
-
-
-def _as_spec(spec: ModelSpec | tuple | str) -> ModelSpec:
-    if isinstance(spec, ModelSpec):
-        return copy.copy(spec)
-    if isinstance(spec, (str, nn.Module)):
-        return ModelSpec(loss=spec)
-    if isinstance(spec, tuple) and len(spec) in (2, 3):
-        hparams = spec[2] if len(spec) == 3 else {}
-        if not isinstance(hparams, dict):
-            raise LosslabError(f"the third item of a spec tuple must be a dict, got {hparams!r}")
-        try:
-            return ModelSpec(loss=spec[0], seed=spec[1], **hparams)
-        except TypeError as err:
-            raise LosslabError(f"bad hyper-parameters {hparams!r}: {err}") from None
-    raise LosslabError(
-        f"a model spec must be a ModelSpec, a loss name or a (loss, seed[, hparams]) tuple; "
-        f"got {spec!r}"
-    )
-
-
-def _distinct_losses(specs: list[ModelSpec]) -> list[Loss]:
-    """One loss module per model; a module object given twice is copied (own state)."""
-    seen: set[int] = set()
-    out = []
-    for spec in specs:
-        loss = _build_loss(spec)
-        if id(user_module(loss)) in seen:
-            loss = as_loss(copy.deepcopy(user_module(loss)))
-        seen.add(id(user_module(loss)))
-        out.append(loss)
-    return out
-
-
-__all__ = ["CURVE_KEYS", "RESULT_SCHEMA", "TrainResult", "train", "train_many", "versions"]
+_Run = Run  # the name tests/test_study_faults.py patches
