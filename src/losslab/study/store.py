@@ -525,23 +525,23 @@ def tuning_trials(conn: sqlite3.Connection, keys: list[str]) -> dict[str, dict[s
 
 def put_tuning_trials(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
     """Store finished tuning trainings, all of them or (on a crash) none."""
-    with _Transaction(conn):
-        conn.executemany(
-            "INSERT OR REPLACE INTO tuning_trials (trial_id, tune_key, condition, loss, "
-            "method, trial, seed, lr, weight_decay, metric, value, status, error, "
-            "finished) VALUES (:trial_id, :tune_key, :condition, :loss, :method, :trial, "
-            ":seed, :lr, :weight_decay, :metric, :value, :status, :error, :finished)",
-            rows,
-        )
+    _put(conn, "tuning_trials", rows)
 
 
 def put_tuning_choices(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
     """Store the chosen settings of tuning conditions, all of them or none."""
+    _put(conn, "tuning_choices", rows)
+
+
+def _put(conn: sqlite3.Connection, table: str, rows: list[dict[str, Any]]) -> None:
+    """INSERT OR REPLACE ``rows`` (dicts keyed by column, all with the same keys) into
+    ``table`` in one transaction."""
+    if not rows:
+        return
+    columns = list(rows[0])
     with _Transaction(conn):
         conn.executemany(
-            "INSERT OR REPLACE INTO tuning_choices (tune_key, condition, loss, metric, "
-            "score, lr, weight_decay, candidates, seeds, tuned) VALUES (:tune_key, "
-            ":condition, :loss, :metric, :score, :lr, :weight_decay, :candidates, :seeds, "
-            ":tuned)",
+            f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join(':' + c for c in columns)})",
             rows,
         )
