@@ -140,7 +140,7 @@ def test_sigkill_mid_stack_shows_interrupted_and_resumes_from_the_checkpoint(
     assert events.done == CELLS
     # Every stack killed mid-way started at its checkpoint's step, not at 0.
     assert sorted(s for s in started_steps if s > 0) == sorted(saved.values())
-    assert not list((out / "checkpoints").glob("*.pt*"))
+    assert not (out / "checkpoints").exists()
     assert_same_store(out, reference)
 
 
