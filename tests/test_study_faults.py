@@ -140,7 +140,8 @@ def test_sigkill_mid_stack_shows_interrupted_and_resumes_from_the_checkpoint(
     assert events.done == CELLS
     # Every stack killed mid-way started at its checkpoint's step, not at 0.
     assert sorted(s for s in started_steps if s > 0) == sorted(saved.values())
-    assert not (out / "checkpoints").exists()
+    # A stored stack's checkpoint is deleted (the folder stays: another run may be using it).
+    assert not list((out / "checkpoints").glob("*.pt*"))
     assert_same_store(out, reference)
 
 

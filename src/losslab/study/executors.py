@@ -156,7 +156,7 @@ def train_task(task: Task, cache: DataCache, progress: Callable[[dict], None] | 
         builder = build
 
         saving: dict[str, Any] = {}
-        if task.get("checkpoint"):
+        if task.get("checkpoint") and _reachable(task["checkpoint"]["path"]):
             # Saved by time only (and at the end): steps say nothing about how much work a
             # kill would lose.
             saving = {"checkpoint_path": task["checkpoint"]["path"],
@@ -222,6 +222,18 @@ def train_task(task: Task, cache: DataCache, progress: Callable[[dict], None] | 
 
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _reachable(path: str) -> bool:
+    """Whether this worker can write checkpoints to ``path``'s folder (a Ray node without
+    the driver's storage cannot: its stacks then train without checkpoints)."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    except OSError as err:
+        if err.errno in DISK_FULL_ERRNOS:
+            raise
+        return False
+    return os.access(os.path.dirname(path), os.W_OK)
 
 
 def _failed(task: Task, err: BaseException) -> list[Outcome]:
@@ -433,7 +445,8 @@ _RAY_CACHE: DataCache | None = None
 
 def _ray_train(task: Task) -> list[Outcome]:
     """A stack on a Ray worker, with as many torch threads as CPUs Ray gave it; each outcome
-    carries ``worker``: host, pid, threads and the ``CUDA_VISIBLE_DEVICES`` Ray set."""
+    carries ``worker``: host, pid, threads, the GPUs Ray assigned and the
+    ``CUDA_VISIBLE_DEVICES`` the stack saw."""
     import socket
 
     import ray
@@ -448,6 +461,7 @@ def _ray_train(task: Task) -> list[Outcome]:
     outcomes = train_task(task, _RAY_CACHE)
     worker = {"host": socket.gethostname(), "pid": os.getpid(), "threads": threads,
               "gpus": given.get("GPU", 0),
+              "gpu_ids": list(ray.get_runtime_context().get_accelerator_ids().get("GPU", [])),
               "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
     return [{**outcome, "worker": worker} for outcome in outcomes]
 

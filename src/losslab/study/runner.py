@@ -269,9 +269,6 @@ def run_study(
                 raise
         finally:
             store.close()
-            # Left only while some stack still has a checkpoint to resume from.
-            with contextlib.suppress(OSError):
-                checkpoints.rmdir()
     return events
 
 
