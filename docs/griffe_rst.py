@@ -113,6 +113,9 @@ class RstToMarkdown(griffe.Extension):
             obj.docstring.value = rst_to_markdown(obj.docstring.value)
 
 
+_VARIADIC = (griffe.ParameterKind.var_positional, griffe.ParameterKind.var_keyword)
+
+
 def _init_of(cls: type, parent: griffe.Class) -> griffe.Function:
     """``cls.__init__`` as a griffe function, from its runtime signature."""
     kinds = {
@@ -136,7 +139,8 @@ class RuntimeClasses(griffe.Extension):
 
     Static analysis sees such a name as an attribute holding a call. For each module in
     ``modules`` this inspects the imported module and puts its classes in place of those
-    attributes, with their docstrings converted as above.
+    attributes, with their docstrings converted as above; a class whose ``__init__`` is
+    written ``(*args, **kwargs)`` gets the signature it declares at run time.
     """
 
     def __init__(self, modules: list[str]) -> None:
@@ -150,6 +154,15 @@ class RuntimeClasses(griffe.Extension):
             runtime = griffe.inspect(path.rsplit(".", 1)[1], parent=static.parent,
                                      docstring_parser=griffe.Parser.google,
                                      docstring_options={"warn_missing_types": False})
+            for name, member in static.members.items():
+                # a class whose __init__ takes (*args, **kwargs) and sets __signature__
+                init = None if member.is_alias or not member.is_class else member.members.get(
+                    "__init__")
+                if init is not None and not init.is_alias and all(
+                    p.kind in _VARIADIC or p.name == "self" for p in init.parameters
+                ):
+                    member.set_member("__init__", _init_of(
+                        getattr(importlib.import_module(path), name), member))
             for name, member in runtime.members.items():
                 old = static.members.get(name)
                 if member.is_alias or not member.is_class or old is None or not old.is_attribute:
