@@ -6,6 +6,7 @@ Thin: each verb calls :mod:`losslab.study` and prints. Registered into
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import signal
@@ -44,8 +45,26 @@ def _fmt_seconds(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}"
 
 
+def progress_seconds() -> float:
+    """Seconds between plain progress lines: ``$LOSSLAB_PROGRESS_SECONDS``, default 15."""
+    import os
+
+    text = os.environ.get("LOSSLAB_PROGRESS_SECONDS", "15")
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise LosslabError(
+            f"LOSSLAB_PROGRESS_SECONDS must be a positive number of seconds, got {text!r}"
+        )
+    return value
+
+
 class _Display:
-    """A rich progress bar on a terminal; plain lines otherwise; nothing with --quiet."""
+    """A rich progress bar on a terminal, moving with the steps of the stacks in flight;
+    plain lines otherwise (logs, CI, nohup): one when a stack ends and one every
+    :func:`progress_seconds` while stacks train; nothing with --quiet."""
 
     def __init__(self, quiet: bool, name: str):
         from rich.console import Console
@@ -55,8 +74,13 @@ class _Display:
         self.live = not quiet and self.console.is_terminal
         self.bar = None
         self.name = name
-        self.last_line = ""
+        self.last_cells = ""
         self.seen_messages = 0
+        self.latest = None
+        self.lock = threading.Lock()
+        self.finished = threading.Event()
+        self.ticker: threading.Thread | None = None
+        self.interval = progress_seconds()
 
     def __enter__(self) -> _Display:
         if self.live:
@@ -67,42 +91,72 @@ class _Display:
                 BarColumn(),
                 TextColumn("{task.fields[cells]}"),
                 TextColumn("{task.fields[rate]}"),
+                TextColumn("{task.fields[steps]}"),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 console=self.console,
             )
             self.bar.start()
-            self.task = self.bar.add_task(self.name, total=1, cells="", rate="")
+            self.task = self.bar.add_task(self.name, total=1, cells="", rate="", steps="")
+        elif not self.quiet:
+            self.ticker = threading.Thread(target=self._tick, daemon=True)
+            self.ticker.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.finished.set()
+        if self.ticker is not None:
+            self.ticker.join()
         if self.bar is not None:
             self.bar.stop()
 
-    def update(self, ev) -> None:
-        if self.quiet:
-            return
-        for message in ev.messages[self.seen_messages :]:
-            self.console.print(message)
-        self.seen_messages = len(ev.messages)
+    def _tick(self) -> None:
+        # Off a terminal a line appears every interval even when no report arrives (a long
+        # evaluation, a stack still loading its data), so a log never goes silent.
+        while not self.finished.wait(self.interval):
+            with self.lock:
+                if self.latest is not None:
+                    self.console.print(self._line(self.latest), highlight=False)
+
+    def _parts(self, ev) -> tuple[str, str, str, float]:
         steps = ev.model_steps_done + ev.model_steps_live
         elapsed = time.perf_counter() - ev.started
         rate = steps / elapsed if elapsed > 0 else 0.0
         cells = f"{ev.done}/{ev.total} cells"
         if ev.failed:
             cells += f", {ev.failed} failed"
-        rate_text = f"{rate:,.0f} model-steps/s"
-        if self.bar is not None:
-            self.bar.update(self.task, total=max(ev.model_steps_total, 1),
-                            completed=steps, cells=cells, rate=rate_text)
-            return
+        live = sorted(ev.stacks_live.values(), key=lambda s: -s[0])
+        running = ", ".join(f"{step}/{total}" for step, total in live[:4])
+        running = (f"step {running}" if len(live) == 1 else
+                   f"steps {running}" + (" ..." if len(live) > 4 else "") if live else "")
         left = ev.model_steps_total - steps
         eta = left / rate if rate > 0 else math.inf
-        line = f"{cells}  {rate_text}  ETA {_fmt_seconds(eta)}"
-        # Plain output: one line per finished stack, not per engine report.
-        if ev.model_steps_live == 0 and line.split("  ")[0] != self.last_line:
-            self.console.print(line, highlight=False)
-            self.last_line = line.split("  ")[0]
+        return cells, f"{rate:,.0f} model-steps/s", running, eta
+
+    def _line(self, ev) -> str:
+        cells, rate, running, eta = self._parts(ev)
+        return "  ".join(p for p in (cells, rate, running, f"ETA {_fmt_seconds(eta)}") if p)
+
+    def update(self, ev) -> None:
+        if self.quiet:
+            return
+        with self.lock:
+            for message in ev.messages[self.seen_messages :]:
+                self.console.print(message)
+            self.seen_messages = len(ev.messages)
+            # A copy: the driver changes the events while the timer thread reads them.
+            self.latest = copy.copy(ev)
+            self.latest.stacks_live = dict(ev.stacks_live)
+            cells, rate, running, _ = self._parts(ev)
+            if self.bar is not None:
+                steps = ev.model_steps_done + ev.model_steps_live
+                self.bar.update(self.task, total=max(ev.model_steps_total, 1),
+                                completed=steps, cells=cells, rate=rate, steps=running)
+                return
+            # Plain output: a line per finished stack here, the timer's lines in between.
+            if cells != self.last_cells:
+                self.console.print(self._line(ev), highlight=False)
+                self.last_cells = cells
 
 
 def run(
@@ -110,11 +164,15 @@ def run(
         ..., help="the study file (TOML), or a ready-made study's name (losslab list studies)"
     ),
     out: str = typer.Option(None, "--out", help="study directory (default results/<name>)"),
-    scale: str = typer.Option(
-        None, "--scale", help="a [scales.NAME] table of the file, e.g. quick"
-    ),
-    executor: str = typer.Option("inprocess", "--executor", help="inprocess, process or ray"),
-    jobs: int = typer.Option(1, "--jobs", min=1, help="worker processes / local Ray CPUs"),
+    scale: str = typer.Option(None, "--scale",
+                              help="a [scales.NAME] table of the file, e.g. quick"),
+    executor: str = typer.Option(
+        "auto", "--executor",
+        help="auto (chosen from the plan and the cores), inprocess, process or ray"),
+    jobs: int = typer.Option(None, "--jobs", min=1,
+                             help="worker processes / local Ray CPUs (default: one per core)"),
+    threads: int = typer.Option(None, "--threads", min=1,
+                                help="torch threads per worker (default 1 on CPU)"),
     address: str = typer.Option(None, "--address", help="Ray cluster address (ray only)"),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda"),
     max_stack: int = typer.Option(64, "--max-stack", min=1, help="most models per stack"),
@@ -127,13 +185,20 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="print cells, stacks, time; run nothing"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
 ) -> None:
+    import os
+    import sys
+
+    if "torch" not in sys.modules:
+        # OpenMP reads this once, when torch loads it: idle threads then sleep instead of
+        # spinning, which costs 5-10x on a busy machine when a run uses several threads.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from losslab.catalogue import resolve_study
     from losslab.study.runner import run_study
     from losslab.study.spec import load_study
 
     study = load_study(resolve_study(study_file), scale)
     if dry_run:
-        _dry_run(study, out, device, max_stack)
+        _dry_run(study, out, device, max_stack, executor, jobs, threads)
         return
     stop = threading.Event()
 
@@ -146,7 +211,8 @@ def run(
     started = time.perf_counter()
     try:
         with _Display(quiet, study.name) as display:
-            events = run_study(study, out, executor=executor, jobs=jobs, address=address,
+            events = run_study(study, out, executor=executor, jobs=jobs, threads=threads,
+                               address=address,
                                device=device, max_stack=max_stack, on_update=display.update,
                                stop=stop, checkpoint_every=checkpoint_every,
                                checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None)
@@ -172,16 +238,22 @@ def run(
 run.__doc__ = _RUN_HELP
 
 
-def _dry_run(study, out: Path | None, device: str, max_stack: int) -> None:
+def _dry_run(study, out: Path | None, device: str, max_stack: int, executor: str = "auto",
+             jobs: int | None = None, threads: int | None = None) -> None:
     """Plan and estimate from the datasets' shapes and a cached machine rate: nothing is
     loaded, downloaded or trained, so it takes seconds whatever the study."""
-    from losslab.study.estimate import estimate_seconds
+    from losslab.study.estimate import estimate_seconds, makespan
     from losslab.study.executors import DataCache
+    from losslab.study.plan import restack
+    from losslab.study.policy import SPAWN_SECONDS, for_plan
     from losslab.study.runner import default_out, prepare
     from losslab.study.store import read_meta, store_path
 
     cache = DataCache()
     plan = prepare(study, cache, max_stack, load=False)
+    policy = for_plan(plan, cache, executor=executor, jobs=jobs, threads=threads,
+                      device=device, max_stack=max_stack)
+    plan = restack(plan, policy.max_stack)
     for note in study.notes:
         typer.echo(note)
     where = out if out is not None else default_out(study)
@@ -204,7 +276,7 @@ def _dry_run(study, out: Path | None, device: str, max_stack: int) -> None:
             missing.setdefault(info.name, info.missing)
     for why in missing.values():
         typer.echo(f"data missing: {why}")
-    seconds = estimate_seconds(plan, cache, device)
+    seconds = estimate_seconds(plan, cache, device, policy.threads)
     for group, estimate in zip(plan.groups, seconds, strict=True):
         first = group.cells[0].axes
         losses = len({c.axes["loss"] for c in group.cells})
@@ -214,20 +286,27 @@ def _dry_run(study, out: Path | None, device: str, max_stack: int) -> None:
             f"seeds), {first['dataset']} / {first['model']} / {first['activation']}, "
             f"{first['steps']} steps, ~{_fmt_seconds(estimate)}"
         )
-    total = sum(seconds)
+    workers = policy.jobs or 1
+    total = (makespan(seconds, workers, SPAWN_SECONDS) if policy.executor != "inprocess"
+             else sum(seconds))
     if study.spec.tune is not None:
         from losslab.study.tuning import tuning_study
 
         tune = study.spec.tune
-        tuning = prepare(tuning_study(study), cache, max_stack, load=False)
+        tuning = prepare(tuning_study(study), cache, policy.max_stack, load=False)
         rounds = 1 if tune.method == "grid" else tune.trials
-        tuning_seconds = rounds * sum(estimate_seconds(tuning, cache, device))
+        tuning_seconds = rounds * makespan(
+            estimate_seconds(tuning, cache, device, policy.threads), workers)
         total += tuning_seconds
         typer.echo(
             f"  [tune] {tune.method}: {rounds * len(tuning.cells)} tuning models first "
             f"(seeds {tune.seeds}, dev split), ~{_fmt_seconds(tuning_seconds)}"
         )
-    typer.echo(f"estimated time (in-process, this machine when idle): ~{_fmt_seconds(total)}")
+    threads_text = "torch's default threads" if policy.threads is None else (
+        f"{policy.threads} thread{'s' if policy.threads > 1 else ''}")
+    typer.echo(f"parallelism: {policy.executor}, {policy.jobs or 'all'} worker(s) x "
+               f"{threads_text} ({policy.why})")
+    typer.echo(f"estimated time (this machine when idle): ~{_fmt_seconds(total)}")
     if missing:
         typer.echo(f"the run stops before training until the data of {', '.join(missing)} "
                    "is there (see above)")

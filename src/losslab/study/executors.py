@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import errno
+import math
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -273,15 +275,60 @@ class InProcessExecutor:
 
 _WORKER_CACHE: DataCache | None = None
 _WORKER_STOP = threading.Event()
+_WORKER_PROGRESS: Any = None
+# A worker forwards its engine's reports at most this often (seconds).
+FORWARD_SECONDS = 1.0
 
 
-def _worker_init(threads: int, stop: Any) -> None:
+def forwarder(put: Callable[[Any], None], stack_id: str) -> Callable[[dict], None]:
+    """The engine's ``progress`` callable for a stack trained away from the driver: sends
+    ``(stack_id, {"step", "steps", "models"})`` through ``put`` at most every
+    :data:`FORWARD_SECONDS`, and always the last step. A failed send is dropped: progress
+    is for display and never stops training."""
+    last = [-math.inf]
+
+    def report(info: dict) -> None:
+        now = time.monotonic()
+        if now - last[0] < FORWARD_SECONDS and info.get("step") != info.get("steps"):
+            return
+        last[0] = now
+        try:
+            put((stack_id, {k: info.get(k) for k in ("step", "steps", "models")}))
+        except Exception:  # noqa: BLE001, S110 - see the docstring
+            pass
+
+    return report
+
+
+def drain_progress(get: Callable[[], Any], progress: Callable[[str, dict], None] | None
+                   ) -> None:
+    """Hand every report waiting in a worker-to-driver queue to ``progress``; ``get``
+    raises when the queue is empty."""
+    while True:
+        try:
+            stack_id, info = get()
+        except Exception:  # noqa: BLE001 - empty (or closed): nothing more now
+            return
+        if progress is not None:
+            progress(stack_id, info)
+
+
+def _worker_init(threads: int, stop: Any, reports: Any = None) -> None:
     import signal
+    import sys
 
+    if "torch" not in sys.modules:
+        # Read once, when torch loads OpenMP: idle threads sleep instead of spinning.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     import torch
 
-    global _WORKER_CACHE
+    global _WORKER_CACHE, _WORKER_PROGRESS
     torch.set_num_threads(threads)
+    if reports is not None:
+        # A killed driver must not leave workers waiting to flush their reports.
+        reports.cancel_join_thread()
+        _WORKER_PROGRESS = reports
     _WORKER_CACHE = DataCache(size=2)
     # Ctrl-C reaches the whole process group: the driver decides, the workers hear it
     # through ``stop`` and end their stacks at a step boundary with a checkpoint.
@@ -296,11 +343,15 @@ def _worker_init(threads: int, stop: Any) -> None:
 
 def _worker_train(task: Task) -> list[Outcome]:
     assert _WORKER_CACHE is not None
-    return train_task(task, _WORKER_CACHE, stop=_WORKER_STOP)
+    report = None
+    if _WORKER_PROGRESS is not None:
+        report = forwarder(_WORKER_PROGRESS.put_nowait, task["stack_id"])
+    return train_task(task, _WORKER_CACHE, report, stop=_WORKER_STOP)
 
 
 class ProcessExecutor:
-    """A local pool of ``jobs`` worker processes, each with ``cores // jobs`` torch threads.
+    """A local pool of ``jobs`` worker processes, each with ``threads`` torch threads
+    (default 1, :mod:`losslab.study.policy`) and passive OpenMP waiting.
 
     Workers are started with ``spawn`` (no forked torch state) and return outcomes; the
     driver writes them. A worker killed from outside (SIGKILL, the out-of-memory killer)
@@ -312,10 +363,11 @@ class ProcessExecutor:
 
     def __init__(self, jobs: int, threads: int | None = None):
         self.jobs = jobs
-        self.threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+        self.threads = threads or 1
         self.on_message: Callable[[str], None] | None = None
         self.context = multiprocessing.get_context("spawn")
         self.stop = self.context.Event()
+        self.reports = self.context.Queue()
         self.pool = self._new_pool()
         self._pool_of: dict[futures.Future, futures.ProcessPoolExecutor] = {}
 
@@ -324,7 +376,7 @@ class ProcessExecutor:
             max_workers=self.jobs,
             mp_context=self.context,
             initializer=_worker_init,
-            initargs=(self.threads, self.stop),
+            initargs=(self.threads, self.stop, self.reports),
         )
 
     def _submit(self, task: Task) -> futures.Future:
@@ -349,6 +401,7 @@ class ProcessExecutor:
             # Short waits, so that a stop reaches the workers within a fraction of a second.
             while True:
                 done, rest = futures.wait(pending, timeout=0.2, return_when=return_when)
+                drain_progress(self.reports.get_nowait, progress)
                 if stop.is_set():
                     self.stop.set()
                 if done:
@@ -360,6 +413,8 @@ class ProcessExecutor:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.reports.cancel_join_thread()
+        self.reports.close()
 
 
 class RayExecutor:
@@ -422,12 +477,21 @@ class RayExecutor:
             stop: threading.Event) -> Iterator[tuple[Task, list[Outcome]]]:
         ray = self.ray
 
+        from ray.util.queue import Queue
+
+        # The queue is an actor that holds no CPU, so it never takes a stack's slot.
+        reports = Queue(actor_options={"num_cpus": 0})
+
         def wait(pending, return_when=None):
-            ready, rest = ray.wait(list(pending), num_returns=1)
-            return ready, rest
+            while True:
+                ready, rest = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                drain_progress(reports.get_nowait, progress)
+                if ready:
+                    return ready, rest
 
         def submit(task: Task) -> Any:
-            return self.remote.options(max_retries=0, **self.resources(task)).remote(task)
+            return self.remote.options(max_retries=0, **self.resources(task)).remote(
+                task, reports)
 
         lost = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
                 ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError,
@@ -443,7 +507,7 @@ class RayExecutor:
 _RAY_CACHE: DataCache | None = None
 
 
-def _ray_train(task: Task) -> list[Outcome]:
+def _ray_train(task: Task, reports: Any = None) -> list[Outcome]:
     """A stack on a Ray worker, with as many torch threads as CPUs Ray gave it; each outcome
     carries ``worker``: host, pid, threads, the GPUs Ray assigned and the
     ``CUDA_VISIBLE_DEVICES`` the stack saw."""
@@ -458,7 +522,8 @@ def _ray_train(task: Task) -> list[Outcome]:
     torch.set_num_threads(threads)
     if _RAY_CACHE is None:
         _RAY_CACHE = DataCache(size=2)
-    outcomes = train_task(task, _RAY_CACHE)
+    report = None if reports is None else forwarder(reports.put_nowait, task["stack_id"])
+    outcomes = train_task(task, _RAY_CACHE, report)
     worker = {"host": socket.gethostname(), "pid": os.getpid(), "threads": threads,
               "gpus": given.get("GPU", 0),
               "gpu_ids": list(ray.get_runtime_context().get_accelerator_ids().get("GPU", [])),
@@ -529,13 +594,15 @@ def _drain(tasks: Iterator[Task], slots: int, submit: Callable[[Task], Any],
             yield task, outcomes
 
 
-def make_executor(kind: str, jobs: int = 1, address: str | None = None,
-                  cache: DataCache | None = None) -> Any:
-    """An executor by name: ``inprocess``, ``process`` (``jobs`` workers) or ``ray``."""
+def make_executor(kind: str, jobs: int | None = 1, address: str | None = None,
+                  cache: DataCache | None = None, threads: int | None = None) -> Any:
+    """An executor by name: ``inprocess``, ``process`` (``jobs`` workers of ``threads``
+    torch threads) or ``ray`` (``jobs`` CPUs of a local instance, ``threads`` per stack)."""
     if kind == "inprocess":
         return InProcessExecutor(cache)
     if kind == "process":
-        return ProcessExecutor(jobs)
+        return ProcessExecutor(jobs or 1, threads)
     if kind == "ray":
-        return RayExecutor(address, num_cpus=jobs if jobs > 1 and not address else None)
+        return RayExecutor(address, num_cpus=jobs if jobs and jobs > 1 and not address
+                           else None, cpus_per_task=threads or 1)
     raise LosslabError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}")

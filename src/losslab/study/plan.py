@@ -413,3 +413,9 @@ def _resolve_measure(measure: Mapping[str, Any]) -> dict[str, Any]:
     if measurement_registry() is None:
         return {}
     return {k: (v if isinstance(v, dict) else {}) for k, v in measure.items() if v is not False}
+
+
+def restack(plan: Plan, max_stack: int) -> Plan:
+    """``plan`` with its cells (copies) cut into stacks of at most ``max_stack`` models."""
+    cells = [copy.copy(c) for c in plan.cells]
+    return Plan(cells, _stacks(cells, max_stack), plan.excluded, plan.varying)

@@ -23,7 +23,7 @@ from typing import Any
 from losslab.errors import LosslabError
 from losslab.study.build import takes_data_shape
 from losslab.study.executors import DataCache, Task, make_executor, make_task
-from losslab.study.plan import DEFAULT_MAX_STACK, Plan, expand
+from losslab.study.plan import DEFAULT_MAX_STACK, Plan, expand, restack
 from losslab.study.spec import Study
 from losslab.study.store import LEASE_GRACE_SECONDS, Store, check_compatible, environment
 
@@ -89,6 +89,7 @@ class RunEvents:
         another live run holds their lease.
         model_steps_total / _done / _live: the planned model-steps of this run, those of
         finished stacks, and those reported so far by the stacks in flight.
+        stacks_live: stack id -> (step, steps) of each stack in flight, as last reported.
     """
 
     total: int = 0
@@ -100,6 +101,7 @@ class RunEvents:
     model_steps_total: int = 0
     model_steps_done: int = 0
     model_steps_live: float = 0.0
+    stacks_live: dict[str, tuple[int, int]] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     messages: list[str] = field(default_factory=list)
 
@@ -108,8 +110,9 @@ def run_study(
     study: Study,
     out: Path | None = None,
     *,
-    executor: str = "inprocess",
-    jobs: int = 1,
+    executor: str = "auto",
+    jobs: int | None = None,
+    threads: int | None = None,
     address: str | None = None,
     device: str = "auto",
     max_stack: int = DEFAULT_MAX_STACK,
@@ -124,8 +127,11 @@ def run_study(
     Args:
         study: a validated study (:func:`~losslab.study.spec.load_study`).
         out: the study directory (default ``results/<name>``).
-        executor: ``"inprocess"``, ``"process"`` or ``"ray"``.
-        jobs: worker processes (process) or CPUs of a local Ray instance (ray).
+        executor: ``"auto"`` (default: :mod:`losslab.study.policy` chooses),
+            ``"inprocess"``, ``"process"`` or ``"ray"``.
+        jobs: worker processes (process) or CPUs of a local Ray instance (ray); None:
+            chosen (one per usable core).
+        threads: torch threads per worker; None: chosen (one on CPU).
         address: a Ray cluster address.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         max_stack: most models per train_many call.
@@ -141,14 +147,19 @@ def run_study(
     Returns:
         The final :class:`RunEvents`.
     """
+    from losslab.study.policy import for_plan
     from losslab.train import resolve_device
 
     out = Path(out) if out is not None else default_out(study)
     device_name = str(resolve_device(device))
-    # Ray workers may sit on other machines: they resolve "auto" themselves.
-    task_device = device if executor == "ray" else device_name
     cache = DataCache()
     plan = prepare(study, cache, max_stack)
+    policy = for_plan(plan, cache, executor=executor, jobs=jobs, threads=threads,
+                      device=device_name, max_stack=max_stack)
+    executor, jobs, max_stack = policy.executor, policy.jobs, policy.max_stack
+    plan = restack(plan, max_stack)
+    # Ray workers may sit on other machines: they resolve "auto" themselves.
+    task_device = device if executor == "ray" else device_name
     check_compatible(out, study.name, study.path)
     stop = stop or threading.Event()
     store = Store(out)
@@ -156,7 +167,7 @@ def run_study(
     try:
         checkpoints.mkdir(parents=True, exist_ok=True)
         runner = make_executor(executor, jobs, address,
-                               cache if executor == "inprocess" else None)
+                               cache if executor == "inprocess" else None, policy.threads)
     except OSError as err:
         store.close()
         raise LosslabError(f"cannot create the checkpoint directory {checkpoints} "
@@ -171,13 +182,21 @@ def run_study(
         _notify(on_update, events)
 
     runner.on_message = say
+    import torch
+
+    threads_before = torch.get_num_threads()
+    if executor == "inprocess" and policy.threads is not None:
+        torch.set_num_threads(policy.threads)
     beat_stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(store, beat_stop), daemon=True)
     outcome = "finished"
     try:
         store.initialise(study.name, study.path)
-        store.begin_run(study.scale, executor, environment(device_name, executor, jobs),
-                        study.text)
+        run_environment = environment(device_name, executor, jobs or 0)
+        run_environment["parallelism"] = policy.as_dict()
+        if policy.threads is not None:
+            run_environment["threads"] = policy.threads
+        store.begin_run(study.scale, executor, run_environment, study.text)
         if study.spec.tune is not None:
             plan = _tune(study, out, cache, device_name, max_stack, stop, events, on_update)
             if plan is None:
@@ -196,6 +215,9 @@ def run_study(
         steps_of_task: dict[str, int] = {}
 
         def progress(stack_id: str, info: dict) -> None:
+            if stack_id not in steps_of_task:
+                return  # a worker's report that arrived after its stack's result
+            events.stacks_live[stack_id] = (int(info.get("step", 0)), int(info.get("steps", 0)))
             progress_of[stack_id] = float(info.get("step", 0)) * float(info.get("models", 0))
             events.model_steps_live = sum(progress_of.values())
             _notify(on_update, events)
@@ -238,6 +260,7 @@ def run_study(
             events.done += sum(o["status"] in DONE for o in finished)
             events.failed += sum(o["status"] == "failed" for o in finished)
             progress_of.pop(task["stack_id"], None)
+            events.stacks_live.pop(task["stack_id"], None)
             events.model_steps_done += steps_of_task.pop(task["stack_id"], 0)
             events.model_steps_live = sum(progress_of.values())
             _notify(on_update, events)
@@ -256,6 +279,7 @@ def run_study(
         outcome = "crashed"
         raise
     finally:
+        torch.set_num_threads(threads_before)
         beat_stop.set()
         if beat.is_alive():
             beat.join()
