@@ -8,7 +8,8 @@ when the plan is long enough to pay for starting them. Stacks are then cut so th
 workers finish together (a makespan over the estimated stack times,
 :mod:`losslab.study.estimate`): three stacks on two workers leave one worker idle for a
 third of the run, six half-size stacks do not. ``--executor``, ``--jobs`` and ``--threads``
-override each choice; the choice and its reason are recorded in the run's environment.
+override each choice (a named executor keeps the planned stacks); the choice and its reason
+are recorded in the run's environment.
 """
 
 from __future__ import annotations
@@ -144,11 +145,10 @@ def choose(plan: Plan, seconds_of: Callable[[Plan, int], list[float]], *, execut
 
     workers = jobs or usable_cores()
     if executor in ("process", "ray"):
-        size, _ = best_stack_size(plan, estimate, workers, max_stack)
-        return Parallelism(executor, jobs if (jobs or executor == "process") else None,
-                           threads, size,
-                           f"asked for {executor}; {single}; stacks of at most {size} models "
-                           f"so that {workers} workers finish together")
+        # Asked for by name: the stacks stay as planned (a Ray cluster's size is not this
+        # machine's, and a named executor stores the same stacks as in-process).
+        return Parallelism(executor, workers if executor == "process" else jobs, threads,
+                           max_stack, f"asked for {executor}; {single}")
     serial = sum(estimate(plan))
     if workers == 1 or serial < MIN_PARALLEL_SECONDS:
         reason = ("one usable core" if workers == 1 else
