@@ -235,13 +235,14 @@ def estimate_seconds(plan: Plan, cache: DataCache, device: str,
         threads: torch threads of the worker (default: the current count).
 
     Returns:
-        One estimate per ``plan.groups`` entry; stacks of the same shape get the same one.
+        One estimate per ``plan.groups`` entry; stacks of the same shape get the same one;
+        NaN where the model cannot even be built (the run then records the error).
     """
     from losslab.train import resolve_device
 
     kind = resolve_device(device).type
     rates = machine_rates(kind, threads)
-    costs: dict[str, ModelCost] = {}
+    costs: dict[str, ModelCost | None] = {}
     out = []
     for group in plan.groups:
         out.append(_group_seconds(group, cache, rates, costs))
@@ -249,12 +250,17 @@ def estimate_seconds(plan: Plan, cache: DataCache, device: str,
 
 
 def _group_seconds(group: Group, cache: DataCache, rates: dict[str, float],
-                   costs: dict[str, ModelCost]) -> float:
+                   costs: dict[str, ModelCost | None]) -> float:
     config = group.config
     info = cache.describe(config["dataset"])
     key = canonical_json([config["model"], list(info.input_shape), info.num_classes])
     if key not in costs:
-        costs[key] = model_cost(config["model"], info.input_shape, info.num_classes)
+        try:
+            costs[key] = model_cost(config["model"], info.input_shape, info.num_classes)
+        except Exception:  # noqa: BLE001 - e.g. out of memory: the run records that failure
+            costs[key] = None
+    if costs[key] is None:
+        return math.nan
     samples = info.n_dev + info.n_test + (info.n_train if config["train"].get("eval_train",
                                                                               True) else 0)
     return stack_seconds(costs[key], len(group.cells), config, samples, rates)

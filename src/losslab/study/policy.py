@@ -141,7 +141,8 @@ def choose(plan: Plan, seconds_of: Callable[[Plan, int], list[float]], *, execut
                            "asked for in-process")
 
     def estimate(p: Plan) -> list[float]:
-        return seconds_of(p, threads)
+        # A stack that cannot be estimated (its model cannot be built) fails at once.
+        return [s if math.isfinite(s) else 0.0 for s in seconds_of(p, threads)]
 
     workers = jobs or usable_cores()
     if executor in ("process", "ray"):
