@@ -42,7 +42,7 @@ chromium:
 # default parallelism runs it on one worker process per core, one torch thread each
 # (src/losslab/study/policy.py); `losslab run --dry-run` shows the choice.
 demo: venv
-	$(PY) -m losslab.cli run studies/demo.toml --out results/demo
+	$(PY) -m losslab.cli run studies/demo.toml --scale quick --out results/demo
 	$(PY) -m losslab.cli report results/demo
 
 test: venv fashion-mnist chromium
