@@ -58,7 +58,7 @@ def test_process_pool_equals_in_process(reference, tmp_path):
 def test_ray_equals_in_process(reference, tmp_path):
     ray = pytest.importorskip("ray")
     path, expected = reference
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         events = run_study(load_study(path), tmp_path / "out", executor="ray", device="cpu")
     finally:

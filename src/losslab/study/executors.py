@@ -446,6 +446,9 @@ class RayExecutor:
             if address:
                 kwargs["address"] = address
             else:
+                # "local" starts an instance of our own even when another Ray cluster runs
+                # on this machine (plain ray.init() would join it and refuse num_cpus).
+                kwargs["address"] = "local"
                 kwargs["num_cpus"] = num_cpus
             try:
                 ray.init(**kwargs)
