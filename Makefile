@@ -104,4 +104,4 @@ lint: venv
 	$(PY) -m ruff check src tests benchmarks docs
 
 clean:
-	rm -rf $(VENV) results/demo/study.sqlite* results/demo/report .pytest_cache .ruff_cache site .cache/docs
+	rm -rf $(VENV) results/demo/study.sqlite* results/demo/report .pytest_cache .ruff_cache .mypy_cache site .cache/docs

@@ -20,6 +20,7 @@ The rule for packages: a node is a module, a package being its ``__init__.py``.
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,11 @@ def test_losslab_has_no_import_circle():
     assert not found, "import circles among src/losslab's modules: " + "; ".join(
         " <-> ".join(c) for c in found
     )
+
+
+def test_the_package_declares_its_annotations():
+    # PEP 561: without the py.typed marker in the installed package, type checkers treat
+    # losslab as untyped, and setuptools only ships it when package-data names it.
+    assert (SRC / "losslab" / "py.typed").is_file()
+    pyproject = tomllib.loads((SRC.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "py.typed" in pyproject["tool"]["setuptools"]["package-data"]["losslab"]
