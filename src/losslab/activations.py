@@ -491,6 +491,7 @@ class Swish(_Activation):
         if not isinstance(trainable, bool):
             raise LosslabError(f"swish: trainable must be True or False, got {trainable!r}")
         self.trainable = trainable
+        self.beta: nn.Parameter | float
         if trainable:
             self.beta = nn.Parameter(torch.tensor([beta]))
         else:

@@ -18,11 +18,23 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 from losslab.errors import LosslabError
 
 __all__ = ["check_choice", "check_int", "check_real", "check_seed_list"]
+
+
+@overload
+def check_int(
+    name: str, value: Any, minimum: int | None = None, *, allow_none: Literal[False] = False
+) -> int: ...
+
+
+@overload
+def check_int(
+    name: str, value: Any, minimum: int | None = None, *, allow_none: bool
+) -> int | None: ...
 
 
 def check_int(

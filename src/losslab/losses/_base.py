@@ -98,7 +98,7 @@ def check_probability(probability: object) -> str:
 def check_validate(validate: object) -> bool | str:
     """``True`` (cheap checks), ``False`` (shapes only) or ``"full"`` (debug, synchronises)."""
     if validate is True or validate is False or validate == "full":
-        return validate  # type: ignore[return-value]
+        return validate
     raise LosslabError(f"validate must be True, False or 'full'; got {validate!r}")
 
 
@@ -205,12 +205,12 @@ def check_inputs(
             return
         low, high = torch.aminmax(target)
         if full or target.device.type == "cpu":
-            low, high = int(low), int(high)  # one O(N) pass; reading it costs nothing on CPU
-            if low < 0 or high >= c:
+            lo, hi = int(low), int(high)  # one O(N) pass; reading it costs nothing on CPU
+            if lo < 0 or hi >= c:
                 raise LosslabError(
-                    f"{name}: class labels must lie in [0, {c}); got values from {low} "
-                    f"to {high}. Remap the labels to 0..{c - 1}, or give the model "
-                    f"{high + 1} outputs"
+                    f"{name}: class labels must lie in [0, {c}); got values from {lo} "
+                    f"to {hi}. Remap the labels to 0..{c - 1}, or give the model "
+                    f"{hi + 1} outputs"
                 )
         else:
             ok = (low >= 0) & (high < c)
@@ -289,7 +289,9 @@ def reduce(
     return weighted.sum() / w.sum()
 
 
-def _kernel_call(kernel: Kernel, logits: torch.Tensor, target: torch.Tensor, hyper: dict):
+def _kernel_call(
+    kernel: Kernel, logits: torch.Tensor, target: torch.Tensor, hyper: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run ``kernel`` in the compute dtype, outside autocast (its own ops pick no dtype)."""
     x = logits.to(compute_dtype(logits.dtype))
     t = target.long() if target.ndim == 1 else target.to(x.dtype)
@@ -349,7 +351,8 @@ def _run(
 
 
 def _as_kernel(reduced: Callable, weight: torch.Tensor | None, reduction: str) -> Kernel:
-    def kernel(x, t, **hyper):
+    # values None: ``reduced`` declined (it has no reduction of its own for these inputs)
+    def kernel(x: torch.Tensor, t: torch.Tensor, **hyper: Any) -> tuple[Any, None]:
         w = None if weight is None else weight.to(device=x.device, dtype=x.dtype)
         return reduced(x, t, w, reduction, **hyper), None
 
@@ -369,7 +372,8 @@ class Loss(nn.Module):
       (the identity, except two-scale losses: :math:`R_1 z / R`).
     """
 
-    requires_scale: ClassVar[bool] = False
+    # Not a ClassVar: two_scale_separation decides it per instance (its scale= option).
+    requires_scale: bool = False
     # Where the docs list the loss (README table, ``losslab list``).
     family: ClassVar[str] = "plugin"
     # The name of its NumPy twin in ``losslab.npnet.LOSSES``, or None with the reason in
@@ -443,7 +447,9 @@ class ClassificationLoss(Loss):
         """Per-sample values (N,) and a finiteness probe for x (N, C) in the compute dtype."""
         raise NotImplementedError
 
-    def _values(self, logits: torch.Tensor, target: torch.Tensor, **kernel_kwargs: Any):
+    def _values(
+        self, logits: torch.Tensor, target: torch.Tensor, **kernel_kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         name = type(self).__name__
         check_inputs(name, logits, target, self.weight, self.validate)
         values, probe, t = _kernel_call(self.kernel, logits, target, kernel_kwargs)
@@ -455,7 +461,13 @@ class ClassificationLoss(Loss):
         values, _ = self._values(logits, target)
         return values.to(output_dtype(logits))
 
-    def reduced(self, x, target, weight, reduction):
+    def reduced(
+        self,
+        x: torch.Tensor,
+        target: torch.Tensor,
+        weight: torch.Tensor | None,
+        reduction: str,
+    ) -> torch.Tensor | None:
         """Weighted, reduced loss in one call where the kernel has one, else None."""
         return None
 
@@ -463,7 +475,9 @@ class ClassificationLoss(Loss):
         """Loss of a batch: logits (N, C), target (N,) int or (N, C) float -> () or (N,)."""
         return self._loss(logits, target)
 
-    def _loss(self, logits: torch.Tensor, target: torch.Tensor, **kernel_kwargs: Any):
+    def _loss(
+        self, logits: torch.Tensor, target: torch.Tensor, **kernel_kwargs: Any
+    ) -> torch.Tensor:
         """The weighted, reduced loss through :func:`run_loss`'s code path."""
         own = type(self).reduced is not ClassificationLoss.reduced
         return _run(

@@ -150,7 +150,7 @@ def define_loss(name: str, kernel: Kernel, **fields: Any) -> type[Classification
         _P("validate", _P.POSITIONAL_OR_KEYWORD, default=True),
     ])
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self: ClassificationLoss, *args: Any, **kwargs: Any) -> None:
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
         given = bound.arguments
@@ -163,10 +163,12 @@ def define_loss(name: str, kernel: Kernel, **fields: Any) -> type[Classification
 
     __init__.__signature__ = signature  # type: ignore[attr-defined]
 
-    def _options(self) -> dict[str, Any]:
+    def _options(self: Any) -> dict[str, Any]:
         return {**d.fixed, **{key: getattr(self, key) for key in d.options()}}
 
-    def kernel_method(self, x: torch.Tensor, target: torch.Tensor):
+    def kernel_method(
+        self: Any, x: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         return d.kernel(x, target, **self._options())
 
     namespace: dict[str, Any] = {
@@ -185,7 +187,13 @@ def define_loss(name: str, kernel: Kernel, **fields: Any) -> type[Classification
     reduced = getattr(d.kernel, "reduced", None)
     if reduced is not None:
 
-        def reduced_method(self, x, target, weight, reduction):
+        def reduced_method(
+            self: Any,
+            x: torch.Tensor,
+            target: torch.Tensor,
+            weight: torch.Tensor | None,
+            reduction: str,
+        ) -> torch.Tensor | None:
             return reduced(x, target, weight, reduction, **self._options())
 
         namespace["reduced"] = reduced_method
@@ -207,7 +215,15 @@ def functional_form(loss: type[ClassificationLoss]) -> Callable[..., torch.Tenso
     d: LossDefinition = loss.definition  # type: ignore[attr-defined]
     defaults = d.options()
 
-    def function(logits, target, *, reduction="mean", weight=None, validate=True, **options):
+    def function(
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        *,
+        reduction: str = "mean",
+        weight: torch.Tensor | None = None,
+        validate: bool | str = True,
+        **options: Any,
+    ) -> torch.Tensor:
         unknown = options.keys() - defaults.keys()
         if unknown:
             raise TypeError(f"{d.name}() got an unexpected keyword argument {min(unknown)!r}")

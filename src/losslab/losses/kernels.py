@@ -28,6 +28,7 @@ How they reach PyTorch's speed (index targets, the common case):
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +36,8 @@ import torch.nn.functional as F
 from losslab.losses._base import check_number, tracing
 
 Tensor = torch.Tensor
+# (values (N,), probe): what every kernel returns (see _base.Kernel)
+KernelOutput = tuple[Tensor, Tensor | None]
 
 
 def _gather(x: Tensor, t: Tensor) -> Tensor:
@@ -149,7 +152,7 @@ class _RawSum(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, t: Tensor, kind: str):
+    def forward(ctx: Any, x: Tensor, t: Tensor, kind: str) -> tuple[Tensor, Tensor]:
         total, kept = _row_sum_phi(kind, x)
         xc = _gather(x, t)
         ctx.kind = kind
@@ -158,7 +161,7 @@ class _RawSum(torch.autograd.Function):
         return total - _phi(kind, xc) + _psi(kind, xc), kept
 
     @staticmethod
-    def backward(ctx, g: Tensor, _g_kept):
+    def backward(ctx: Any, g: Tensor, _g_kept: Tensor | None) -> tuple[Tensor, None, None]:
         x, t, kept = ctx.saved_tensors
         kind = ctx.kind
         xc = _gather(x, t)
@@ -215,7 +218,7 @@ class _SoftmaxStats(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, t: Tensor):
+    def forward(ctx: Any, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         p = torch.softmax(x, dim=-1)
         top, arg = x.max(dim=-1)
         lse = top - torch.log(_gather(p, arg))
@@ -225,7 +228,9 @@ class _SoftmaxStats(torch.autograd.Function):
         return _gather(x, t) - lse, torch.log(pp), p, pp
 
     @staticmethod
-    def backward(ctx, g_pc: Tensor, g_pp: Tensor, _gp, _gpp):
+    def backward(
+        ctx: Any, g_pc: Tensor, g_pp: Tensor, _gp: Tensor | None, _gpp: Tensor | None
+    ) -> tuple[Tensor, None]:
         x, t, p, pp = ctx.saved_tensors
         if torch.is_grad_enabled():
             # Second derivatives: rebuild p from x so the backward is differentiable.
@@ -268,22 +273,22 @@ def _nll(x: Tensor, t: Tensor) -> Tensor:
 # The probe is non-finite when the row holds NaN or +inf (see _base.Kernel).
 
 
-def l1_kernel(x: Tensor, t: Tensor):
+def l1_kernel(x: Tensor, t: Tensor) -> KernelOutput:
     r""":math:`\sum_j |y_j - o_j|`."""
     return _raw("l1", x, t)
 
 
-def l2_kernel(x: Tensor, t: Tensor):
+def l2_kernel(x: Tensor, t: Tensor) -> KernelOutput:
     r""":math:`\sum_j (y_j - o_j)^2`."""
     return _raw("l2", x, t)
 
 
-def hinge_kernel(x: Tensor, t: Tensor, power: int = 1):
+def hinge_kernel(x: Tensor, t: Tensor, power: int = 1) -> KernelOutput:
     r""":math:`\sum_j \max(0, \tfrac12 - \hat y_j o_j)^{\mathrm{power}}`, :math:`\hat y = 2y-1`."""
     return _raw(f"hinge{power}", x, t)
 
 
-def log_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
+def log_kernel(x: Tensor, t: Tensor, probability: str = "softmax") -> KernelOutput:
     r""":math:`-\sum_j y_j \log p_j`; for sigmoid the binary cross-entropy summed over classes."""
     if t.ndim == 2:
         if probability == "softmax":
@@ -295,17 +300,20 @@ def log_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
     return F.softplus(x).sum(-1) - _gather(x, t), None
 
 
-def _log_reduced(x: Tensor, t: Tensor, weight, reduction: str, probability: str = "softmax"):
+def _log_reduced(
+    x: Tensor, t: Tensor, weight: Tensor | None, reduction: str, probability: str = "softmax"
+) -> Tensor | None:
     """``F.cross_entropy`` with its own weighting and reduction (index targets, softmax)."""
     if t.ndim == 2 or probability != "softmax":
         return None
     return F.cross_entropy(x, t, weight=weight, reduction=reduction)
 
 
-log_kernel.reduced = _log_reduced
+# The optional attribute of the kernel protocol (define_loss reads it with getattr).
+log_kernel.reduced = _log_reduced  # type: ignore[attr-defined]
 
 
-def squared_log_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
+def squared_log_kernel(x: Tensor, t: Tensor, probability: str = "softmax") -> KernelOutput:
     r""":math:`\sum_j (y_j \log p_j)^2`; for sigmoid also :math:`((1-y_j)\log(1-p_j))^2`."""
     if t.ndim == 2:
         if probability == "softmax":
@@ -322,7 +330,7 @@ def squared_log_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
     return values, None
 
 
-def expectation_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
+def expectation_kernel(x: Tensor, t: Tensor, probability: str = "softmax") -> KernelOutput:
     r""":math:`\sum_j |y_j - p_j|` (= 2 - 2 p_c for one-hot y and softmax)."""
     if t.ndim == 2:
         return (t - _probabilities(x, probability)).abs().sum(-1), None
@@ -333,7 +341,9 @@ def expectation_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
     return p.sum(-1) + 1.0 - 2.0 * _gather(p, t), x.sum(-1)
 
 
-def regularised_expectation_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
+def regularised_expectation_kernel(
+    x: Tensor, t: Tensor, probability: str = "softmax"
+) -> KernelOutput:
     r""":math:`\sum_j (y_j - p_j)^2` (= 1 - 2 p_c + ||p||^2 for one-hot y)."""
     if t.ndim == 2:
         return (t - _probabilities(x, probability)).square().sum(-1), None
@@ -362,7 +372,7 @@ class _Chebyshev(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, t: Tensor):
+    def forward(ctx: Any, x: Tensor, t: Tensor) -> tuple[Tensor, ...]:
         p = torch.softmax(x, dim=-1)
         top = x.topk(min(3, x.shape[-1]), dim=-1)
         first_is_target = top.indices[:, 0] == t
@@ -385,7 +395,7 @@ class _Chebyshev(torch.autograd.Function):
         return value, p, m, pm, tied
 
     @staticmethod
-    def backward(ctx, g: Tensor, *_unused):
+    def backward(ctx: Any, g: Tensor, *_unused: Tensor | None) -> tuple[Tensor, None]:
         x, t, p, m, pm, tied = ctx.saved_tensors
         create_graph = torch.is_grad_enabled()
         if create_graph or bool(tied.any()):
@@ -400,7 +410,7 @@ class _Chebyshev(torch.autograd.Function):
         return grad.scatter_add_(1, m.unsqueeze(1), coef), None
 
 
-def chebyshev_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
+def chebyshev_kernel(x: Tensor, t: Tensor, probability: str = "softmax") -> KernelOutput:
     r""":math:`\max_j |p_j - y_j|`; at ties the gradient is shared evenly (``amax``)."""
     if t.ndim == 2:
         return (_probabilities(x, probability) - t).abs().amax(-1), None
@@ -410,7 +420,7 @@ def chebyshev_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
     return _chebyshev_index(x, t, probability), (None if probability == "softmax" else x.sum(-1))
 
 
-def tanimoto_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
+def tanimoto_kernel(x: Tensor, t: Tensor, probability: str = "softmax") -> KernelOutput:
     r""":math:`-\,p\cdot y / (\|p\|^2 + \|y\|^2 - p\cdot y)`, in [-1, 0]."""
     if t.ndim == 2:
         p = _probabilities(x, probability)
@@ -426,7 +436,7 @@ def tanimoto_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
     return -pc / (p.square().sum(-1) + 1.0 - pc), x.sum(-1)
 
 
-def cauchy_schwarz_kernel(x: Tensor, t: Tensor, probability: str = "softmax"):
+def cauchy_schwarz_kernel(x: Tensor, t: Tensor, probability: str = "softmax") -> KernelOutput:
     r""":math:`-\log(p\cdot y / (\|p\|\,\|y\|))`, in the log domain.
 
     For one-hot y: :math:`-\log p_c + \tfrac12\log\|p\|^2`. For soft y:
@@ -452,7 +462,7 @@ def _masked_log_p(x: Tensor, y: Tensor) -> Tensor:
     return F.log_softmax(x, dim=-1).masked_fill(y == 0, 0.0)
 
 
-def gce_kernel(x: Tensor, t: Tensor, q: float = 0.7):
+def gce_kernel(x: Tensor, t: Tensor, q: float = 0.7) -> KernelOutput:
     r""":math:`\sum_j y_j (1 - p_j^q) / q`; :math:`p^q = e^{q \log p}`, ``-expm1`` for 1 - p^q."""
     if t.ndim == 2:
         return (t * (-torch.expm1(q * _masked_log_p(x, t)) / q)).sum(-1), None
@@ -460,14 +470,14 @@ def gce_kernel(x: Tensor, t: Tensor, q: float = 0.7):
     return -torch.expm1(-q * nll) / q, nll
 
 
-def alpha_kernel(x: Tensor, t: Tensor, alpha: float = 2.0):
+def alpha_kernel(x: Tensor, t: Tensor, alpha: float = 2.0) -> KernelOutput:
     r""":math:`\sum_j y_j \frac{\alpha}{\alpha-1}(1 - p_j^{1-1/\alpha})`; alpha = 1: log loss."""
     if alpha == 1.0:
         return log_kernel(x, t)
     return gce_kernel(x, t, q=1.0 - 1.0 / alpha)
 
 
-def truncated_log_kernel(x: Tensor, t: Tensor, k: float = 0.5):
+def truncated_log_kernel(x: Tensor, t: Tensor, k: float = 0.5) -> KernelOutput:
     r""":math:`-\sum_j y_j \log\max(p_j, k)` = :math:`\min(-\log p_c, -\log k)` for index c."""
     cap = -math.log(k) if k > 0 else math.inf
     if t.ndim == 2:

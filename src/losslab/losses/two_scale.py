@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -138,6 +138,8 @@ class _ScaleOwner(ClassificationLoss):
         "needs the model's parameter scale R, which npnet's loss protocol "
         "(logits, target) does not carry"
     )
+    initialised: torch.Tensor  # a buffer, registered by _set_ready
+    _ready: bool
 
     def __init__(
         self,
@@ -282,7 +284,9 @@ class _ScaleOwner(ClassificationLoss):
         self._ensure_ready(logits, scale)
         return self.model_scale(logits, scale)
 
-    def _scaled_base(self, x: torch.Tensor, target: torch.Tensor, factor: torch.Tensor):
+    def _scaled_base(
+        self, x: torch.Tensor, target: torch.Tensor, factor: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The base kernel on the rescaled logits factor * x; factor () or (N,)."""
         return self.base.kernel(_rescale(x, factor), target)
 
@@ -412,7 +416,7 @@ class TwoScaleLoss(_ScaleOwner):
 
     def kernel(
         self, x: torch.Tensor, target: torch.Tensor, scale: torch.Tensor | float | None = None
-    ):
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         r = self._ready_scale(x, scale)
         if self.baseline:
             return self._scaled_base(x, target, self.r1 / r)
@@ -437,7 +441,8 @@ class TwoScaleLoss(_ScaleOwner):
 
 def _sync_ready(module: nn.Module, incompatible_keys: Any) -> None:
     """After ``load_state_dict``, the scales are initialised iff the loaded flag says so."""
-    module._ready = bool(module.initialised)
+    owner = cast(_ScaleOwner, module)  # the hook is registered on _ScaleOwner only
+    owner._ready = bool(owner.initialised)
 
 
 class TwoScaleFixedLoss(TwoScaleLoss):
@@ -589,7 +594,7 @@ class TwoScaleSeparationLoss(_ScaleOwner):
 
     def kernel(
         self, x: torch.Tensor, target: torch.Tensor, scale: torch.Tensor | float | None = None
-    ):
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         well = self._well_classified(x, target)
         factor = torch.where(well, self.rs, torch.ones_like(self.rs))
         if self.requires_scale:

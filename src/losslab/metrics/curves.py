@@ -97,8 +97,8 @@ def speed_of_learning(
                 "speed_of_learning: n_draws needs rng (a numpy Generator or seed); "
                 "leave n_draws=None for the exact mean"
             )
-        query = as_rng(rng, "speed_of_learning: rng").integers(lo, hi, size=n_draws, endpoint=True)
-        query = query.astype(np.float64)
+        draws = as_rng(rng, "speed_of_learning: rng").integers(lo, hi, size=n_draws, endpoint=True)
+        query = draws.astype(np.float64)
     curves = np.atleast_2d(a)
     means = np.array([np.interp(query, t, curve).mean() for curve in curves])
     return float(means[0]) if a.ndim == 1 else means
@@ -192,11 +192,12 @@ def noise_robustness_curve(
     correct = np.zeros(len(eps_values))
     with torch.no_grad():
         for _ in range(n_repeats):
-            xi = generator.standard_normal(tuple(x.shape))
+            noise = generator.standard_normal(tuple(x.shape))
+            xi: torch.Tensor | np.ndarray
             if is_tensor:
-                xi = torch.from_numpy(xi).to(dtype=x.dtype, device=x.device)
+                xi = torch.from_numpy(noise).to(dtype=x.dtype, device=x.device)
             else:
-                xi = xi.astype(x.dtype, copy=False)
+                xi = noise.astype(x.dtype, copy=False)
             for j, eps in enumerate(eps_values):
                 correct[j] += accuracy_on(x + math.sqrt(eps) * xi)
     return correct / n_repeats

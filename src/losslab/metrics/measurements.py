@@ -84,6 +84,12 @@ class MeasureContextLike(Protocol):
     def loss_scales(self) -> list[dict[str, float]]: ...
 
 
+def _labels(ctx: MeasureContextLike, split: str) -> torch.Tensor:
+    labels = ctx.labels(split)
+    assert labels is not None, f"split {split!r} has data but no labels"  # the context's invariant
+    return labels
+
+
 def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64 if t.is_floating_point() else t.dtype).numpy()
 
@@ -113,7 +119,7 @@ def _split_data(ctx: MeasureContextLike, split: str) -> tuple[np.ndarray, np.nda
     logits = ctx.logits(split)
     if logits is None:
         return None
-    return _numpy(logits), _numpy(ctx.labels(split))
+    return _numpy(logits), _numpy(_labels(ctx, split))
 
 
 def _label(value: float) -> str:
@@ -309,7 +315,7 @@ def coarse_map(ctx: MeasureContextLike, num_classes: int) -> np.ndarray | None:
         coarse = ctx.coarse_labels(split)
         if coarse is None:
             continue
-        fine = _numpy(ctx.labels(split))
+        fine = _numpy(_labels(ctx, split))
         pairs, n = np.unique(np.stack([fine, _numpy(coarse)], 1), axis=0, return_counts=True)
         for (f, g), k in zip(pairs.tolist(), n.tolist(), strict=True):
             counts[(f, g)] = counts.get((f, g), 0) + k
@@ -317,9 +323,9 @@ def coarse_map(ctx: MeasureContextLike, num_classes: int) -> np.ndarray | None:
         return None
     g = np.full(num_classes, -1, dtype=np.int64)
     best = np.zeros(num_classes, dtype=np.int64)
-    for (f, coarse), k in sorted(counts.items()):
+    for (f, c), k in sorted(counts.items()):
         if k > best[f]:
-            g[f], best[f] = coarse, k
+            g[f], best[f] = c, k
     return g
 
 
@@ -445,7 +451,7 @@ class NoiseRobustness:
         x = ctx.inputs(self.split)
         if x is None:
             return [[] for _ in range(ctx.num_models)]
-        labels = ctx.labels(self.split).to(x.device)
+        labels = _labels(ctx, self.split).to(x.device)
         rng = np.random.default_rng(self.seed)
         correct = torch.zeros(len(self.eps), ctx.num_models, dtype=torch.float64)
         for _ in range(self.repeats):
@@ -508,8 +514,7 @@ class DecisionBoundary:
         return xs, ys, (float(low[0]), float(high[0]), float(low[1]), float(high[1]))
 
     def __call__(self, ctx: MeasureContextLike) -> Rows:
-        inputs = [ctx.inputs(s) for s in ("train", "test")]
-        inputs = [x for x in inputs if x is not None]
+        inputs = [x for x in (ctx.inputs(s) for s in ("train", "test")) if x is not None]
         if tuple(inputs[0].shape[1:]) != (2,):
             return [[] for _ in range(ctx.num_models)]
         points = np.concatenate([_numpy(x) for x in inputs])
@@ -517,8 +522,8 @@ class DecisionBoundary:
         gx, gy = np.meshgrid(xs, ys)
         grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
         x0 = inputs[0]
-        predicted = ctx.predict(torch.from_numpy(grid).to(x0.device, x0.dtype)).argmax(dim=2)
-        predicted = predicted.cpu().numpy()
+        scores = ctx.predict(torch.from_numpy(grid).to(x0.device, x0.dtype))
+        predicted = scores.argmax(dim=2).cpu().numpy()
         r = self.resolution
         index = [f"{i},{j}" for i in range(r) for j in range(r)]
         head = [("boundary_extent", k, v) for k, v in zip(self._extent_keys, extent, strict=True)]

@@ -33,7 +33,7 @@ import itertools
 import json
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -112,7 +112,9 @@ def _condition_columns(cells: pd.DataFrame) -> list[str]:
     return [c for c in CONDITION_AXES if c in cells.columns]
 
 
-def _groups(frame: pd.DataFrame, columns: list[str]):
+def _groups(
+    frame: pd.DataFrame, columns: list[str]
+) -> Iterator[tuple[tuple[Any, ...], pd.DataFrame]]:
     """``groupby`` that keeps NaN keys (e.g. no weight decay) and the order of appearance."""
     if not columns:
         yield (), frame
