@@ -15,6 +15,7 @@ with truncation error :math:`O(h^2)`. Run it in float64.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -65,10 +66,12 @@ def relative_error(a: Array, b: Array) -> float:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise LosslabError(f"relative_error: shapes differ, {a.shape} vs {b.shape}")
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-300))
+    return float(np.linalg.norm(a - b) / max(float(np.linalg.norm(a) + np.linalg.norm(b)), 1e-300))
 
 
-def check_layer(layer, x: Array, rng: np.random.Generator, h: float = 1e-6) -> dict[str, float]:
+def check_layer(
+    layer: Any, x: Array, rng: np.random.Generator, h: float = 1e-6
+) -> dict[str, float]:
     """Relative errors of a layer's backward against numerical gradients.
 
     Runs ``layer.forward(x)``, draws ``dout ~ N(0, 1)``, calls ``layer.backward(dout)``

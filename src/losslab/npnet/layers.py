@@ -20,8 +20,10 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Sequence
+from typing import Any, Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from losslab.errors import LosslabError
 from losslab.npnet import functional as F
@@ -70,7 +72,7 @@ def init_weight(
     fan_in: int,
     fan_out: int,
     rng: np.random.Generator,
-    dtype: np.dtype = np.float64,
+    dtype: npt.DTypeLike = np.float64,
 ) -> Array:
     """Draw a weight array of ``shape`` from N(0, std^2), std given by :data:`INITIALISERS`.
 
@@ -98,7 +100,8 @@ class Layer:
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
         self.training = True
-        self._cache = None
+        # what forward keeps for backward (a tuple, a shape...); None: forward not run
+        self._cache: Any = None
 
     def forward(self, x: Array) -> Array:
         raise NotImplementedError
@@ -137,7 +140,9 @@ class Activation(Layer):
         **kwargs: keyword arguments of the forward (e.g. ``alpha`` of leaky_relu).
     """
 
-    def __init__(self, name: str, forward: Callable, backward: Callable, **kwargs) -> None:
+    def __init__(
+        self, name: str, forward: Callable[..., Any], backward: Callable[..., Any], **kwargs: Any
+    ) -> None:
         super().__init__()
         self.name, self._forward, self._backward, self.kwargs = name, forward, backward, kwargs
 
@@ -164,7 +169,9 @@ class PReLU(Layer):
         dtype: parameter dtype.
     """
 
-    def __init__(self, num_parameters: int = 1, init: float = 0.25, dtype=np.float64) -> None:
+    def __init__(
+        self, num_parameters: int = 1, init: float = 0.25, dtype: npt.DTypeLike = np.float64
+    ) -> None:
         super().__init__()
         self.params["weight"] = np.full(num_parameters, init, dtype=dtype)
 
@@ -194,7 +201,7 @@ class AdaptiveReLU(Layer):
         num_parameters: int = 1,
         init_slope: float = 0.25,
         init_weight: float = 0.0,
-        dtype=np.float64,
+        dtype: npt.DTypeLike = np.float64,
     ) -> None:
         super().__init__()
         if not 0 < init_slope < 1:
@@ -222,7 +229,9 @@ class Swish(Layer):
         dtype: parameter dtype.
     """
 
-    def __init__(self, beta: float = 1.0, trainable: bool = False, dtype=np.float64) -> None:
+    def __init__(
+        self, beta: float = 1.0, trainable: bool = False, dtype: npt.DTypeLike = np.float64
+    ) -> None:
         super().__init__()
         self.trainable = trainable
         self.beta = np.full(1, beta, dtype=dtype)
@@ -246,7 +255,7 @@ def _fixed(name: str) -> Callable[..., Activation]:
     backward = getattr(F, f"{name}_backward")
     params = list(inspect.signature(forward).parameters)[1:]
 
-    def make(**kwargs) -> Activation:
+    def make(**kwargs: Any) -> Activation:
         unknown = set(kwargs) - set(params)
         if unknown:
             raise LosslabError(
@@ -279,7 +288,7 @@ ACTIVATIONS["swish"] = Swish
 ACTIVATIONS["adaptive_relu"] = AdaptiveReLU
 
 
-def get_activation(name: str, **kwargs) -> Layer:
+def get_activation(name: str, **kwargs: Any) -> Layer:
     """Build the npnet activation layer registered as ``name`` (Mendez-Vazquez slides).
 
     Example:
@@ -304,6 +313,21 @@ class _Weighted(Layer):
             self.grads["b"] = db
         return dx
 
+    # input_grad=False returns None: only the first layer of a net may skip dx.
+    @overload
+    def backward(self, dout: Array, input_grad: Literal[True] = True) -> Array: ...
+
+    @overload
+    def backward(self, dout: Array, input_grad: bool) -> Array | None: ...
+
+    def backward(self, dout: Array, input_grad: bool = True) -> Array | None:
+        """Fill ``grads``; return dx, or None with ``input_grad=False`` (first layer)."""
+        self._check_cache()
+        return self._fill_grads(self._backward(dout, input_grad))
+
+    def _backward(self, dout: Array, input_grad: bool) -> tuple[Array | None, Array, Array | None]:
+        raise NotImplementedError
+
 
 class Linear(_Weighted):
     """``out = x @ W + b`` (params "W" (D, M) and "b" (M,); Daza §1).
@@ -324,7 +348,7 @@ class Linear(_Weighted):
         bias: bool = True,
         init: str = "he",
         rng: np.random.Generator | int = 0,
-        dtype=np.float64,
+        dtype: npt.DTypeLike = np.float64,
     ) -> None:
         super().__init__()
         self.params["W"] = init_weight(
@@ -337,10 +361,8 @@ class Linear(_Weighted):
         out, self._cache = F.linear_forward(x, self.params["W"], self.params.get("b"))
         return out
 
-    def backward(self, dout: Array, input_grad: bool = True) -> Array | None:
-        """Fill ``grads``; return dx, or None with ``input_grad=False`` (first layer)."""
-        self._check_cache()
-        return self._fill_grads(F.linear_backward(dout, self._cache, input_grad))
+    def _backward(self, dout: Array, input_grad: bool) -> tuple[Array | None, Array, Array | None]:
+        return F.linear_backward(dout, self._cache, input_grad)
 
 
 class Conv2d(_Weighted):
@@ -366,7 +388,7 @@ class Conv2d(_Weighted):
         bias: bool = True,
         init: str = "he",
         rng: np.random.Generator | int = 0,
-        dtype=np.float64,
+        dtype: npt.DTypeLike = np.float64,
     ) -> None:
         super().__init__()
         kh, kw = F._pair(kernel_size)
@@ -388,10 +410,8 @@ class Conv2d(_Weighted):
         )
         return out
 
-    def backward(self, dout: Array, input_grad: bool = True) -> Array | None:
-        """Fill ``grads``; return dx, or None with ``input_grad=False`` (first layer)."""
-        self._check_cache()
-        return self._fill_grads(F.conv2d_backward(dout, self._cache, input_grad))
+    def _backward(self, dout: Array, input_grad: bool) -> tuple[Array | None, Array, Array | None]:
+        return F.conv2d_backward(dout, self._cache, input_grad)
 
 
 class BatchNorm(Layer):
@@ -408,7 +428,11 @@ class BatchNorm(Layer):
     """
 
     def __init__(
-        self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, dtype=np.float64
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        dtype: npt.DTypeLike = np.float64,
     ) -> None:
         super().__init__()
         self.eps, self.momentum = eps, momentum
@@ -468,7 +492,12 @@ class Dropout(Layer):
 class MaxPool2d(Layer):
     """Max pooling over (N, C, H, W); ``stride`` defaults to ``kernel_size``."""
 
-    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+    ) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
@@ -554,6 +583,12 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
+    @overload
+    def backward(self, dout: Array, input_grad: Literal[True] = True) -> Array: ...
+
+    @overload
+    def backward(self, dout: Array, input_grad: bool) -> Array | None: ...
+
     def backward(self, dout: Array, input_grad: bool = True) -> Array | None:
         """Backpropagate through every layer, filling their ``grads``; return dx.
 
@@ -619,7 +654,7 @@ class MLP(Sequential):
         batchnorm: bool = False,
         init: str = "he",
         rng: np.random.Generator | int = 0,
-        dtype=np.float64,
+        dtype: npt.DTypeLike = np.float64,
         activation_kwargs: dict | None = None,
     ) -> None:
         if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
@@ -647,7 +682,7 @@ def janocha_convnet(
     num_classes: int = 10,
     image_size: int = 32,
     rng: np.random.Generator | int = 0,
-    dtype=np.float64,
+    dtype: npt.DTypeLike = np.float64,
 ) -> Sequential:
     """The CIFAR-10 convnet of Janocha & Czarnecki 2017 §3.
 
@@ -686,7 +721,7 @@ def vgg_small(
     channels: Sequence[int] = (32, 64, 128),
     batchnorm: bool = True,
     rng: np.random.Generator | int = 0,
-    dtype=np.float64,
+    dtype: npt.DTypeLike = np.float64,
 ) -> Sequential:
     """A small VGG-like CNN in the spirit of Daza §4: per stage, two [conv 3x3 padding 1
     -> [BatchNorm] -> ReLU] then max-pool 2x2; then a Linear to the logits.

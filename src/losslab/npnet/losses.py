@@ -36,6 +36,7 @@ Zhang & Sabuncu 2018 (gce); Berlyand et al. eq. 12 (truncated log).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from scipy.special import expit, log_softmax, logsumexp
@@ -101,7 +102,7 @@ class Loss:
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
         self.reduction = reduction
-        self._cache = None
+        self._cache: Any = None  # what _forward keeps for _backward; None: not run
         self._n = 0
 
     def forward(self, logits: Array, target: Array) -> float | Array:
@@ -138,10 +139,10 @@ class Loss:
 
     __call__ = forward
 
-    def _forward(self, o: Array, y: Array) -> tuple[Array, object]:
+    def _forward(self, o: Array, y: Array) -> tuple[Array, Any]:
         raise NotImplementedError
 
-    def _backward(self, cache: object) -> Array:
+    def _backward(self, cache: Any) -> Array:
         raise NotImplementedError
 
 
@@ -159,11 +160,11 @@ class L1Loss(Loss):
 
     name = "l1"
 
-    def _forward(self, o, y):
+    def _forward(self, o: Array, y: Array) -> tuple[Array, Any]:
         diff = o - y
         return np.abs(diff).sum(axis=1), diff
 
-    def _backward(self, diff):
+    def _backward(self, diff: Any) -> Array:
         return np.sign(diff)
 
 
@@ -175,11 +176,11 @@ class L2Loss(Loss):
 
     name = "l2"
 
-    def _forward(self, o, y):
+    def _forward(self, o: Array, y: Array) -> tuple[Array, Any]:
         diff = o - y
         return np.sum(diff * diff, axis=1), diff
 
-    def _backward(self, diff):
+    def _backward(self, diff: Any) -> Array:
         return 2 * diff
 
 
@@ -193,12 +194,12 @@ class _HingeLoss(Loss):
 
     power = 1
 
-    def _forward(self, o, y):
+    def _forward(self, o: Array, y: Array) -> tuple[Array, Any]:
         y_pm = 2 * y - 1
         m = np.maximum(0.5 - y_pm * o, 0)
         return np.sum(m**self.power, axis=1), (m, y_pm)
 
-    def _backward(self, cache):
+    def _backward(self, cache: Any) -> Array:
         m, y_pm = cache
         if self.power == 1:
             return -y_pm * (m > 0)
@@ -243,7 +244,7 @@ class ProbabilityLoss(Loss):
             raise LosslabError(f"probability must be one of {PROBABILITIES}, got {probability!r}")
         self.probability = probability
 
-    def _forward(self, o, y):
+    def _forward(self, o: Array, y: Array) -> tuple[Array, Any]:
         if self.probability == "softmax":
             logp = log_softmax(o, axis=1)
             one_minus_p = log_1mp = None
@@ -255,7 +256,7 @@ class ProbabilityLoss(Loss):
         values, cache = self._values(p, logp, y, log_1mp)
         return values, (p, one_minus_p, cache)
 
-    def _backward(self, cache):
+    def _backward(self, cache: Any) -> Array:
         p, one_minus_p, own = cache
         g_p, g_logp, g_log_1mp = self._grads(own)
         grad = np.zeros_like(p)
@@ -275,10 +276,10 @@ class ProbabilityLoss(Loss):
 
     def _values(
         self, p: Array, logp: Array, y: Array, log_1mp: Array | None
-    ) -> tuple[Array, object]:
+    ) -> tuple[Array, Any]:
         raise NotImplementedError
 
-    def _grads(self, cache: object) -> tuple[Array | None, Array | None, Array | None]:
+    def _grads(self, cache: Any) -> tuple[Array | None, Array | None, Array | None]:
         raise NotImplementedError
 
 
@@ -288,11 +289,13 @@ class ExpectationLoss(ProbabilityLoss):
 
     name = "expectation"
 
-    def _values(self, p, logp, y, log_1mp):
+    def _values(
+        self, p: Array, logp: Array, y: Array, log_1mp: Array | None
+    ) -> tuple[Array, Any]:
         diff = p - y
         return np.abs(diff).sum(axis=1), diff
 
-    def _grads(self, diff):
+    def _grads(self, diff: Any) -> tuple[Array | None, Array | None, Array | None]:
         return np.sign(diff), None, None
 
 
@@ -302,11 +305,13 @@ class RegularisedExpectationLoss(ProbabilityLoss):
 
     name = "regularised_expectation"
 
-    def _values(self, p, logp, y, log_1mp):
+    def _values(
+        self, p: Array, logp: Array, y: Array, log_1mp: Array | None
+    ) -> tuple[Array, Any]:
         diff = p - y
         return np.sum(diff * diff, axis=1), diff
 
-    def _grads(self, diff):
+    def _grads(self, diff: Any) -> tuple[Array | None, Array | None, Array | None]:
         return 2 * diff, None, None
 
 
@@ -319,12 +324,14 @@ class ChebyshevLoss(ProbabilityLoss):
 
     name = "chebyshev"
 
-    def _values(self, p, logp, y, log_1mp):
+    def _values(
+        self, p: Array, logp: Array, y: Array, log_1mp: Array | None
+    ) -> tuple[Array, Any]:
         distance = np.abs(p - y)
         value = distance.max(axis=1)
         return value, (p - y, distance == value[:, None])
 
-    def _grads(self, cache):
+    def _grads(self, cache: Any) -> tuple[Array | None, Array | None, Array | None]:
         diff, tied = cache
         return np.sign(diff) * tied / tied.sum(axis=1, keepdims=True), None, None
 
@@ -339,13 +346,15 @@ class LogLoss(ProbabilityLoss):
 
     name = "log"
 
-    def _values(self, p, logp, y, log_1mp):
+    def _values(
+        self, p: Array, logp: Array, y: Array, log_1mp: Array | None
+    ) -> tuple[Array, Any]:
         values = -np.sum(y * logp, axis=1)
         if log_1mp is not None:
             values -= np.sum((1 - y) * log_1mp, axis=1)
         return values, (y, log_1mp is not None)
 
-    def _grads(self, cache):
+    def _grads(self, cache: Any) -> tuple[Array | None, Array | None, Array | None]:
         y, binary = cache
         return None, -y, -(1 - y) if binary else None
 
@@ -360,7 +369,9 @@ class SquaredLogLoss(ProbabilityLoss):
 
     name = "squared_log"
 
-    def _values(self, p, logp, y, log_1mp):
+    def _values(
+        self, p: Array, logp: Array, y: Array, log_1mp: Array | None
+    ) -> tuple[Array, Any]:
         ylogp = y * logp
         values = np.sum(ylogp * ylogp, axis=1)
         neg = None
@@ -369,7 +380,7 @@ class SquaredLogLoss(ProbabilityLoss):
             values += np.sum(neg * neg, axis=1)
         return values, (y, ylogp, neg)
 
-    def _grads(self, cache):
+    def _grads(self, cache: Any) -> tuple[Array | None, Array | None, Array | None]:
         y, ylogp, neg = cache
         return None, 2 * y * ylogp, None if neg is None else 2 * (1 - y) * neg
 
@@ -385,13 +396,15 @@ class TanimotoLoss(ProbabilityLoss):
 
     name = "tanimoto"
 
-    def _values(self, p, logp, y, log_1mp):
+    def _values(
+        self, p: Array, logp: Array, y: Array, log_1mp: Array | None
+    ) -> tuple[Array, Any]:
         s = np.sum(p * y, axis=1, keepdims=True)
         ab = np.sum(p * p, axis=1, keepdims=True) + np.sum(y * y, axis=1, keepdims=True)
         d = ab - s
         return -(s / d)[:, 0], (p, y, s, ab, d)
 
-    def _grads(self, cache):
+    def _grads(self, cache: Any) -> tuple[Array | None, Array | None, Array | None]:
         p, y, s, ab, d = cache
         return -(ab * y - 2 * s * p) / (d * d), None, None
 
@@ -412,14 +425,16 @@ class CauchySchwarzLoss(ProbabilityLoss):
 
     name = "cauchy_schwarz"
 
-    def _values(self, p, logp, y, log_1mp):
+    def _values(
+        self, p: Array, logp: Array, y: Array, log_1mp: Array | None
+    ) -> tuple[Array, Any]:
         log_s = logsumexp(logp, b=y, axis=1, keepdims=True)
         log_a = logsumexp(2 * logp, axis=1, keepdims=True)
         log_b = np.log(np.sum(y * y, axis=1, keepdims=True))
         values = (-log_s + 0.5 * log_a + 0.5 * log_b)[:, 0]
         return values, (logp, y, log_s, log_a)
 
-    def _grads(self, cache):
+    def _grads(self, cache: Any) -> tuple[Array | None, Array | None, Array | None]:
         logp, y, log_s, log_a = cache
         # Classes with y_j = 0 are masked before the exp: log p_j - log S can be huge there.
         log_py = np.where(y > 0, logp + np.log(np.where(y > 0, y, 1)), -np.inf)
@@ -441,14 +456,16 @@ class _PowerLoss(_SoftmaxLoss):
 
     exponent = 1.0
 
-    def _values(self, p, logp, y, log_1mp):
+    def _values(
+        self, p: Array, logp: Array, y: Array, log_1mp: Array | None
+    ) -> tuple[Array, Any]:
         e = self.exponent
         if e == 0:
             return -np.sum(y * logp, axis=1), (y, None)
         pe = np.exp(e * logp)
         return np.sum(y * (1 - pe), axis=1) / e, (y, pe)
 
-    def _grads(self, cache):
+    def _grads(self, cache: Any) -> tuple[Array | None, Array | None, Array | None]:
         y, pe = cache
         return None, -y if pe is None else -y * pe, None
 
@@ -515,11 +532,13 @@ class TruncatedLogLoss(_SoftmaxLoss):
         self.k = float(k)
         self.log_k = math.log(k) if k > 0 else -math.inf
 
-    def _values(self, p, logp, y, log_1mp):
+    def _values(
+        self, p: Array, logp: Array, y: Array, log_1mp: Array | None
+    ) -> tuple[Array, Any]:
         above = logp > self.log_k
         return -np.sum(y * np.where(above, logp, self.log_k), axis=1), (y, above)
 
-    def _grads(self, cache):
+    def _grads(self, cache: Any) -> tuple[Array | None, Array | None, Array | None]:
         y, above = cache
         return None, -y * above, None
 
@@ -536,7 +555,7 @@ LOSSES: dict[str, type[Loss]] = {
 }  # fmt: skip
 
 
-def get_loss(name: str, **kwargs) -> Loss:
+def get_loss(name: str, **kwargs: Any) -> Loss:
     """Build the npnet loss registered as ``name`` (see :data:`LOSSES`) with ``kwargs``.
 
     Example:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import numpy as np
 
@@ -99,7 +100,7 @@ class Optimizer:
 class SGD(Optimizer):
     """Gradient descent (notes eq. 12): :math:`\\theta \\leftarrow \\theta - \\alpha \\nabla J`."""
 
-    def _update(self, key, p, g):
+    def _update(self, key: str, p: Array, g: Array) -> None:
         p -= self.lr * g
 
 
@@ -120,7 +121,7 @@ class Momentum(Optimizer):
             raise LosslabError(f"momentum beta must be in [0, 1), got {beta}")
         self.beta = beta
 
-    def _update(self, key, p, g):
+    def _update(self, key: str, p: Array, g: Array) -> None:
         v = self._buffer(key, "v", p)
         v *= self.beta
         v += (1 - self.beta) * g
@@ -145,7 +146,7 @@ class RMSprop(Optimizer):
             raise LosslabError(f"RMSprop beta must be in [0, 1), got {beta}")
         self.beta, self.eps = beta, eps
 
-    def _update(self, key, p, g):
+    def _update(self, key: str, p: Array, g: Array) -> None:
         s = self._buffer(key, "s", p)
         s *= self.beta
         s += (1 - self.beta) * g * g
@@ -178,7 +179,7 @@ class Adam(Optimizer):
             raise LosslabError(f"Adam betas must be in [0, 1), got {beta1}, {beta2}")
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
-    def _update(self, key, p, g):
+    def _update(self, key: str, p: Array, g: Array) -> None:
         m = self._buffer(key, "m", p)
         v = self._buffer(key, "v", p)
         # One scratch array per parameter, reused, so a step allocates no temporaries.
@@ -209,7 +210,7 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
 }
 
 
-def get_optimizer(name: str, **kwargs) -> Optimizer:
+def get_optimizer(name: str, **kwargs: Any) -> Optimizer:
     """Build the optimizer registered as ``name`` ("sgd"/"gd", "momentum", "rmsprop", "adam").
 
     Example:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from losslab.errors import LosslabError
 from losslab.npnet.layers import MLP, Layer, Sequential
@@ -63,20 +65,20 @@ def evaluate(
         for start in range(0, len(x), batch_size):
             xb, yb = x[start : start + batch_size], y[start : start + batch_size]
             logits = model.forward(xb)
-            total_loss += loss.forward(logits, yb) * len(xb)
+            total_loss += float(loss.forward(logits, yb)) * len(xb)
             correct += int(np.sum(logits.argmax(axis=1) == yb))
     finally:
         model.train()
     return total_loss / len(x), correct / len(x)
 
 
-def _split(data, name: str) -> Array | None:
+def _split(data: Any, name: str) -> Array | None:
     value = data.get(name) if isinstance(data, Mapping) else getattr(data, name, None)
     return None if value is None else np.asarray(value)
 
 
 def fit(
-    x_train,
+    x_train: Any,
     y_train: Array | None = None,
     x_dev: Array | None = None,
     y_dev: Array | None = None,
@@ -102,7 +104,7 @@ def fit(
     eval_every: int = 100,
     patience: int | None = None,
     rng: np.random.Generator | int = 0,
-    dtype=np.float32,
+    dtype: npt.DTypeLike = np.float32,
 ) -> FitResult:
     """Train an npnet model with mini-batch gradient descent; Daza §1.2's protocol by default.
 
@@ -145,9 +147,9 @@ def fit(
         x_train, y_train = _split(data, "x_train"), _split(data, "y_train")
         x_dev, y_dev = _split(data, "x_dev"), _split(data, "y_dev")
         x_test, y_test = _split(data, "x_test"), _split(data, "y_test")
-        num_classes = _split(data, "num_classes")
+        given_classes = _split(data, "num_classes")
     else:
-        num_classes = None
+        given_classes = None
     if x_train is None or y_train is None:
         raise LosslabError(
             "fit needs x_train and y_train: pass two arrays, or one dataset with both attributes"
@@ -172,9 +174,10 @@ def fit(
                 f"y_{part} must be non-negative integer labels of shape (N,), "
                 f"got shape {y.shape} and dtype {y.dtype}"
             )
-    if num_classes is None:
+    if given_classes is None:
         num_classes = max(int(y.max()) for _, y in splits.values()) + 1
-    num_classes = int(num_classes)
+    else:
+        num_classes = int(given_classes)
     if patience is not None and "dev" not in splits:
         raise LosslabError("early stopping (patience) needs a development set (x_dev, y_dev)")
     if batch_size < 1 or steps < 1 or eval_every < 1:
@@ -215,7 +218,7 @@ def fit(
             opt.lr = learning_rate(lr_decay, lr, epoch, decay_rate)
         idx = order[b * batch_size : (b + 1) * batch_size]
         logits = model.forward(x_train[idx])
-        window.append(criterion.forward(logits, y_train[idx]))
+        window.append(float(criterion.forward(logits, y_train[idx])))
         if isinstance(model, Sequential):
             model.backward(criterion.backward(), input_grad=False)
         else:
