@@ -116,12 +116,16 @@ def _label_index(path: Path, header: list[str] | None, width: int, label_column:
     return header.index(label_column)
 
 
-def _read(path: Path, label_column: Any, delimiter: str) -> tuple[np.ndarray, ...]:
+def _read(
+    path: Path, label_column: Any, delimiter: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """(x, y, x_test, y_test, class_names) of a .npz or delimited text file."""
     if path.suffix.lower() == ".npz":
         arrays = read_npz(path)
-        out = [arrays["x"], arrays["y"], arrays.get("x_test"), arrays.get("y_test")]
-        out.append(arrays.get("class_names"))
-        return tuple(out)
+        return (
+            arrays["x"], arrays["y"], arrays.get("x_test"), arrays.get("y_test"),
+            arrays.get("class_names"),
+        )  # fmt: skip
     x, y, _ = read_csv(path, label_column, delimiter)
     return x, y, None, None, None
 

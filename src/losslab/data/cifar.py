@@ -116,7 +116,7 @@ def _as_dict(obj: Any, what: str) -> dict[str, Any]:
     return {_text(k): v for k, v in obj.items()}
 
 
-_CIFAR = {
+_CIFAR: dict[str, dict[str, Any]] = {
     "cifar10": {
         "folder": "cifar-10-batches-py",
         "tarball": "cifar-10-python.tar.gz",

@@ -9,12 +9,12 @@ the transfer.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from losslab.errors import LosslabError
 
@@ -35,7 +35,7 @@ class NetworkUnavailable(Exception):
     """No mirror of a file could be reached (offline machine, firewall, dead URL)."""
 
 
-def open_url(url: str, timeout: float = 30.0) -> BinaryIO:
+def open_url(url: str, timeout: float = 30.0) -> http.client.HTTPResponse:
     """Open ``url`` for reading; the one network entry point, replaced in tests."""
     request = urllib.request.Request(url, headers={"User-Agent": "losslab"})
     return urllib.request.urlopen(request, timeout=timeout)

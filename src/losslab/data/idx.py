@@ -12,6 +12,7 @@ import gzip
 import os
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from losslab.data.download import RemoteFile, sha256_bytes
 from losslab.data.locate import FileSpec, locate
 from losslab.errors import LosslabError
 
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype("u1"),
     0x09: np.dtype("i1"),
     0x0B: np.dtype(">i2"),
@@ -122,7 +123,7 @@ FASHION_CLASSES = [
     "Ankle boot",
 ]
 
-_LAYOUT = {
+_LAYOUT: dict[str, dict[str, Any]] = {
     "fashion_mnist": {
         "subdirs": ("fashion_mnist", "fashion-mnist", "FashionMNIST/raw"),
         "system": ("/usr/share/datasets/fashion-mnist",),

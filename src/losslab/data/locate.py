@@ -110,7 +110,7 @@ def locate(
         target = download_dir(root, name)
         try:
             for spec in specs:
-                if _resolve(target, [spec]) is None:
+                if spec.remote is not None and _resolve(target, [spec]) is None:
                     _download.download(spec.remote, target)
         except _download.NetworkUnavailable as err:
             reason = f"the automatic download failed (offline?): {err}"

@@ -72,6 +72,7 @@ def fit_standardizer(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
         ``"per_feature"``, ``"global"`` or ``"per_channel"``.
     """
     x = x_train
+    axes: tuple[int, ...]
     if x.ndim == 2:
         axes, mode = (0,), "per_feature"
     elif x.ndim == 3:

@@ -9,6 +9,7 @@ float32.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,9 @@ def checkerboard_labels(x: np.ndarray, grid: int = 8, num_classes: int = 4) -> n
     return (cells[:, 0] + cells[:, 1]) % num_classes
 
 
-def _toy(name: str, x_tr, y_tr, x_te, y_te, c: int, params: dict) -> Dataset:
+def _toy(name: str, sets: list[np.ndarray], c: int, params: dict[str, Any]) -> Dataset:
+    """The dataset of ``sets`` = [x_train, y_train, x_test, y_test]."""
+    x_tr, y_tr, x_te, y_te = sets
     return Dataset.loaded(
         name, (x_tr, y_tr), (x_te, y_te), c,
         metadata={"source": f"generated {name} (Janocha & Czarnecki 2017, sec. 3)", **params},
@@ -75,7 +78,7 @@ def load_checkerboard(
     y_tr = checkerboard_labels(x_tr, grid, num_classes)
     y_te = checkerboard_labels(x_te, grid, num_classes)
     params = {"grid": grid, "n_train": n_train, "n_test": n_test}
-    return _toy("checkerboard", x_tr, y_tr, x_te, y_te, num_classes, params)
+    return _toy("checkerboard", [x_tr, y_tr, x_te, y_te], num_classes, params)
 
 
 def spiral_points(
@@ -129,12 +132,12 @@ def load_spirals(
     _check_sizes(n_train, n_test, num_classes)
     if turns <= 0 or noise < 0:
         raise LosslabError(f"spirals need turns > 0 and noise >= 0, got {turns}, {noise}")
-    sets = []
+    sets: list[np.ndarray] = []
     for n in (n_train, n_test):
         y = rng.permutation(np.arange(n) % num_classes)
         sets += [spiral_points(y, rng, num_classes, turns, noise), y]
     params = {"turns": turns, "noise": noise, "n_train": n_train, "n_test": n_test}
-    return _toy("spirals", *sets, num_classes, params)
+    return _toy("spirals", sets, num_classes, params)
 
 
 def load_random_labels(
@@ -151,8 +154,8 @@ def load_random_labels(
     memorise it (the seed's memorisation test); test accuracy is at chance, 1/C, by design.
     """
     _check_sizes(n_train, n_test, num_classes)
-    sets = []
+    sets: list[np.ndarray] = []
     for n in (n_train, n_test):
         sets += [rng.uniform(-1.0, 1.0, size=(n, 2)), rng.integers(0, num_classes, size=n)]
     params = {"n_train": n_train, "n_test": n_test}
-    return _toy("random_labels", *sets, num_classes, params)
+    return _toy("random_labels", sets, num_classes, params)
