@@ -35,7 +35,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -139,6 +139,8 @@ class ModelStack(nn.Module):
     """
 
     num_models: int
+    _template: nn.Module  # set with object.__setattr__: not a submodule
+    _plan: list[tuple[Any, ...]] | None
 
     def __init__(
         self,
@@ -189,8 +191,8 @@ class ModelStack(nn.Module):
             stacked = torch.stack([dict(m.named_buffers())[name] for m in models]).clone()
             self.register_buffer(_mangle(name), stacked)
             self._buffer_names.append(name)
-        if self.path == "mlp":
-            first = template.get_submodule(plan[0][1])
+        if plan is not None:  # the mlp path
+            first = cast(nn.Linear, template.get_submodule(plan[0][1]))  # plans start with one
             self.sample_shape: tuple[int, ...] | None = (first.in_features,)
         else:
             self.sample_shape = getattr(template, "sample_shape", None)
@@ -265,6 +267,7 @@ class ModelStack(nn.Module):
 
     def _forward_mlp(self, x: torch.Tensor, per_model: bool) -> torch.Tensor:
         m = self.num_models
+        assert self.sample_shape is not None and self._plan is not None  # the mlp path's
         d = self.sample_shape[0]
         if per_model:
             h = x.reshape(m, x.shape[1], d)
@@ -314,7 +317,7 @@ class ModelStack(nn.Module):
         if not self.training:
             return []
         shapes, width = [], 0
-        for step in self._plan:
+        for step in self._plan or ():
             if step[0] == "linear":
                 width = self.stacked(f"{step[1]}.weight").shape[2]
             elif step[0] == "dropout" and step[1] > 0.0:
@@ -346,7 +349,9 @@ class ModelStack(nn.Module):
             weight = self.stacked(f"{name}.weight").reshape(-1)
             bias = self.stacked(f"{name}.bias").reshape(-1)
         out = F.batch_norm(
-            flat, running_mean, running_var, weight, bias, training, module.momentum, module.eps
+            flat, running_mean, running_var, weight, bias, training,
+            cast(float, module.momentum),  # _mlp_plan refuses momentum=None
+            module.eps,
         )
         return out.view(n, m, width).transpose(0, 1)
 
@@ -355,7 +360,9 @@ class ModelStack(nn.Module):
         buffers = {name: self.stacked(name) for name in self._buffer_names}
         template = self._template
 
-        def one_model(p, b, xi):
+        def one_model(
+            p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], xi: torch.Tensor
+        ) -> torch.Tensor:
             return functional_call(template, (p, b), (xi,))
 
         if not (self.training and self._random):

@@ -237,7 +237,7 @@ class VGGSmall(nn.Module):
         layers: list[nn.Module] = []
         size, previous = image_size, in_channels
         for item in _VGG_LAYOUT:
-            if item == "M":
+            if isinstance(item, str):  # "M"
                 layers.append(nn.MaxPool2d(3, 2, 1))
                 size = _pooled(size, 3, 2, 1)
                 continue

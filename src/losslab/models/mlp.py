@@ -27,7 +27,9 @@ _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
 _KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 
-def make_generator(seed: int | None = None, generator: torch.Generator | None = None):
+def make_generator(
+    seed: int | None = None, generator: torch.Generator | None = None
+) -> torch.Generator:
     """The generator a factory draws its weights from.
 
     Args:

@@ -16,12 +16,19 @@ norms, which is then only a size measure, not the factor of eq. 9.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
 from losslab.errors import LosslabError
 
 _SCALED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def _sum_of_squares(layer: nn.Module) -> torch.Tensor:
+    # A scaled layer has a weight, so the sum is a tensor, never sum()'s start 0.
+    return cast(torch.Tensor, sum((p * p).sum() for p in layer.parameters(recurse=False)))
 
 
 def parameter_scale(model: nn.Module) -> torch.Tensor:
@@ -34,7 +41,7 @@ def parameter_scale(model: nn.Module) -> torch.Tensor:
         A 0-dim tensor, differentiable with respect to the model's parameters.
     """
     norms = [
-        torch.sqrt(sum((p * p).sum() for p in layer.parameters(recurse=False)))
+        torch.sqrt(_sum_of_squares(layer))
         for layer in model.modules()
         if isinstance(layer, _SCALED_LAYERS)
     ]
