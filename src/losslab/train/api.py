@@ -117,20 +117,20 @@ def train_many(
         ...                      TrainConfig(batch_size=50, steps=60_000))
     """
     config = config or TrainConfig()
-    specs = [_as_spec(s) for s in specs]
-    if not specs:
+    model_specs = [_as_spec(s) for s in specs]
+    if not model_specs:
         raise LosslabError("train_many needs at least one ModelSpec")
     if not callable(model):
         raise LosslabError("model must be a callable seed -> nn.Module (e.g. a lambda)")
     measure = check_measurements(measure)
-    labels = [s.label for s in specs]
+    labels = [s.label for s in model_specs]
     if len(set(labels)) != len(labels):
-        for i, s in enumerate(specs):
+        for i, s in enumerate(model_specs):
             s.label = f"{s.label}#{i}"
     device = resolve_device(config.device)
     train_data = as_train_data(data, device, config.torch_dtype)
     built = []
-    for spec in specs:
+    for spec in model_specs:
         net = model(spec.seed)
         if not isinstance(net, nn.Module):
             raise LosslabError(
@@ -138,14 +138,14 @@ def train_many(
             )
         built.append(net)
     check_start(built, train_data, config.checkpoint_path)
-    losses = _distinct_losses(specs)
+    losses = _distinct_losses(model_specs)
     described = describe_model(built[0])
     data_description = describe_data(data, train_data)
     resolved = [
         resolved_config(config, s, loss, described, data_description, device)
-        for s, loss in zip(specs, losses, strict=True)
+        for s, loss in zip(model_specs, losses, strict=True)
     ]
-    run = Run(built, losses, specs, train_data, config, device, config.engine, measure)
+    run = Run(built, losses, model_specs, train_data, config, device, config.engine, measure)
     return execute(run, resolved, progress, stop)
 
 

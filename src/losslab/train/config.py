@@ -153,7 +153,8 @@ class TrainConfig:
         self.momentum = check_real("momentum", self.momentum, 0.0, 1.0)
         if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
             raise LosslabError(f"betas must be a pair (beta1, beta2), got {self.betas!r}")
-        self.betas = tuple(check_real("betas", b, 0.0, 0.999999) for b in self.betas)
+        beta1, beta2 = (check_real("betas", b, 0.0, 0.999999) for b in self.betas)
+        self.betas = (beta1, beta2)
         self.rmsprop_alpha = check_real("rmsprop_alpha", self.rmsprop_alpha, 0.0, 1.0)
         self.eps = check_real("eps", self.eps, 0.0, low_open=True)
         self.seed = check_int("seed", self.seed, 0)

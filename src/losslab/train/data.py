@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -139,7 +139,8 @@ def as_train_data(data: Any, device: torch.device, dtype: torch.dtype) -> TrainD
                     f"{tuple(y.shape)}; got {tuple(coarse.shape)}"
                 )
             tensors[f"coarse_{split}"] = coarse.to(device=device, dtype=torch.long)
-    return TrainData(num_classes=classes, **tensors)
+    # x_train and y_train are present (checked above); the other splits may be None.
+    return TrainData(num_classes=classes, **cast(dict[str, Any], tensors))
 
 
 class BatchOrder:
@@ -182,6 +183,7 @@ class BatchOrder:
                 order = [torch.arange(self.n)] * len(self.generators)
             self.order = torch.stack(order).to(self.device)
         start = position * self.batch_size
+        assert self.order is not None  # the loop above drew epoch 0 at least
         return self.order[:, start : start + self.batch_size]
 
     def state_dict(self) -> dict[str, Any]:

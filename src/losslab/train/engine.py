@@ -41,7 +41,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -121,6 +121,7 @@ class Run:
         models = [models[i] for i in self.model_order]
         losses = [losses[i] for i in self.model_order]
         self.specs = [specs[i] for i in self.model_order]
+        self.labels = [cast(str, s.label) for s in self.specs]  # ModelSpec fills in a label
         keys = [keys[i] for i in self.model_order]
         self.config, self.data, self.device = config, data, device
         self.m = len(models)
@@ -132,8 +133,10 @@ class Run:
             )
         else:
             self.backend = LoopBackend(models, device, dtype, model_seeds)
-        self.losses = nn.ModuleList([loss.to(device=device, dtype=dtype) for loss in losses])
-        self.plan = LossPlan(list(self.losses), keys)
+        moved = [loss.to(device=device, dtype=dtype) for loss in losses]
+        self.losses = nn.ModuleList(moved)  # registered: .to(), state_dict
+        self.loss_list: list[Loss] = moved  # the same modules, typed
+        self.plan = LossPlan(moved, keys)
         self._attach_scales()
         params = self.backend.param_entries(decay_all=config.decay == "all")
         seen: set[int] = set()
@@ -185,7 +188,7 @@ class Run:
             return
         with torch.no_grad():
             r0 = self.backend.scales().tolist()
-        for i, loss in enumerate(self.losses):
+        for i, loss in enumerate(self.loss_list):
             if self.plan.scaled[i]:
                 loss.attach(r0[i])
 
@@ -286,12 +289,12 @@ class Run:
     def _measure(self, measure: list[Measurement], logits: dict[str, torch.Tensor]) -> list:
         ctx = MeasureContext(
             step=self.clock.step,
-            models=[s.label for s in self.specs],
+            models=self.labels,
             data=self.data,
             logits=logits,
             predict=self._predict,
             grad_norms=self.grad_norms,
-            loss_scales=[loss_scales(loss) for loss in self.losses],
+            loss_scales=[loss_scales(loss) for loss in self.loss_list],
         )
         return collect(measure, ctx)
 
@@ -322,7 +325,7 @@ class Run:
         improved = self.tracker.update(step, rows, present)
         live = [bool(r) and r[-1] is row for r, row in zip(self.tracker.records, rows, strict=True)]
         if self.config.patience is not None:
-            self.tracker.snapshot(improved, self.backend.tensors(), self.losses)
+            self.tracker.snapshot(improved, self.backend.tensors(), self.loss_list)
         if measure:
             for i, model_rows in enumerate(self._measure(measure, logits)):
                 if live[i]:
@@ -356,18 +359,19 @@ class Run:
         models = self.backend.models()
         out: list[TrainResult] = []
         for i, spec in enumerate(self.specs):
-            loss = self.losses[i].attach(models[i])
+            loss = self.loss_list[i].attach(models[i])
             records = tracker.records[i]
             curves = {k: [r[k] for r in records] for k in CURVE_KEYS}
             final = dict(records[-1]) if records else {k: math.nan for k in CURVE_KEYS}
             if tracker.best_step[i] is not None:
                 final = next(r for r in records if r["step"] == tracker.best_step[i])
-            diverged = tracker.diverged_at[i] is not None
+            diverged_at = tracker.diverged_at[i]
+            diverged = diverged_at is not None
             stop = tracker.stopped_at[i]
-            steps_run = tracker.diverged_at[i] if diverged else (stop or self.clock.step)
+            steps_run = diverged_at if diverged_at is not None else (stop or self.clock.step)
             out.append(
                 TrainResult(
-                    label=spec.label,
+                    label=self.labels[i],
                     spec=spec,
                     curves=curves,
                     final=final,

@@ -12,6 +12,7 @@ Czarnecki 2017, section 3 (train and test curves of every loss).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -69,7 +70,7 @@ class Evaluator:
     @torch.no_grad()
     def __call__(
         self,
-        forward,
+        forward: Callable[[torch.Tensor], torch.Tensor],
         plan: LossPlan,
         scales: torch.Tensor | None,
         num_models: int,
@@ -93,7 +94,9 @@ class Evaluator:
         metrics = {s: (nan, nan) for s in SPLITS}
         logits_out: dict[str, torch.Tensor] = {}
         for split in self.splits():
-            x, y = self.data.split(split)
+            pair = self.data.split(split)
+            assert pair is not None  # splits() lists the present ones
+            x, y = pair
             acc = SplitMetrics(num_models, x.device, x.dtype)
             kept = []
             for start in range(0, x.shape[0], self.chunk):

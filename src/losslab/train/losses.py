@@ -14,7 +14,7 @@ scales R1/R2/R_s, user modules) is called once per model on logits (N, C).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 from torch import nn
@@ -82,8 +82,16 @@ class LossRun(NamedTuple):
     """A run of consecutive models whose losses are computed in one step of the plan."""
 
     start: int
-    count: int
+    size: int  # not "count": that would shadow tuple.count
     grouped: bool
+
+
+def _model_scale(scales: torch.Tensor | None, i: int) -> torch.Tensor:
+    if scales is None:
+        raise LosslabError(
+            f"loss {i} requires the model's parameter scale: pass scales= (the (M,) scales R)"
+        )
+    return scales[i]
 
 
 class LossPlan:
@@ -112,7 +120,7 @@ class LossPlan:
             grouped = _groupable(loss)
             last = self.runs[-1] if self.runs else None
             if grouped and last is not None and last.grouped and keys[last.start] == key:
-                self.runs[-1] = last._replace(count=last.count + 1)
+                self.runs[-1] = last._replace(size=last.size + 1)
             else:
                 self.runs.append(LossRun(i, 1, grouped))
 
@@ -144,7 +152,8 @@ class LossPlan:
                 values = loss.per_sample(z.reshape(g * n, c), labels.reshape(g * n))
                 pieces.append(values.view(g, n).mean(1))
             elif self.scaled[start]:
-                pieces.append(loss(z[0], t if shared else t[0], scale=scales[start]).reshape(1))
+                scale = _model_scale(scales, start)
+                pieces.append(loss(z[0], t if shared else t[0], scale=scale).reshape(1))
             else:
                 pieces.append(loss(z[0], t if shared else t[0]).reshape(1))
         return torch.cat(pieces) if len(pieces) > 1 else pieces[0]
@@ -163,7 +172,9 @@ class LossPlan:
             if grouped:
                 pieces.append(z)
             elif self.scaled[start]:
-                pieces.append(loss.predict_logits(z[0], scale=scales[start]).unsqueeze(0))
+                scaled = cast(TwoScaleLoss | TwoScaleSeparationLoss, loss)
+                z0 = scaled.predict_logits(z[0], scale=_model_scale(scales, start))
+                pieces.append(z0.unsqueeze(0))
             else:
                 pieces.append(loss.predict_logits(z[0]).unsqueeze(0))
         return torch.cat(pieces) if len(pieces) > 1 else pieces[0]
