@@ -6,8 +6,31 @@ intervals (:mod:`~losslab.reproduce.measure`) -> verdicts (:mod:`~losslab.reprod
 -> REPRODUCTION.md (:mod:`~losslab.reproduce.document`, ``losslab reproduce``).
 """
 
-from losslab.reproduce.claims import Claim, ClaimsFile, Comparison, load_claims
-from losslab.reproduce.verdict import RULE, VERDICTS, combine, effect_interval, verdict
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from losslab.reproduce.claims import Claim, ClaimsFile, Comparison, load_claims
+    from losslab.reproduce.verdict import RULE, VERDICTS, combine, effect_interval, verdict
+
+# Imported on first use (PEP 562): the CLI imports this package for its `cli` module at
+# every start, and the verdict's scipy and torch would cost seconds even for `--help`.
+_LAZY = {
+    "Claim": "claims", "ClaimsFile": "claims", "Comparison": "claims",
+    "load_claims": "claims", "RULE": "verdict", "VERDICTS": "verdict", "combine": "verdict",
+    "effect_interval": "verdict", "verdict": "verdict",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["RULE", "VERDICTS", "Claim", "ClaimsFile", "Comparison", "combine",
            "effect_interval", "load_claims", "verdict"]

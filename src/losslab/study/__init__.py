@@ -14,10 +14,33 @@ Modules: :mod:`~losslab.study.spec` (the file and its validation),
 :mod:`~losslab.study.runner` (the driver), :mod:`~losslab.study.results` (DataFrames).
 """
 
-from losslab.study.plan import Cell, Group, Plan, expand
-from losslab.study.results import StudyResults, load
-from losslab.study.runner import run_study
-from losslab.study.spec import Study, StudyFileError, load_study
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from losslab.study.plan import Cell, Group, Plan, expand
+    from losslab.study.results import StudyResults, load
+    from losslab.study.runner import run_study
+    from losslab.study.spec import Study, StudyFileError, load_study
+
+# Imported on first use (PEP 562): `losslab --help` and every CLI verb import this package
+# for its `cli` module, and pandas and torch behind these names cost seconds at start-up.
+_LAZY = {
+    "Cell": "plan", "Group": "plan", "Plan": "plan", "expand": "plan",
+    "StudyResults": "results", "load": "results", "run_study": "runner",
+    "Study": "spec", "StudyFileError": "spec", "load_study": "spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Cell",
