@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperCommand
 
@@ -92,7 +91,8 @@ class _OptionalPlotFile(TyperCommand):
     """``--plot`` with its file name optional: a bare ``--plot`` (last, or followed by
     another option) reads as ``--plot ""``, i.e. NAME.png in the current directory."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    # ctx: typer's own (vendored, private) click Context
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         args = list(args)
         for i, arg in enumerate(args):
             if arg == "--plot" and (i + 1 == len(args) or args[i + 1].startswith("-")):
@@ -236,7 +236,7 @@ def train_(
     eval_every: int = typer.Option(None, "--eval-every", help="evaluate every k steps"),
     seed: int = typer.Option(0, "--seed", help="seed of weights, batch order and data split"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
-    root: str = typer.Option(
+    root: str | None = typer.Option(
         None, "--root", help="directory holding the data files (arrays: the .npz/.csv file)"
     ),
     as_json: bool = typer.Option(False, "--json", help="last stdout line: a JSON summary"),
@@ -313,8 +313,7 @@ def train_(
                     f"--hidden: model {model!r} takes a single width (e.g. --hidden 128), "
                     f"got {hidden!r}; several widths need --model mlp"
                 )
-            widths = widths[0]
-        model_kwargs["hidden"] = widths
+        model_kwargs["hidden"] = widths if model == "mlp" else widths[0]
     if activation is not None:
         model_kwargs["activation"] = activation
     if "init" in defaults:

@@ -20,7 +20,7 @@ import json
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,7 +92,7 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def _hash_arg(digest, value: Any) -> None:
+def _hash_arg(digest: Any, value: Any) -> None:
     if isinstance(value, pd.DataFrame):
         digest.update(json.dumps([str(c) for c in value.columns]).encode())
         digest.update(pd.util.hash_pandas_object(value, index=False).to_numpy().tobytes())
@@ -135,7 +135,7 @@ def _axes(results: Any, cells: pd.DataFrame) -> list[str]:
     return sorted(axes, key=lambda a: _AXIS_ORDER.index(a) if a in _AXIS_ORDER else 99)
 
 
-def _groups(cells: pd.DataFrame, keys: list[str]):
+def _groups(cells: pd.DataFrame, keys: list[str]) -> Iterator[tuple[str, pd.DataFrame]]:
     """(title, sub-frame) per combination of ``keys``; one untitled group without keys."""
     if not keys:
         yield "", cells
@@ -324,11 +324,15 @@ def plan(results: Any) -> tuple[list[Section], dict[str, Any]]:
                          f"study varies {', '.join(axes) or 'none'}")
     for rows_axis, cols_axis in pairs[:4]:
         data = with_clean_baseline(done) if cols_axis == "label_noise_rate" else done
+
+        def heat_map(
+            part: pd.DataFrame, r: str = rows_axis, c: str = cols_axis
+        ) -> FigureJob | str | None:
+            return _one_value(part[c], F.label(c)) or (
+                FigureJob("", "", F.heat_map, (part[_ids(part, r, c, "test_accuracy")], r, c)))
+
         _add_grouped(s, data, facets(rows_axis, cols_axis),
-                     f"Test accuracy over {rows_axis} x {cols_axis}",
-                     lambda part, r=rows_axis, c=cols_axis: _one_value(part[c], F.label(c)) or (
-                         FigureJob("", "", F.heat_map,
-                                   (part[_ids(part, r, c, "test_accuracy")], r, c))))
+                     f"Test accuracy over {rows_axis} x {cols_axis}", heat_map)
     return list(sections.values()), {"cells": cells, "axes": axes}
 
 
@@ -345,7 +349,9 @@ def _measured(part: pd.DataFrame, rows: pd.DataFrame, what: str) -> str | None:
     return _one_value(mine["index"].astype(float), what)
 
 
-def _plan_boundaries(s: Section, done: pd.DataFrame, meas: pd.DataFrame, keys) -> None:
+def _plan_boundaries(
+    s: Section, done: pd.DataFrame, meas: pd.DataFrame, keys: list[str]
+) -> None:
     from losslab.data import load_dataset
 
     boundary = meas[meas["name"].isin(("boundary", "boundary_extent"))]
@@ -381,7 +387,9 @@ def _eta(config: str) -> float:
         return float("nan")
 
 
-def _plan_two_scale(s: Section, done, meas, names, not_loss) -> None:
+def _plan_two_scale(
+    s: Section, done: pd.DataFrame, meas: pd.DataFrame, names: set[str], not_loss: list[str]
+) -> None:
     two = done[done["loss_name"].astype(str).str.startswith("two_scale")]
     if two.empty:
         s.omitted.append("two-scale figures: the study has no two-scale loss")
@@ -402,12 +410,19 @@ def _plan_two_scale(s: Section, done, meas, names, not_loss) -> None:
         shown = [n for n in _split_names(key) if n in names]
         if shown:
             rows = meas[meas["name"].isin(shown)]
-            _add_grouped(s, done, not_loss, title,
-                         lambda part, rows=rows, shown=shown, xlabel=xlabel:
-                         _measured(part, rows, xlabel) or FigureJob(
-                             "", "", F.measurement_curve,
-                             (part[_ids(part, "loss")], _of(rows, part)),
-                             {"names": shown, "xlabel": xlabel}))
+
+            def curve(
+                part: pd.DataFrame,
+                rows: pd.DataFrame = rows,
+                shown: list[str] = shown,
+                xlabel: str = xlabel,
+            ) -> FigureJob | str | None:
+                return _measured(part, rows, xlabel) or FigureJob(
+                    "", "", F.measurement_curve,
+                    (part[_ids(part, "loss")], _of(rows, part)),
+                    {"names": shown, "xlabel": xlabel})
+
+            _add_grouped(s, done, not_loss, title, curve)
         else:
             s.omitted.append(f"{title.lower()}: not recorded ([measure] {key} = true)")
     shown = [n for n in _split_names("superclass_accuracy") if n in names]
@@ -441,7 +456,14 @@ def _plan_two_scale(s: Section, done, meas, names, not_loss) -> None:
         s.omitted.append("scale trajectories: not recorded ([measure] loss_scales = true)")
 
 
-def _plan_activations(s: Section, ran, curves, meas, names, facets) -> None:
+def _plan_activations(
+    s: Section,
+    ran: pd.DataFrame,
+    curves: pd.DataFrame,
+    meas: pd.DataFrame,
+    names: set[str],
+    facets: Callable[..., list[str]],
+) -> None:
     activation = "activation" in facets()
     panel = "activation" if activation else "loss"
     if "grad_norm" in names:

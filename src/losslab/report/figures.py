@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import ScalarFormatter
@@ -154,8 +155,8 @@ def _summary(data: pd.DataFrame, bounds: Callable[[Any], Any]) -> pd.DataFrame:
 
 
 def _keep(fig: Figure, data: pd.DataFrame, summary: pd.DataFrame | None = None) -> Figure:
-    fig.figure_data = data
-    fig.figure_summary = summary
+    # The report's own attributes on matplotlib's Figure, which declares no such names.
+    vars(fig).update(figure_data=data, figure_summary=summary)
     return fig
 
 
@@ -164,7 +165,16 @@ def _levels(series: pd.Series) -> list:
     return list(dict.fromkeys(series.tolist()))
 
 
-def _line(ax, x, mean, low, high, i: int, name: str, n_points: int | None = None) -> None:
+def _line(
+    ax: Axes,
+    x: pd.Series,
+    mean: pd.Series,
+    low: pd.Series,
+    high: pd.Series,
+    i: int,
+    name: str,
+    n_points: int | None = None,
+) -> None:
     kw = series_style(i)
     # A marker at every point of a long curve hides the curve; ~8 per line is enough.
     every = max(1, len(x) // 8) if n_points is None else n_points
@@ -174,7 +184,9 @@ def _line(ax, x, mean, low, high, i: int, name: str, n_points: int | None = None
         ax.fill_between(x, low, high, color=kw["color"], alpha=0.15, linewidth=0)
 
 
-def _draw_lines(ax, summary: pd.DataFrame, panel: Any, levels: list, n_points=None) -> None:
+def _draw_lines(
+    ax: Axes, summary: pd.DataFrame, panel: Any, levels: list, n_points: int | None = None
+) -> None:
     """One line per mark level of ``panel``, in the study's order (a level keeps its style)."""
     part = summary[summary["panel"] == panel]
     for i, level in enumerate(levels):
@@ -184,7 +196,7 @@ def _draw_lines(ax, summary: pd.DataFrame, panel: Any, levels: list, n_points=No
                   n_points)
 
 
-def _legend(fig: Figure, axes, n: int, title: str | None = None) -> None:
+def _legend(fig: Figure, axes: np.ndarray, n: int, title: str | None = None) -> None:
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=min(n, 4), frameon=False,

@@ -7,6 +7,7 @@ copy of the page still tells the lines apart.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -69,9 +70,9 @@ def hatch(i: int) -> str:
 
 
 @contextmanager
-def style():
+def style() -> Iterator[None]:
     """Apply the report's matplotlib settings while drawing."""
-    with plt.rc_context(RC):
+    with plt.rc_context(RC):  # type: ignore[arg-type]  # stubs take only literal rc keys
         yield
 
 

@@ -11,9 +11,12 @@ import inspect
 import os
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from losslab.errors import LosslabError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def takes_data_shape(factory: Callable[..., Any]) -> bool:
@@ -22,7 +25,9 @@ def takes_data_shape(factory: Callable[..., Any]) -> bool:
     return "input_shape" in params and "num_classes" in params
 
 
-def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, **kwargs: Any):
+def build_model(
+    name: str, input_shape: tuple[int, ...], num_classes: int, **kwargs: Any
+) -> nn.Module:
     """Model ``name`` for samples of ``input_shape`` and ``num_classes`` classes:
     :func:`losslab.models.for_data`, or the factory itself where it takes the data shape
     (plugins, :mod:`losslab.plugins`)."""

@@ -29,8 +29,10 @@ import json
 import os
 import sqlite3
 import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from losslab.errors import LosslabError
 from losslab.study.store import STORE_FILE, connect, store_path
@@ -59,7 +61,7 @@ def is_compact(directory: str | os.PathLike) -> bool:
     return (d / RUN_FILE).is_file() and (d / "cells.csv").is_file()
 
 
-def _open_text(path: Path, mode: str):
+def _open_text(path: Path, mode: str) -> AbstractContextManager[IO[Any]]:
     if path.suffix == ".gz":
         if "w" in mode:
             raw = open(path, "wb")  # noqa: SIM115 - closed with the wrapper below
@@ -248,7 +250,7 @@ def _restore_table(conn: sqlite3.Connection, table: str, file: Path) -> None:
                                for row in reader))
 
 
-def _converter(kind: str, not_null: bool):
+def _converter(kind: str, not_null: bool) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         if text == "":
             return "" if not_null and "INT" not in kind and "REAL" not in kind else None

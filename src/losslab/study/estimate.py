@@ -25,7 +25,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,7 +93,7 @@ def measure_rates(device: str = "cpu") -> dict[str, float]:
     cpu = device == "cpu"
     threads = torch.get_num_threads() if cpu else 1
 
-    def best(fn, repeats: int = 5) -> float:
+    def best(fn: Callable[[], object], repeats: int = 5) -> float:
         fn()
         times = []
         for _ in range(repeats):
@@ -259,11 +259,12 @@ def _group_seconds(group: Group, cache: DataCache, rates: dict[str, float],
             costs[key] = model_cost(config["model"], info.input_shape, info.num_classes)
         except Exception:  # noqa: BLE001 - e.g. out of memory: the run records that failure
             costs[key] = None
-    if costs[key] is None:
+    cost = costs[key]
+    if cost is None:
         return math.nan
     samples = info.n_dev + info.n_test + (info.n_train if config["train"].get("eval_train",
                                                                               True) else 0)
-    return stack_seconds(costs[key], len(group.cells), config, samples, rates)
+    return stack_seconds(cost, len(group.cells), config, samples, rates)
 
 
 def makespan(seconds: Sequence[float], workers: int, start: float = 0.0) -> float:

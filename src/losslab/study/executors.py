@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from losslab.errors import LosslabError
 from losslab.plugins import import_modules, load_plugins
@@ -118,7 +118,13 @@ def _measurements(measure: Mapping[str, Any]) -> list[Any]:
     return [get_measurement(name, **options) for name, options in measure.items()]
 
 
-def train_task(task: Task, cache: DataCache, progress: Callable[[dict], None] | None = None,
+class DatasetSource(Protocol):
+    """Where training reads its datasets: a :class:`DataCache`, or tuning's dev-as-test view."""
+
+    def get(self, config: Mapping[str, Any]) -> Any: ...
+
+
+def train_task(task: Task, cache: DatasetSource, progress: Callable[[dict], None] | None = None,
                stop: threading.Event | None = None) -> list[Outcome]:
     """Train the cells of ``task`` as ONE train_many stack and return their outcomes.
 
@@ -151,7 +157,7 @@ def train_task(task: Task, cache: DataCache, progress: Callable[[dict], None] | 
         model_cfg = {k: v for k, v in task["model"].items() if k != "name"}
         name = task["model"]["name"]
 
-        def build(seed: int):
+        def build(seed: int) -> Any:
             return build_model(name, data.input_shape, data.num_classes, seed=seed,
                                **model_cfg)
 
@@ -397,7 +403,7 @@ class ProcessExecutor:
 
     def run(self, tasks: Iterator[Task], progress: Callable[[str, dict], None] | None,
             stop: threading.Event) -> Iterator[tuple[Task, list[Outcome]]]:
-        def wait(pending, return_when):
+        def wait(pending: Any, return_when: str) -> tuple[Any, Any]:
             # Short waits, so that a stop reaches the workers within a fraction of a second.
             while True:
                 done, rest = futures.wait(pending, timeout=0.2, return_when=return_when)
@@ -485,7 +491,7 @@ class RayExecutor:
         # The queue is an actor that holds no CPU, so it never takes a stack's slot.
         reports = Queue(actor_options={"num_cpus": 0})
 
-        def wait(pending, return_when=None):
+        def wait(pending: Any, return_when: str | None = None) -> tuple[Any, Any]:
             while True:
                 ready, rest = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 drain_progress(reports.get_nowait, progress)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -54,7 +54,7 @@ def message_npnet() -> str:
 
 
 def npnet_problem(model: str, model_options: Mapping[str, Any],
-                  losses: list[tuple[str, Mapping[str, Any]]], train: Mapping[str, list[Any]],
+                  losses: Sequence[tuple[str, Mapping[str, Any]]], train: Mapping[str, list[Any]],
                   measure: Mapping[str, Any], tune: bool) -> tuple[str, str] | None:
     """Why npnet cannot train a model entry of a study, as (field, message), or None.
 

@@ -178,7 +178,9 @@ class Plan:
     varying: list[str]
 
 
-def _matches(rule_value: Any, column: str, axes: Mapping[str, Any], names: Mapping[str, Any]):
+def _matches(
+    rule_value: Any, column: str, axes: Mapping[str, Any], names: Mapping[str, Any]
+) -> bool:
     value = axes.get(column)
     if column in ("dataset", "model", "activation", "loss"):
         if isinstance(rule_value, Mapping):

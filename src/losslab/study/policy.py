@@ -18,9 +18,13 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from losslab.errors import LosslabError
 from losslab.study.plan import Plan, restack
+
+if TYPE_CHECKING:
+    from losslab.study.executors import DataCache
 
 # Starting a worker process (interpreter, torch, the dataset) costs about this, in seconds.
 SPAWN_SECONDS = 5.0
@@ -166,7 +170,7 @@ def choose(plan: Plan, seconds_of: Callable[[Plan, int], list[float]], *, execut
                        f"processes, one per usable core; {single}")
 
 
-def for_plan(plan: Plan, cache: object, *, executor: str, jobs: int | None,
+def for_plan(plan: Plan, cache: DataCache, *, executor: str, jobs: int | None,
              threads: int | None, device: str, max_stack: int) -> Parallelism:
     """:func:`choose` with the estimates of :func:`~losslab.study.estimate.estimate_seconds`
     (``cache``: the plan's :class:`~losslab.study.executors.DataCache`; nothing is loaded)."""

@@ -198,10 +198,11 @@ def run_study(
             run_environment["threads"] = policy.threads
         store.begin_run(study.scale, executor, run_environment, study.text)
         if study.spec.tune is not None:
-            plan = _tune(study, out, cache, device_name, max_stack, stop, events, on_update)
-            if plan is None:
+            tuned_plan = _tune(study, out, cache, device_name, max_stack, stop, events, on_update)
+            if tuned_plan is None:
                 outcome = "interrupted"
                 return events
+            plan = tuned_plan
         store.add_cells(plan.cells)
         status = store.statuses([c.cell_id for c in plan.cells])
         events.done_before = sum(s in DONE for s in status.values())
@@ -346,9 +347,9 @@ def _tune(study: Study, out: Path, cache: DataCache, device: str, max_stack: int
           stop: threading.Event, events: RunEvents,
           on_update: Callable[[RunEvents], None] | None) -> Plan | None:
     """Run (or resume) ``[tune]``; the final plan at the chosen values, None if stopped."""
-    from losslab.study.tuning import run_tuning, tune_key
+    from losslab.study.tuning import run_tuning, tune_key, tune_spec
 
-    tuned = study.spec.tune.tuned
+    tuned = tune_spec(study).tuned
     events.messages.append("tuning the learning rate per loss on the dev split")
     _notify(on_update, events)
 

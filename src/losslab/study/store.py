@@ -253,7 +253,7 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
-    def _transaction(self):
+    def _transaction(self) -> _Transaction:
         return _Transaction(self.conn)
 
     # ------------------------------------------------------------------ set-up
@@ -440,7 +440,7 @@ class _Transaction:
         self.conn.execute("BEGIN IMMEDIATE")
         return self.conn
 
-    def __exit__(self, kind, value, trace) -> None:
+    def __exit__(self, kind: type[BaseException] | None, value: object, trace: object) -> None:
         self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
 
 

@@ -47,7 +47,7 @@ import os
 import threading
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from losslab.data import Dataset
@@ -88,6 +88,14 @@ class DevAsTest:
         )
 
 
+def tune_spec(study: Study) -> TuneSpec:
+    """The ``[tune]`` table of a study that tunes (what every caller here requires)."""
+    tune = study.spec.tune
+    if tune is None:
+        raise LosslabError(f"study {study.name!r} has no [tune] table: there is nothing to tune")
+    return tune
+
+
 def tuning_study(study: Study) -> Study:
     """The study the tuning trainings come from: the grid at the tuning seeds.
 
@@ -95,7 +103,7 @@ def tuning_study(study: Study) -> Study:
     Optuna method a placeholder (trials set the values). Measurements are not taken.
     """
 
-    tune: TuneSpec = study.spec.tune
+    tune = tune_spec(study)
     train = dict(study.spec.train)
     for name in tune.tuned:
         values = getattr(tune, name)
@@ -120,7 +128,7 @@ def _label(axes: Mapping[str, Any], varying: list[str], tuned: tuple[str, ...]) 
     return " / ".join(parts)
 
 
-def _score(rows: list[Mapping[str, Any]], tune: TuneSpec) -> float | None:
+def _score(rows: Sequence[Mapping[str, Any]], tune: TuneSpec) -> float | None:
     """Mean metric over the tuning seeds, or None if a seed diverged, failed or is missing."""
     if len(rows) < len(tune.seeds) or any(
         r["status"] != "done" or r["value"] is None for r in rows
@@ -158,7 +166,7 @@ def run_tuning(
     plan = expand(tuning_study(study), n_train, max_stack or DEFAULT_MAX_STACK)
     tuner = _Tuner(study, plan, out, DevAsTest(cache), device, stop, on_trained)
     try:
-        if study.spec.tune.method == "grid":
+        if tune_spec(study).method == "grid":
             tuner.grid()
         else:
             tuner.optuna()
@@ -183,7 +191,7 @@ class _Tuner:
         on_trained: Callable[[int], None] | None,
     ):
 
-        self.study, self.tune, self.plan = study, study.spec.tune, plan
+        self.study, self.tune, self.plan = study, tune_spec(study), plan
         self.view, self.device, self.stop, self.on_trained = view, device, stop, on_trained
         tuned = self.tune.tuned
         # per tuning cell: its condition, loss, seed and settings (rows of tuning_trials)
@@ -352,8 +360,8 @@ class _Tuner:
         records = []
         for key in self.keys:
             mine = candidates.get(key, {})
-            valid = [(n, _score(rows, tune), rows) for n, rows in sorted(mine.items())]
-            valid = [(n, score, rows) for n, score, rows in valid if score is not None]
+            scored = [(n, _score(rows, tune), rows) for n, rows in sorted(mine.items())]
+            valid = [(n, score, rows) for n, score, rows in scored if score is not None]
             condition, loss = labels[key]
             if not valid:
                 raise LosslabError(
@@ -388,7 +396,7 @@ def _distributions(tune: TuneSpec) -> dict[str, Any]:
     """Optuna's search space: a float range (log or not) or the listed values."""
     import optuna
 
-    out = {}
+    out: dict[str, Any] = {}
     for name in tune.tuned:
         values = getattr(tune, name)
         if isinstance(values, Range):
