@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
 import sqlite3
 import threading
@@ -108,7 +109,7 @@ class RunEvents:
 
 def run_study(
     study: Study,
-    out: Path | None = None,
+    out: str | os.PathLike | None = None,
     *,
     executor: str = "auto",
     jobs: int | None = None,
