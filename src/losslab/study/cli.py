@@ -13,10 +13,16 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from losslab.errors import LosslabError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from losslab.study.spec import Study
 
 _RUN_HELP = """Run a study: every cell of the grid in STUDY.toml that is not stored yet.
 
@@ -238,7 +244,7 @@ def run(
 run.__doc__ = _RUN_HELP
 
 
-def _dry_run(study, out: Path | None, device: str, max_stack: int, executor: str = "auto",
+def _dry_run(study: Study, out: str | None, device: str, max_stack: int, executor: str = "auto",
              jobs: int | None = None, threads: int | None = None) -> None:
     """Plan and estimate from the datasets' shapes and a cached machine rate: nothing is
     loaded, downloaded or trained, so it takes seconds whatever the study."""
@@ -269,7 +275,7 @@ def _dry_run(study, out: Path | None, device: str, max_stack: int, executor: str
                + f": {len(plan.cells)} cells ({plan.excluded} excluded), "
                f"{len(plan.groups)} stacks, {stored} already stored in {store_path(where)}")
     typer.echo(f"varying axes: {', '.join(plan.varying) or 'none'}")
-    missing = {}
+    missing: dict[str, str] = {}
     for group in plan.groups:
         info = cache.describe(group.config["dataset"])
         if info.missing is not None:
@@ -441,7 +447,7 @@ def report(
         console.print(extra)
 
 
-def _mean_sd(values, percent: bool = False) -> str:
+def _mean_sd(values: pd.Series, percent: bool = False) -> str:
     values = values.dropna()
     if values.empty:
         return "-"
