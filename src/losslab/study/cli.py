@@ -248,18 +248,15 @@ def _dry_run(study: Study, out: str | None, device: str, max_stack: int, executo
              jobs: int | None = None, threads: int | None = None) -> None:
     """Plan and estimate from the datasets' shapes and a cached machine rate: nothing is
     loaded, downloaded or trained, so it takes seconds whatever the study."""
-    from losslab.study.estimate import estimate_seconds, makespan
+    from losslab.study.estimate import forecast
     from losslab.study.executors import DataCache
-    from losslab.study.plan import restack
-    from losslab.study.policy import SPAWN_SECONDS, for_plan
-    from losslab.study.runner import default_out, prepare
+    from losslab.study.runner import default_out
     from losslab.study.store import read_meta, store_path
 
     cache = DataCache()
-    plan = prepare(study, cache, max_stack, load=False)
-    policy = for_plan(plan, cache, executor=executor, jobs=jobs, threads=threads,
-                      device=device, max_stack=max_stack)
-    plan = restack(plan, policy.max_stack)
+    told = forecast(study, cache, device=device, executor=executor, jobs=jobs,
+                    threads=threads, max_stack=max_stack)
+    plan, policy = told.plan, told.policy
     for note in study.notes:
         typer.echo(note)
     where = out if out is not None else default_out(study)
@@ -282,8 +279,7 @@ def _dry_run(study: Study, out: str | None, device: str, max_stack: int, executo
             missing.setdefault(info.name, info.missing)
     for why in missing.values():
         typer.echo(f"data missing: {why}")
-    seconds = estimate_seconds(plan, cache, device, policy.threads)
-    for group, estimate in zip(plan.groups, seconds, strict=True):
+    for group, estimate in zip(plan.groups, told.seconds, strict=True):
         first = group.cells[0].axes
         losses = len({c.axes["loss"] for c in group.cells})
         seeds = len({c.axes["seed"] for c in group.cells})
@@ -292,27 +288,17 @@ def _dry_run(study: Study, out: str | None, device: str, max_stack: int, executo
             f"seeds), {first['dataset']} / {first['model']} / {first['activation']}, "
             f"{first['steps']} steps, ~{_fmt_seconds(estimate)}"
         )
-    workers = policy.jobs or 1
-    total = (makespan(seconds, workers, SPAWN_SECONDS) if policy.executor != "inprocess"
-             else sum(seconds))
     if study.spec.tune is not None:
-        from losslab.study.tuning import tuning_study
-
         tune = study.spec.tune
-        tuning = prepare(tuning_study(study), cache, policy.max_stack, load=False)
-        rounds = 1 if tune.method == "grid" else tune.trials
-        tuning_seconds = rounds * makespan(
-            estimate_seconds(tuning, cache, device, policy.threads), workers)
-        total += tuning_seconds
         typer.echo(
-            f"  [tune] {tune.method}: {rounds * len(tuning.cells)} tuning models first "
-            f"(seeds {tune.seeds}, dev split), ~{_fmt_seconds(tuning_seconds)}"
+            f"  [tune] {tune.method}: {told.tuning_models} tuning models first "
+            f"(seeds {tune.seeds}, dev split), ~{_fmt_seconds(told.tuning_seconds)}"
         )
     threads_text = "torch's default threads" if policy.threads is None else (
         f"{policy.threads} thread{'s' if policy.threads > 1 else ''}")
     typer.echo(f"parallelism: {policy.executor}, {policy.jobs or 'all'} worker(s) x "
                f"{threads_text} ({policy.why})")
-    typer.echo(f"estimated time (this machine when idle): ~{_fmt_seconds(total)}")
+    typer.echo(f"estimated time (this machine when idle): ~{_fmt_seconds(told.total)}")
     if missing:
         typer.echo(f"the run stops before training until the data of {', '.join(missing)} "
                    "is there (see above)")

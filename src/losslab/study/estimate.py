@@ -224,7 +224,8 @@ def stack_seconds(cost: ModelCost, models: int, config: dict[str, Any], eval_sam
 
 
 def estimate_seconds(plan: Plan, cache: DataCache, device: str,
-                     threads: int | None = None) -> list[float]:
+                     threads: int | None = None,
+                     rates: dict[str, float] | None = None) -> list[float]:
     """Estimated seconds of every stack of ``plan`` on one worker of this machine.
 
     Args:
@@ -233,15 +234,17 @@ def estimate_seconds(plan: Plan, cache: DataCache, device: str,
         cache: its datasets' shapes (:meth:`DataCache.describe`; nothing is loaded).
         device: where it would run (``auto``, ``cpu``, ``cuda``).
         threads: torch threads of the worker (default: the current count).
+        rates: the rates to cost with (:func:`measure_rates`' keys), e.g. another
+            machine's as committed; default this machine's (:func:`machine_rates`).
 
     Returns:
         One estimate per ``plan.groups`` entry; stacks of the same shape get the same one;
         NaN where the model cannot even be built (the run then records the error).
     """
-    from losslab.train import resolve_device
+    if rates is None:
+        from losslab.train import resolve_device
 
-    kind = resolve_device(device).type
-    rates = machine_rates(kind, threads)
+        rates = machine_rates(resolve_device(device).type, threads)
     costs: dict[str, ModelCost | None] = {}
     out = []
     for group in plan.groups:
@@ -249,8 +252,10 @@ def estimate_seconds(plan: Plan, cache: DataCache, device: str,
     return out
 
 
-def _group_seconds(group: Group, cache: DataCache, rates: dict[str, float],
-                   costs: dict[str, ModelCost | None]) -> float:
+def _group_cost(group: Group, cache: DataCache,
+                costs: dict[str, ModelCost | None]) -> tuple[ModelCost | None, int]:
+    """The model cost of ``group`` (None: it cannot be built) and its samples per
+    evaluation."""
     config = group.config
     info = cache.describe(config["dataset"])
     key = canonical_json([config["model"], list(info.input_shape), info.num_classes])
@@ -259,12 +264,96 @@ def _group_seconds(group: Group, cache: DataCache, rates: dict[str, float],
             costs[key] = model_cost(config["model"], info.input_shape, info.num_classes)
         except Exception:  # noqa: BLE001 - e.g. out of memory: the run records that failure
             costs[key] = None
-    cost = costs[key]
-    if cost is None:
-        return math.nan
     samples = info.n_dev + info.n_test + (info.n_train if config["train"].get("eval_train",
                                                                               True) else 0)
-    return stack_seconds(cost, len(group.cells), config, samples, rates)
+    return costs[key], samples
+
+
+def _group_seconds(group: Group, cache: DataCache, rates: dict[str, float],
+                   costs: dict[str, ModelCost | None]) -> float:
+    cost, samples = _group_cost(group, cache, costs)
+    if cost is None:
+        return math.nan
+    return stack_seconds(cost, len(group.cells), group.config, samples, rates)
+
+
+def plan_flops(plan: Plan, cache: DataCache) -> float:
+    """FLOPs of training and evaluating every cell of ``plan``: per step
+    ``N * 3 * F`` (forward and backward of batch N), per evaluation ``S * F`` (the S
+    evaluated samples), F a sample's forward FLOPs with convolutions and matmuls alike;
+    NaN when a model cannot be built. What the time estimates scale with; unlike them it
+    depends on no machine."""
+    costs: dict[str, ModelCost | None] = {}
+    total = 0.0
+    for group in plan.groups:
+        cost, samples = _group_cost(group, cache, costs)
+        if cost is None:
+            return math.nan
+        train = group.config["train"]
+        per_sample = cost.matmul_flops + cost.conv_flops
+        evaluations = math.ceil(train["steps"] / train["eval_every"])
+        total += len(group.cells) * per_sample * (
+            train["steps"] * train["batch_size"] * 3 + evaluations * samples)
+    return total
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """What a dry run says of a study: the ``plan`` as the chosen ``policy`` stacks it,
+    each stack's estimated ``seconds`` on one worker, the ``[tune]`` stage's models and
+    seconds (0 without one), the ``total`` wall time on the policy's workers, and the
+    ``flops`` of every training, tuning included (:func:`plan_flops`)."""
+
+    plan: Plan
+    policy: Any
+    seconds: list[float]
+    tuning_models: int
+    tuning_seconds: float
+    total: float
+    flops: float
+
+
+def forecast(study: Any, cache: DataCache, *, device: str = "auto", executor: str = "auto",
+             jobs: int | None = None, threads: int | None = None, max_stack: int = 64,
+             rates: dict[str, float] | None = None) -> Forecast:
+    """Plan ``study`` (nothing loaded), choose its parallelism as a run would
+    (:func:`losslab.study.policy.choose`) and estimate its wall time.
+
+    ``jobs`` and ``threads`` stand for ``--jobs`` / ``--threads`` (``jobs=2, threads=1``:
+    a 2-core machine, whatever this one has); ``rates`` costs with given rates instead of
+    this machine's (:func:`estimate_seconds`).
+    """
+    from losslab.study.plan import restack
+    from losslab.study.policy import SPAWN_SECONDS, choose
+    from losslab.study.runner import prepare
+    from losslab.train import resolve_device
+
+    kind = resolve_device(device).type
+    plan = prepare(study, cache, max_stack, load=False)
+
+    def seconds_of(p: Plan, n: int | None) -> list[float]:
+        return estimate_seconds(p, cache, kind, threads=n, rates=rates)
+
+    policy = choose(plan, seconds_of, executor=executor, jobs=jobs, threads=threads,
+                    device_type=kind, max_stack=max_stack)
+    plan = restack(plan, policy.max_stack)
+    seconds = seconds_of(plan, policy.threads)
+    workers = policy.jobs or 1
+    total = (makespan(seconds, workers, SPAWN_SECONDS) if policy.executor != "inprocess"
+             else sum(seconds))
+    flops = plan_flops(plan, cache)
+    tuning_models, tuning_seconds = 0, 0.0
+    if study.spec.tune is not None:
+        from losslab.study.tuning import tuning_study
+
+        tune = study.spec.tune
+        tuning = prepare(tuning_study(study), cache, policy.max_stack, load=False)
+        rounds = 1 if tune.method == "grid" else tune.trials
+        tuning_models = rounds * len(tuning.cells)
+        tuning_seconds = rounds * makespan(seconds_of(tuning, policy.threads), workers)
+        total += tuning_seconds
+        flops += rounds * plan_flops(tuning, cache)
+    return Forecast(plan, policy, seconds, tuning_models, tuning_seconds, total, flops)
 
 
 def makespan(seconds: Sequence[float], workers: int, start: float = 0.0) -> float:
