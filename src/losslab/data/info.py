@@ -128,7 +128,8 @@ def describe_dataset(name: str, root: str | os.PathLike | None = None, *,
         n_train, n_test, shape, classes, missing = _toy(key, source)
     elif key == "digits":
         n_train, n_test, shape, classes, missing = _digits(source)
-    elif key == "mnist1d" and not source:
+    elif key == "mnist1d" and all(v is None for v in source.values()):
+        # A study resolves every loader default (generator_seed=None): the published data.
         n_train, n_test, shape, classes = _MNIST1D
         missing = None
     elif key in ("mnist", "fashion_mnist"):

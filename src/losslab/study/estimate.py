@@ -46,6 +46,9 @@ CONV_EFFICIENCY = 0.4
 BUILD_SECONDS_PER_PARAMETER = 2e-8
 SETUP_SECONDS = 0.3
 CACHE_VERSION = 1
+# Model costs by (model, input shape, classes): counting builds the model, and a dry run
+# or a policy choice asks for the same few architectures many times.
+_COSTS: dict[str, ModelCost | None] = {}
 
 
 def cache_file() -> Path:
@@ -245,7 +248,7 @@ def estimate_seconds(plan: Plan, cache: DataCache, device: str,
         from losslab.train import resolve_device
 
         rates = machine_rates(resolve_device(device).type, threads)
-    costs: dict[str, ModelCost | None] = {}
+    costs = _COSTS
     out = []
     for group in plan.groups:
         out.append(_group_seconds(group, cache, rates, costs))
@@ -283,7 +286,7 @@ def plan_flops(plan: Plan, cache: DataCache) -> float:
     evaluated samples), F a sample's forward FLOPs with convolutions and matmuls alike;
     NaN when a model cannot be built. What the time estimates scale with; unlike them it
     depends on no machine."""
-    costs: dict[str, ModelCost | None] = {}
+    costs = _COSTS
     total = 0.0
     for group in plan.groups:
         cost, samples = _group_cost(group, cache, costs)
