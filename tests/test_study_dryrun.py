@@ -153,3 +153,17 @@ def test_every_study_plans_and_estimates_without_its_data(path, monkeypatch):
         seconds = estimate.estimate_seconds(plan, cache, "cpu", threads=1)
         assert len(seconds) == len(plan.groups) > 0
         assert all(0 < s < float("inf") for s in seconds), (scale, seconds)
+
+
+def test_a_study_describes_mnist1d_without_generating_it(monkeypatch):
+    # The study resolves the loader's defaults (generator_seed=None); that is still the
+    # published data, whose shapes are known: generating it took 20 s of a dry run.
+    def refuse():
+        raise AssertionError("the dry run generated MNIST-1D")
+
+    monkeypatch.setattr("losslab.data.mnist1d._published", refuse)
+    study = load_study(STUDIES / "reference-mnist1d.toml", "quick")
+    cache = DataCache()
+    plan = prepare(study, cache, load=False)
+    info = cache.describe(plan.groups[0].config["dataset"])
+    assert (info.n_train, info.n_test, info.input_shape) == (4000, 1000, (40,))

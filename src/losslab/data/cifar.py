@@ -116,6 +116,9 @@ def _as_dict(obj: Any, what: str) -> dict[str, Any]:
     return {_text(k): v for k, v in obj.items()}
 
 
+# The official download location of both tarballs (Krizhevsky's page).
+SOURCE = "https://www.cs.toronto.edu/~kriz/"
+
 _CIFAR: dict[str, dict[str, Any]] = {
     "cifar10": {
         "folder": "cifar-10-batches-py",
@@ -203,7 +206,7 @@ def _load_cifar(name: str, root: str | os.PathLike | None, download: bool) -> Da
     info = _CIFAR[name]
     remote = RemoteFile(
         filename=info["tarball"],
-        urls=(f"https://www.cs.toronto.edu/~kriz/{info['tarball']}",),
+        urls=(SOURCE + info["tarball"],),
         sha256=info["sha256"],
         size=info["size"],
     )
@@ -266,3 +269,17 @@ def load_cifar100(
     their names in ``metadata["coarse_class_names"]``.
     """
     return _load_cifar("cifar100", root, download)
+
+
+def files_needed(name: str) -> str:
+    """Where the files of ``name`` (``cifar10`` or ``cifar100``) go, in words that hold on
+    every machine: the tarball or its unpacked folder, in ``$LOSSLAB_DATA/<name>/`` or
+    ``~/.cache/losslab/<name>/`` (or the study's ``root``), and where it is downloaded from.
+    """
+    info = _CIFAR.get(name)
+    if info is None:
+        raise LosslabError(f"unknown CIFAR dataset {name!r}; choose one of {', '.join(_CIFAR)}")
+    return (f"`{info['tarball']}` ({info['size'] / 1e6:.0f} MB) or its unpacked folder "
+            f"`{info['folder']}/`, in `$LOSSLAB_DATA/{name}/` or `~/.cache/losslab/{name}/` "
+            f"(or the dataset's `root`); a run fetches it from "
+            f"{SOURCE}{info['tarball']} when online")

@@ -29,20 +29,30 @@ def _root() -> Path:
 
 def reproduce(
     check: bool = typer.Option(False, "--check", help="write nothing; exit 1, naming each "
-                               "difference, when REPRODUCTION.md is not what the results give "
-                               "or a committed result is no longer planned by its study file"),
+                               "difference, when REPRODUCTION.md or a studies table is not "
+                               "what the results give, results/estimates.json not what the "
+                               "study files give, or a committed result is no longer planned "
+                               "by its study file"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object per claim "
                                  "instead of writing REPRODUCTION.md"),
+    estimate: bool = typer.Option(False, "--estimate", help="first measure this machine's "
+                                  "rates and write results/estimates.json (every study's "
+                                  "cells, FLOPs and time on 2 CPU cores)"),
 ) -> None:
     """Judge every claim of studies/claims.toml on the committed results (results/) and
-    write REPRODUCTION.md.
+    write REPRODUCTION.md and the studies tables of README.md and docs/.
 
-    Examples: losslab reproduce; losslab reproduce --check; losslab reproduce --json
+    Examples: losslab reproduce; losslab reproduce --check; losslab reproduce --json;
+    losslab reproduce --estimate (on an idle machine)
     """
-    from losslab.reproduce import document
+    from losslab.reproduce import document, table
     from losslab.reproduce.claims import load_claims
 
     root = _root()
+    if estimate:
+        from losslab.reproduce.estimates import write
+
+        typer.echo(f"wrote {write(root / 'studies', root / 'results')}")
     if check:
         notes: list[str] = []
         problems = document.check(root, notes)
@@ -62,6 +72,7 @@ def reproduce(
     target = root / document.DOCUMENT
     target.write_text(document.render(results, claims, root / "results"), encoding="utf-8")
     typer.echo(f"wrote {target}")
+    table.update(root, root / "studies")
 
 
 def publish(

@@ -144,9 +144,17 @@ def _runs(results_dir: Path) -> list[str]:
 
 def _missing(results: Sequence[ClaimResult], results_dir: Path, studies: Path) -> list[str]:
     """What to run for the claims without committed results: per study and scale, the
-    claims waiting for it, the datasets it reads (fallbacks in brackets) and the commands.
-    Written from the study files only, so the text is the same on every machine."""
+    claims waiting for it, its estimated time on 2 CPU cores (the committed estimates,
+    :mod:`~losslab.reproduce.estimates`), the datasets it reads (fallbacks in brackets)
+    and where their files go, and the commands. Written from the study files and committed
+    files only, so the text is the same on every machine."""
     import tomllib
+
+    from losslab.reproduce.estimates import read
+    from losslab.reproduce.table import rough
+
+    estimates = read(results_dir)
+    datasets: dict[str, None] = {}
 
     waiting: dict[tuple[str, str], list[str]] = {}
     for r in results:
@@ -174,12 +182,35 @@ def _missing(results: Sequence[ClaimResult], results_dir: Path, studies: Path) -
         command = (f"`losslab run studies/{study}.toml --scale {scale}`, then `losslab "
                    f"publish results/{study}`" if defined
                    else f"first a `[scales.{scale}]` table in `studies/{study}.toml`")
+        seconds = ((estimates or {}).get("studies", {}).get(study, {}).get(scale) or {}
+                   ).get("seconds")
+        time = "—" if seconds is None else f"~{rough(seconds)} (est.)"
         rows.append("| " + " | ".join(_cell(c) for c in (
-            f"`{study}` {scale}", ", ".join(ids), ", ".join(names) or "?", command)) + " |")
+            f"`{study}` {scale}", ", ".join(ids), time, ", ".join(names) or "?",
+            command)) + " |")
+        datasets.update(dict.fromkeys(e if isinstance(e, str) else e.get("name", "")
+                                      for e in entries))
     if not rows:
         return []
-    return ["", "Claims still waiting for results, and what gives them:", "",
-            "| study · scale | claims | datasets | to run |", "|---|---|---|---|", *rows]
+    machine = "" if estimates is None else (
+        f" (`results/estimates.json`: the scale's FLOPs at the rates of "
+        f"{estimates['machine']}, two worker processes of one thread; no GPU estimate is "
+        "committed)")
+    return ["", "Claims still waiting for results, and what gives them. The time is an "
+            f"estimate for 2 CPU cores{machine}; `losslab run ... --dry-run` estimates it "
+            "for the machine at hand, without the data.", "",
+            "| study · scale | claims | time on 2 CPU cores | datasets | to run |",
+            "|---|---|---|---|---|", *rows, *_files(datasets)]
+
+
+def _files(datasets: dict[str, None]) -> list[str]:
+    """Where the files of ``datasets`` go, for those this machine does not have in the
+    repository's runs: the CIFAR sets (the same words on every machine)."""
+    from losslab.data.cifar import files_needed
+
+    lines = [f"- **{name}**: {files_needed(name)}." for name in datasets
+             if name in ("cifar10", "cifar100")]
+    return ["", "Where their data goes:", "", *lines] if lines else []
 
 
 def _duration(seconds: float) -> str:
@@ -289,6 +320,7 @@ def check(root: str | os.PathLike, notes: list[str] | None = None) -> list[str]:
     (:mod:`losslab.reproduce.stale`). Scales a study does not define yet are appended to
     ``notes`` (their claims are "not run"), not counted as problems.
     """
+    from losslab.reproduce import estimates, table
     from losslab.reproduce.stale import claims_against_plans, stale_results
 
     root = Path(root)
@@ -305,6 +337,8 @@ def check(root: str | os.PathLike, notes: list[str] | None = None) -> list[str]:
     planned, pending = claims_against_plans(claims, [root / "studies"])
     if notes is not None:
         notes.extend(pending)
+    problems += estimates.check(root / "studies", root / "results", notes)
+    problems += table.update(root, root / "studies", check=True)
     return problems + planned + stale_results(root / "results", [root / "studies"])
 
 
