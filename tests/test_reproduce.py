@@ -232,3 +232,85 @@ def test_the_repository_document_is_current():
     # The committed REPRODUCTION.md is what the committed claims and results give.
     root = Path(__file__).resolve().parents[1]
     assert check(root) == []
+
+
+TABLES = "# x\n\n<!-- studies-table -->\nby hand\n<!-- /studies-table -->\n"
+
+
+@pytest.fixture
+def estimated(repo, monkeypatch):
+    """The checkout with a README and a docs page showing the studies table, and its
+    estimates written at fixed rates (no measurement)."""
+    monkeypatch.setattr("losslab.study.estimate.measure_rates", lambda device="cpu": {
+        "flops": 1e10, "bandwidth": 1e9, "op_seconds": 1e-6})
+    (repo / "README.md").write_text(TABLES)
+    (repo / "docs").mkdir()
+    (repo / "docs" / "studies.md").write_text(TABLES)
+    result = _cli("--estimate")
+    assert result.exit_code == 0, result.output
+    return repo
+
+
+def test_estimates_hold_the_planned_cells_and_the_flops_counted_by_hand(estimated):
+    from losslab.data.info import describe_dataset
+
+    studies = json.loads((estimated / "results" / "estimates.json").read_text())["studies"]
+    quick, small = studies["toy"]["quick"], studies["toy"]["small"]
+    assert (quick["cells"], quick["seeds"], small["cells"], small["seeds"]) == (10, 5, 4, 2)
+    # MLP 2-16-C: 2 FLOPs per weight and sample; a step is 3 passes over the batch of 50
+    # (forward, backward), an evaluation one pass over every split, every 20 of 60 steps.
+    info = describe_dataset("checkerboard")
+    evaluated = info.n_train + info.n_dev + info.n_test
+    per_sample = 2 * (2 * 16 + 16 * info.num_classes)
+    assert quick["flops"] == 10 * per_sample * (60 * 50 * 3 + 3 * evaluated)
+    assert small["flops"] == quick["flops"] * 4 / 10
+    assert small["seconds"] < quick["seconds"]
+
+
+def test_the_studies_table_shows_measured_times_and_estimates(estimated):
+    from losslab.reproduce.document import _duration
+
+    runs = json.loads((estimated / "results" / "toy" / "quick" / "run.json").read_text())
+    wall = sum(r["finished"] - r["started"] for r in runs["runs"])
+    load_at_start = runs["runs"][0]["environment"]["load_at_start"]
+    readme = (estimated / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `toy` |"))
+    # quick was run (bold, measured); the study has no medium or full scale.
+    assert row == f"| `toy` | 10 (5), **{_duration(wall)}**, load {load_at_start:.2f} | — | — |"
+    assert "by hand" not in readme and "1 FLOP" not in readme
+    assert "10.0 GFLOP/s" in readme
+    docs = (estimated / "docs" / "studies.md").read_text()
+    assert "| `toy` | reproduce test: checkerboard, log against L1, five seeds |" in docs
+    assert "(reproduction.md#runs)" in docs and "(REPRODUCTION.md#runs)" in readme
+    assert check(estimated) == []
+
+
+def test_check_names_hand_edited_tables_and_stale_estimates(estimated):
+    readme = estimated / "README.md"
+    text = readme.read_text()
+    readme.write_text(text.replace("10 (5)", "11 (5)"))
+    assert check(estimated) == ["README.md: the studies table is not what the study files "
+                                "and results give; run `losslab reproduce`"]
+    readme.write_text(text)
+    path = estimated / "results" / "estimates.json"
+    written = json.loads(path.read_text())
+    written["studies"]["toy"]["quick"]["cells"] = 11
+    path.write_text(json.dumps(written))
+    problems = check(estimated)
+    assert ("results/estimates.json: toy quick: cells is 11, the study file gives 10; run "
+            "`losslab reproduce --estimate` (then `losslab reproduce`)") in problems
+    study = estimated / "studies" / "toy.toml"
+    study.write_text(study.read_text().replace("[scales.small]\nseeds = 2",
+                                               "[scales.small]\nseeds = 3"))
+    problems = check(estimated)
+    assert any(p.startswith("results/estimates.json: toy small: cells is 4, the study file "
+                            "gives 6") for p in problems), problems
+
+
+def test_a_table_without_estimates_is_a_note(repo):
+    (repo / "README.md").write_text(TABLES)
+    assert _cli().exit_code == 0
+    assert "| `toy` | ? | ? | ? |" in (repo / "README.md").read_text()
+    notes: list[str] = []
+    assert check(repo, notes) == []
+    assert any("losslab reproduce --estimate" in n for n in notes)

@@ -167,3 +167,16 @@ def test_a_study_describes_mnist1d_without_generating_it(monkeypatch):
     plan = prepare(study, cache, load=False)
     info = cache.describe(plan.groups[0].config["dataset"])
     assert (info.n_train, info.n_test, info.input_shape) == (4000, 1000, (40,))
+
+
+@pytest.mark.parametrize("name, folder", [("cifar10", "cifar-10-batches-py"),
+                                          ("cifar100", "cifar-100-python")])
+def test_the_cifar_files_go_where_reproduction_md_says(name, folder, tmp_path, monkeypatch):
+    from losslab.data.cifar import files_needed
+
+    text = files_needed(name)
+    assert f"`{folder}/`" in text and f"`$LOSSLAB_DATA/{name}/`" in text
+    monkeypatch.setenv("LOSSLAB_DATA", str(tmp_path / "data"))
+    assert describe_dataset(name).missing is not None
+    (tmp_path / "data" / name / folder).mkdir(parents=True)
+    assert describe_dataset(name).missing is None

@@ -337,8 +337,8 @@ def check(root: str | os.PathLike, notes: list[str] | None = None) -> list[str]:
     planned, pending = claims_against_plans(claims, [root / "studies"])
     if notes is not None:
         notes.extend(pending)
-    problems += estimates.check(root / "studies", root / "results", notes)
-    problems += table.update(root, root / "studies", check=True)
+    problems += estimates.check(root / "studies", root / "results")
+    problems += table.update(root, root / "studies", check=True, notes=notes)
     return problems + planned + stale_results(root / "results", [root / "studies"])
 
 

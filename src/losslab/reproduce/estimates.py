@@ -141,16 +141,13 @@ def _same(stored: Any, computed: Any) -> bool:
     return stored == computed
 
 
-def check(studies: Path, results: Path, notes: list[str] | None = None) -> list[str]:
+def check(studies: Path, results: Path) -> list[str]:
     """Each entry of ``results/estimates.json`` that the study files no longer give at
     the stored rates, each study or scale missing from it and each one it has too many,
-    as messages. A checkout without the file gets a note, not a problem."""
+    as messages (none when the file was never written)."""
     where = f"results/{ESTIMATES}"
     document = read(results)
     if document is None:
-        if notes is not None and study_files(studies):
-            notes.append(f"no {where}: the studies table shows no estimates; write it with "
-                         "`losslab reproduce --estimate`")
         return []
     stored = document["studies"]
     computed = compute(studies, {k: float(document["rates"][k])

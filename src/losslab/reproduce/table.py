@@ -126,10 +126,18 @@ def caption(document: Mapping[str, Any] | None) -> str:
                    "(`results/estimates.json`).")
 
 
-def update(root: Path, studies: Path, check: bool = False) -> list[str]:
+def update(root: Path, studies: Path, check: bool = False,
+           notes: list[str] | None = None) -> list[str]:
     """Rewrite every studies-table block of ``root``'s markdown files (with ``check``,
-    only list those that differ); returns the differences as messages."""
+    only list those that differ); returns the differences as messages. A block drawn
+    without ``results/estimates.json`` adds a note to ``notes``."""
+    from losslab.reproduce.estimates import ESTIMATES, read
+
     results = root / "results"
+    if notes is not None and read(results) is None and any(
+            BLOCK.search(path.read_text(encoding="utf-8")) for path in documents(root)):
+        notes.append(f"no results/{ESTIMATES}: the studies table shows no cells or "
+                     "estimates; write it with `losslab reproduce --estimate`")
     tables: dict[bool, str] = {}
     differences = []
     for path in documents(root):
