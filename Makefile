@@ -37,12 +37,12 @@ chromium:
 		|| echo "note: could not install chromium; the report's browser test will be skipped"; \
 	fi
 
-# The demo study (studies/demo.toml, embedded data only) into results/demo, then its report.
+# The demo study (src/losslab/studies/demo.toml, embedded data only) into results/demo, then its report.
 # A second `make demo` finds every cell stored and only rebuilds the report. losslab's
 # default parallelism runs it on one worker process per core, one torch thread each
 # (src/losslab/study/policy.py); `losslab run --dry-run` shows the choice.
 demo: venv
-	$(PY) -m losslab.cli run studies/demo.toml --scale quick --out results/demo
+	$(PY) -m losslab.cli run demo --scale quick --out results/demo
 	$(PY) -m losslab.cli report results/demo
 
 test: venv fashion-mnist chromium

@@ -1,6 +1,6 @@
 """The thread policy of `losslab run` against the obvious settings, idle and under load.
 
-The study is the demo's first stack (studies/demo.toml: the checkerboard, MLP 2-200x5-4,
+The study is the demo's first stack (src/losslab/studies/demo.toml: the checkerboard, MLP 2-200x5-4,
 12 losses x its seeds, Adam, batch 50), shortened to ``--steps`` steps. Each setting is a
 fresh `losslab run` process into a new directory, timed end to end (start-up and worker
 start included, as a user waits for it):
@@ -53,7 +53,7 @@ BUSY = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() 
 
 def study_text(steps: int) -> str:
     """The demo's first stack (its checkerboard panel) at ``steps`` steps."""
-    demo = tomllib.loads((ROOT / "studies" / "demo.toml").read_text())
+    demo = tomllib.loads((ROOT / "src" / "losslab" / "studies" / "demo.toml").read_text())
     losses = ", ".join(f'"{name}"' for name in demo["losses"])
     hidden = demo["models"][0]["hidden"]
     return f"""

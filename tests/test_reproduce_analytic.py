@@ -1,5 +1,5 @@
 """Analytic claims of the seed documents that REPRODUCTION.md marks "verified by test"
-(studies/claims.toml names these functions; the claims check fails if one is renamed).
+(src/losslab/studies/claims.toml names these functions; the claims check fails if one is renamed).
 
 Each test compares losslab's losses, by autograd in float64, with a closed form derived by
 hand here, then checks the property the claim states.

@@ -14,7 +14,7 @@ from losslab.errors import LosslabError
 from losslab.reproduce.claims import load_claims, missing_tests, parse_claims
 
 ROOT = Path(__file__).resolve().parents[1]
-CLAIMS = ROOT / "studies" / "claims.toml"
+CLAIMS = ROOT / "src" / "losslab" / "studies" / "claims.toml"
 GOOD = {
     "sources": {"paper": {"title": "A paper"}},
     "claims": [{
@@ -40,7 +40,7 @@ def test_committed_claims_file_is_valid_and_complete():
 def test_committed_claims_name_existing_studies_and_scales():
     for claim in load_claims(CLAIMS).claims:
         for part in claim.parts():
-            path = ROOT / "studies" / f"{part.study}.toml"
+            path = ROOT / "src" / "losslab" / "studies" / f"{part.study}.toml"
             assert path.exists(), (claim.id, part.study)
             doc = tomllib.loads(path.read_text())
             # medium scales are being added study by study; any other scale must exist

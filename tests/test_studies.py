@@ -1,8 +1,9 @@
-"""The ready-made studies of ``studies/``: every file validates at every scale, every full
-scale plans (the dry run's work), every quick scale runs end to end at a tiny size (one seed,
-two steps) so that none of them rots, and the demo's models learn. Nothing is skipped: a
-file-based data set that is not on this machine (CIFAR offline) is replaced by a stand-in
-of its shape made of scikit-learn's embedded digits."""
+"""The ready-made studies shipped in the package (``src/losslab/studies/``): every file
+validates at every scale, every full scale plans (the dry run's work), every quick scale
+runs end to end at a tiny size (one seed, two steps) so that none of them rots, and the
+demo's models learn. Nothing is skipped: a file-based data set that is not on this machine
+(CIFAR offline) is replaced by a stand-in of its shape made of scikit-learn's embedded
+digits."""
 
 import textwrap
 import tomllib
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from chance import above_chance
+from losslab.catalogue import PRESETS
 from losslab.data import DATASETS, Dataset, load_dataset
 from losslab.data.digits import load_digits
 from losslab.errors import LosslabError
@@ -19,8 +21,7 @@ from losslab.study import StudyFileError, load, load_study, run_study
 from losslab.study.executors import DataCache
 from losslab.study.runner import prepare
 
-STUDIES = sorted(p for p in (Path(__file__).resolve().parents[1] / "studies").glob("*.toml")
-                 if p.name != "claims.toml")
+STUDIES = sorted(p for p in PRESETS.glob("*.toml") if p.name != "claims.toml")
 TINY_STEPS = 2
 TINY_LOSSES = 3
 LEARNERS = ("log", "hinge", "cauchy_schwarz")

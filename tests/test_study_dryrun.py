@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from losslab import cli
+from losslab.catalogue import PRESETS
 from losslab.data import load_dataset
 from losslab.data.info import describe_dataset
 from losslab.errors import LosslabError
@@ -17,7 +18,7 @@ from losslab.study import estimate, load_study, run_study
 from losslab.study.executors import DataCache
 from losslab.study.runner import prepare
 
-STUDIES = Path(__file__).resolve().parents[1] / "studies"
+STUDIES = PRESETS
 runner = CliRunner()
 
 

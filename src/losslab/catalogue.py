@@ -137,15 +137,20 @@ def loss_table(losses: Mapping[str, Any] | None = None) -> str:
 
 
 # ---------------------------------------------------------------------- study files
+#: The ready-made studies and the claims file, shipped inside the package (package data of
+#: the wheel), so that ``losslab run NAME`` finds them from any directory.
+PRESETS = Path(__file__).resolve().parent / "studies"
+
+
 def study_dirs() -> list[Path]:
     """Where ready-made study files are looked for, in order: ``$LOSSLAB_STUDIES``
-    (os.pathsep-separated), ``./studies``, and the ``studies/`` folder of a source checkout
-    that holds this package."""
+    (os.pathsep-separated), ``./studies``, then the presets shipped in the package
+    (:data:`PRESETS`). An earlier folder wins, so a user's copy of a preset overrides it."""
     found: list[Path] = []
     env = os.environ.get("LOSSLAB_STUDIES", "")
     candidates = [Path(p) for p in env.split(os.pathsep) if p]
     candidates.append(Path.cwd() / "studies")
-    candidates.append(Path(__file__).resolve().parents[2] / "studies")
+    candidates.append(PRESETS)
     for path in candidates:
         if path.is_dir() and path.resolve() not in {p.resolve() for p in found}:
             found.append(path)
@@ -180,4 +185,15 @@ def resolve_study(text: str) -> Path:
     for file, name, _ in list_studies():
         if text in (file.stem, name):
             return file
+    return path
+
+
+def study_file(name: str) -> Path:
+    """The file of ready-made study ``name`` (file stem or ``name =``), or of the path
+    ``name``; raises :class:`LosslabError` naming the presets when there is none."""
+    path = resolve_study(name)
+    if not path.is_file():
+        names = ", ".join(sorted(n for _, n, _ in list_studies()))
+        raise LosslabError(f"no study file or ready-made study {name!r}; give a .toml path "
+                           f"or one of: {names} (`losslab list studies`)")
     return path

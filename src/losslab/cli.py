@@ -77,7 +77,8 @@ def list_(what: str = typer.Argument(..., help=f"one of: {', '.join(_CATALOGUES)
         found = catalogue.list_studies()
         if not found:
             places = ", ".join(str(p) for p in catalogue.study_dirs()) or "none found"
-            typer.echo(f"no study files (looked in ./studies, $LOSSLAB_STUDIES: {places})")
+            typer.echo(f"no study files (looked in $LOSSLAB_STUDIES, ./studies and the "
+                       f"package: {places})")
         for path, name, description in found:
             typer.echo(f"{name:<22} {description}  [{path}]")
         return
@@ -103,8 +104,9 @@ class _OptionalPlotFile(TyperCommand):
 
 @app.command("show", cls=_OptionalPlotFile)
 def show(
-    kind: str = typer.Argument(..., help="loss, activation, model or dataset"),
-    name: str = typer.Argument(..., help="a registered name (losslab list ...)"),
+    kind: str = typer.Argument(..., help="loss, activation, model, dataset or study"),
+    name: str = typer.Argument(..., help="a registered name or ready-made study "
+                               "(losslab list ...)"),
     plot: str = typer.Option(
         None, "--plot", metavar="[FILE]", help="losses only: draw the loss and its derivative "
         "to FILE (.png, .svg or .pdf; without FILE: NAME.png in the current directory)"
@@ -114,6 +116,9 @@ def show(
     source, parameters with defaults. With --plot (losses), also draw the loss's value
     and derivative with respect to the correct-class output (Janocha & Czarnecki Fig. 1).
 
+    "show study NAME" prints a ready-made study's TOML file as it is: redirect it to a
+    file, change it, and run that file (losslab run my.toml).
+
     Examples:
 
       losslab show loss alpha --plot
@@ -121,9 +126,16 @@ def show(
       losslab show loss gce --plot gce.svg
 
       losslab show dataset checkerboard
+
+      losslab show study demo > my-demo.toml
     """
     from losslab import catalogue
 
+    if kind.strip().lower() in ("study", "studies"):
+        if plot is not None:
+            raise LosslabError("--plot draws losses only; drop it for a study")
+        typer.echo(catalogue.study_file(name).read_text(encoding="utf-8"), nl=False)
+        return
     typer.echo(catalogue.describe(kind, name))
     if plot is None:
         return

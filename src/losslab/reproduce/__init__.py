@@ -1,6 +1,6 @@
 """Reproduction as code: the seed documents' claims as data, judged by one rule.
 
-Data flow: ``studies/claims.toml`` (:mod:`~losslab.reproduce.claims`) + the committed
+Data flow: ``src/losslab/studies/claims.toml`` (:mod:`~losslab.reproduce.claims`) + the committed
 results under ``results/`` (:mod:`losslab.study.compact`) -> per-claim effects and
 intervals (:mod:`~losslab.reproduce.measure`) -> verdicts (:mod:`~losslab.reproduce.verdict`)
 -> REPRODUCTION.md (:mod:`~losslab.reproduce.document`, ``losslab reproduce``).

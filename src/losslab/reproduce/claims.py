@@ -1,4 +1,5 @@
-"""The claims file: every claim of the seed documents, as data (``studies/claims.toml``).
+"""The claims file: every claim of the seed documents, as data
+(``src/losslab/studies/claims.toml``, shipped in the package).
 
 ::
 

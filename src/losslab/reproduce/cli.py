@@ -15,15 +15,18 @@ from losslab.errors import LosslabError
 
 
 def _root() -> Path:
-    """The checkout: the current directory if it holds studies/claims.toml, else the one
-    that holds this package's sources."""
+    """The checkout: the current directory if it holds REPRODUCTION.md or
+    studies/claims.toml (a checkout-like folder of one's own), else the one that holds
+    this package's sources."""
+    from losslab.reproduce.document import DOCUMENT
+
     here = Path.cwd()
-    if (here / "studies" / "claims.toml").is_file():
+    if (here / DOCUMENT).is_file() or (here / "studies" / "claims.toml").is_file():
         return here
     source = Path(__file__).resolve().parents[3]
-    if (source / "studies" / "claims.toml").is_file():
+    if (source / DOCUMENT).is_file():
         return source
-    raise LosslabError("no studies/claims.toml here or in the losslab checkout; run "
+    raise LosslabError(f"no {DOCUMENT} here or in the losslab checkout; run "
                        "`losslab reproduce` from the repository's root")
 
 
@@ -39,8 +42,9 @@ def reproduce(
                                   "rates and write results/estimates.json (every study's "
                                   "cells, FLOPs and time on 2 CPU cores)"),
 ) -> None:
-    """Judge every claim of studies/claims.toml on the committed results (results/) and
-    write REPRODUCTION.md and the studies tables of README.md and docs/.
+    """Judge every claim of the claims file (src/losslab/studies/claims.toml) on the
+    committed results (results/) and write REPRODUCTION.md and the studies tables of
+    README.md and docs/.
 
     Examples: losslab reproduce; losslab reproduce --check; losslab reproduce --json;
     losslab reproduce --estimate (on an idle machine)
@@ -52,7 +56,7 @@ def reproduce(
     if estimate:
         from losslab.reproduce.estimates import write
 
-        typer.echo(f"wrote {write(root / 'studies', root / 'results')}")
+        typer.echo(f"wrote {write(document.studies_dir(root), root / 'results')}")
     if check:
         notes: list[str] = []
         problems = document.check(root, notes)
@@ -64,7 +68,7 @@ def reproduce(
             sys.exit(1)
         typer.echo(f"{document.DOCUMENT} is what the claims and the committed results give")
         return
-    claims = load_claims(root / "studies" / "claims.toml")
+    claims = load_claims(document.studies_dir(root) / "claims.toml")
     results = document.reproduce(root, claims)
     if as_json:
         typer.echo(json.dumps(document.as_json(results), indent=1, ensure_ascii=False))
@@ -72,7 +76,7 @@ def reproduce(
     target = root / document.DOCUMENT
     target.write_text(document.render(results, claims, root / "results"), encoding="utf-8")
     typer.echo(f"wrote {target}")
-    table.update(root, root / "studies")
+    table.update(root, document.studies_dir(root))
 
 
 def publish(

@@ -4,7 +4,7 @@ TOML file, trained in stacks, stored in SQLite, resumable, on one machine or a R
 ::
 
     from losslab.study import load_study, run_study, load
-    study = load_study("studies/demo.toml", scale="quick")   # validated completely
+    study = load_study("demo", scale="quick")   # a preset or a .toml path; validated completely
     run_study(study, "results/demo")                          # skips stored cells
     load("results/demo").cells()                              # a pandas DataFrame
 

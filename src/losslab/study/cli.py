@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
     from losslab.study.spec import Study
 
-_RUN_HELP = """Run a study: every cell of the grid in STUDY.toml that is not stored yet.
+_RUN_HELP = """Run a study: every cell of the grid in STUDY.toml (or in the ready-made study
+of that name: losslab list studies) that is not stored yet.
 
 Cells that differ only in loss, seed, lr or weight decay train as one stack. Results go to
 DIR/study.sqlite (default DIR: results/<study name>); rerunning skips stored cells, and a
@@ -32,7 +33,7 @@ killed run continues where it stopped. Ctrl-C stops at the next step boundary.
 
 Examples:
 
-  losslab run studies/demo.toml --scale quick
+  losslab run demo --scale quick
 
   losslab run my.toml --out results/my --dry-run
 

@@ -279,7 +279,9 @@ def read_toml(path: str | Path) -> tuple[dict[str, Any], str]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise StudyFileError(f"{path}: no such study file; check the path") from None
+        hint = ("check the path" if path.suffix else
+                "check the path, or name a ready-made study (`losslab list studies`)")
+        raise StudyFileError(f"{path}: no such study file; {hint}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise StudyFileError(f"{path}: cannot read the study file ({err})") from None
     try:
@@ -338,7 +340,8 @@ def load_study(path: str | Path, scale: str | None = None, *,
     a quick run.
 
     Args:
-        path: the TOML file.
+        path: the TOML file, or a ready-made study's name (``"demo"``: the presets shipped
+            in the package, :func:`losslab.catalogue.resolve_study`).
         scale: a key of the file's ``[scales]`` table, or None for the file as written.
         fallbacks: resolve dataset fallbacks (:func:`use_fallbacks`, which looks for the
             data); False keeps each entry's first choice and touches no data.
@@ -349,7 +352,9 @@ def load_study(path: str | Path, scale: str | None = None, *,
     Raises:
         StudyFileError: one line naming the file, the field and the fix.
     """
-    path = Path(path)
+    from losslab.catalogue import resolve_study
+
+    path = resolve_study(str(path))
     doc, text = read_toml(path)
     base = _validate_document(doc, path, None)
     load_plugins()
