@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 import uuid
 
@@ -18,6 +17,7 @@ import torch
 
 from losslab.study import load, load_study, run_study
 from losslab.study.store import read_meta
+from stores import assert_same_store, run_reference, write_study
 
 # Two stacks (one per hidden width) of 2 losses x 2 seeds. 120 steps keep a stack running
 # for a good part of a second, so a kill lands inside one; with --checkpoint-every 0 the
@@ -38,35 +38,12 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def write(directory, text=STUDY, name="faults.toml"):
-    path = directory / name
-    path.write_text(textwrap.dedent(text))
-    return path
+    return write_study(directory, text, name)
 
 
 def command(path, out, *extra, quiet=True):
     return [sys.executable, "-m", "losslab.cli", "run", str(path), "--out", str(out),
             "--device", "cpu", *(["--quiet"] if quiet else []), *extra]
-
-
-def snapshot(directory):
-    res = load(directory)
-    cells = res.cells().drop(columns=["seconds"]).sort_values("cell_id").reset_index(drop=True)
-    curves = res.curves().sort_values(["cell_id", "metric", "step"]).reset_index(drop=True)
-    return cells, curves
-
-
-def assert_same_store(directory, reference, steps=None):
-    """Cell for cell equal to the uninterrupted run. Exact: a checkpoint holds every float
-    of a stack's state and the CPU repeats the same operations (the trainer's own resume
-    test, tests/test_train.py, asks the same). ``steps``: compare the curves at the
-    reference's evaluation steps only (a stopped stack adds one evaluation where it
-    stopped, as the trainer's stop test shows)."""
-    cells, curves = snapshot(directory)
-    ref_cells, ref_curves = snapshot(reference)
-    pd.testing.assert_frame_equal(cells, ref_cells, check_exact=True)
-    if steps == "reference":
-        curves = curves[curves.step.isin(set(ref_curves.step))].reset_index(drop=True)
-    pd.testing.assert_frame_equal(curves, ref_curves, check_exact=True)
 
 
 def integrity(directory):
@@ -99,10 +76,9 @@ def checkpoint_steps(out):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faults")
-    events = run_study(load_study(write(root)), root / "out", device="cpu")
-    assert events.trained == events.total == CELLS
-    return root / "out"
+    out = run_reference(tmp_path_factory, STUDY, "faults.toml")
+    assert load(out).status_counts()["done"] == CELLS
+    return out
 
 
 @pytest.fixture
@@ -234,7 +210,7 @@ def read_only(directory):
         subprocess.run(["umount", str(view)], check=True)
 
 
-def test_a_read_only_study_directory_can_be_read_and_reported(tmp_path):
+def test_a_read_only_study_directory_can_be_read_and_reported(tmp_path, console):
     from typer.testing import CliRunner
 
     from losslab import cli
@@ -261,11 +237,10 @@ def test_a_read_only_study_directory_can_be_read_and_reported(tmp_path):
         # What needs writing says so in one line (exit 2 through the console script).
         for args in (["report", str(view)], ["export", str(view)],
                      ["run", str(path), "--out", str(view), "--device", "cpu"]):
-            refused = subprocess.run([sys.executable, "-m", "losslab.cli", *args], env=ENV,
-                                     capture_output=True, text=True)
-            assert refused.returncode == 2, refused.stderr
-            assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
-            assert str(view) in refused.stderr and "Traceback" not in refused.stderr
+            code, _, err = console(*args)
+            assert code == 2, err
+            assert len(err.strip().splitlines()) == 1, err
+            assert str(view) in err and "Traceback" not in err
 
 
 def _fill(directory):
@@ -296,7 +271,7 @@ def small_disk(tmp_path):
 
 @pytest.mark.slow
 def test_a_full_disk_stops_the_run_in_one_line_and_the_same_command_completes(
-        tmp_path, reference, small_disk):
+        tmp_path, reference, small_disk, console):
     from losslab.errors import LosslabError
 
     path = write(tmp_path)
@@ -314,13 +289,13 @@ def test_a_full_disk_stops_the_run_in_one_line_and_the_same_command_completes(
     assert filled and integrity(out) == "ok"
     assert load(out).status_counts()["done"] == 4
     # The same command while the disk is still full: one line, exit 2.
-    again = subprocess.run(command(path, out), env=ENV, capture_output=True, text=True)
-    assert again.returncode == 2 and "Traceback" not in again.stderr, again.stderr
-    assert len(again.stderr.strip().splitlines()) == 1 and "is full" in again.stderr
+    code, _, err = console(*command(path, out)[3:])
+    assert code == 2 and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1 and "is full" in err
     assert integrity(out) == "ok"
     filled[0].unlink()
-    done = subprocess.run(command(path, out), env=ENV, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    code, _, err = console(*command(path, out)[3:])
+    assert code == 0, err
     assert_same_store(out, reference)
 
 
@@ -371,7 +346,7 @@ print("polls", polls)
 
 
 @pytest.mark.slow
-def test_two_runs_a_status_poll_and_a_report_share_one_directory(tmp_path):
+def test_two_runs_a_status_poll_and_a_report_share_one_directory(tmp_path, console):
     import re
 
     path = write(tmp_path, LOAD, "load.toml")
@@ -388,13 +363,12 @@ def test_two_runs_a_status_poll_and_a_report_share_one_directory(tmp_path):
     while read_meta(out) is None or load(out).status_counts()["done"] == 0:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    report = subprocess.run([sys.executable, "-m", "losslab.cli", "report", str(out),
-                             "--out", str(tmp_path / "report")], env=ENV,
-                            capture_output=True, text=True)
+    # The report in this process, while the two runs go on in theirs.
+    report_code, _, report_err = console("report", out, "--out", tmp_path / "report")
     finished = [run.communicate(timeout=300) for run in runs]
     stop.write_text("")
     polled, poll_err = poll.communicate(timeout=120)
-    assert report.returncode == 0, report.stderr
+    assert report_code == 0, report_err
     trained = 0
     for run, (stdout, stderr) in zip(runs, finished, strict=True):
         assert run.returncode == 0, stderr
@@ -404,7 +378,4 @@ def test_two_runs_a_status_poll_and_a_report_share_one_directory(tmp_path):
     assert int(polled.split()[-1]) > 0
     # Each cell trained by exactly one of the runs (results are written under a lease).
     assert trained == 24
-    cells, curves = snapshot(out)
-    ref_cells, ref_curves = snapshot(reference)
-    pd.testing.assert_frame_equal(cells, ref_cells, check_exact=True)
-    pd.testing.assert_frame_equal(curves, ref_curves, check_exact=True)
+    assert_same_store(out, reference)

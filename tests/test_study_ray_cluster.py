@@ -4,11 +4,9 @@ stack's last checkpoint, never a cell: the store ends equal to the in-process ru
 
 import os
 import signal
-import textwrap
 import threading
 import time
 
-import pandas as pd
 import pytest
 import torch
 
@@ -16,6 +14,8 @@ ray = pytest.importorskip("ray")
 
 from losslab.study import load, load_study, run_study  # noqa: E402
 from losslab.study.executors import RayExecutor  # noqa: E402
+from stores import assert_same_store as same_store  # noqa: E402
+from stores import run_reference  # noqa: E402
 
 # Three widths x 2 losses x 2 seeds, two models a stack: six stacks, so that both nodes
 # are busy when one of them goes.
@@ -55,29 +55,16 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cluster")
-    path = root / "cluster.toml"
-    path.write_text(textwrap.dedent(STUDY))
-    run_study(load_study(path), root / "inprocess", device="cpu", max_stack=2)
-    return path, root / "inprocess"
-
-
-def snapshot(directory):
-    res = load(directory)
-    cells = res.cells().drop(columns=["seconds"]).sort_values("cell_id").reset_index(drop=True)
-    curves = res.curves().sort_values(["cell_id", "metric", "step"]).reset_index(drop=True)
-    return cells, curves
+    out = run_reference(tmp_path_factory, STUDY, "cluster.toml", max_stack=2)
+    return out.parent / "cluster.toml", out
 
 
 def assert_same_store(directory, reference):
     """Every cell stored once (cell_id and (cell, metric, step) are the store's keys), with
-    the in-process metrics. Exact: same seeds on the CPU, and a checkpoint holds every float
-    of a stack's state (as in the trainer's own resume test)."""
-    cells, curves = snapshot(directory)
-    ref_cells, ref_curves = snapshot(reference)
+    the in-process metrics (exact: see tests/stores.py)."""
+    cells = load(directory).cells()
     assert cells.cell_id.is_unique and (cells.status == "done").all()
-    pd.testing.assert_frame_equal(cells, ref_cells, check_exact=True)
-    pd.testing.assert_frame_equal(curves, ref_curves, check_exact=True)
+    same_store(directory, reference)
 
 
 def when(condition, action):
@@ -136,6 +123,18 @@ def test_each_stack_asks_for_its_resources_and_sees_the_gpu_ray_gave_it(cluster)
     cpu = results["cpu"][0]
     assert cpu["status"] == "done" and cpu["worker"]["threads"] == 1
     assert cpu["worker"]["cuda_visible_devices"] in (None, "")
+
+
+def test_ray_equals_in_process(cluster, study, tmp_path):
+    """The Ray executor on the Ray this process is already connected to (no address): the
+    store equals the in-process run's. Here rather than beside the process pool's test
+    (tests/test_study_executors.py) so that the suite starts Ray once."""
+    path, reference = study
+    events = run_study(load_study(path), tmp_path / "out", executor="ray", device="cpu",
+                       max_stack=2)
+    assert events.trained == events.total == CELLS
+    assert load(tmp_path / "out").environment()["executor"] == "ray"
+    assert_same_store(tmp_path / "out", reference)
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the Ray workers through /proc")

@@ -8,14 +8,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 
-import pandas as pd
 import pytest
 
 from losslab.study import load, load_study, run_study
 from losslab.study.store import Store, read_meta
+from stores import assert_same_store, run_reference, write_study
 
 # Six stacks (one per hidden width) of 2 losses x 2 seeds: a stack takes ~0.1 s here, so
 # random kills land before, during and between stacks and inside the write transactions.
@@ -32,30 +31,10 @@ batch_size = 20
 steps = 6
 eval_every = 3
 """
-# Columns that record when and by whom, not what: they differ between runs by design.
-RUN_COLUMNS = ["seconds"]
 
 
 def write(tmp_path, text=KILL):
-    path = tmp_path / "kill.toml"
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def snapshot(directory):
-    """Everything a study stores about its cells, in a canonical order."""
-    res = load(directory)
-    cells = res.cells().drop(columns=RUN_COLUMNS).sort_values("cell_id").reset_index(drop=True)
-    curves = res.curves().sort_values(["cell_id", "metric", "step"]).reset_index(drop=True)
-    return cells, curves
-
-
-def assert_same_store(directory, reference):
-    cells, curves = snapshot(directory)
-    ref_cells, ref_curves = snapshot(reference)
-    # Same seeds on the CPU give bit-identical training: exact equality, no tolerance.
-    pd.testing.assert_frame_equal(cells, ref_cells, check_exact=True)
-    pd.testing.assert_frame_equal(curves, ref_curves, check_exact=True)
+    return write_study(tmp_path, text, "kill.toml")
 
 
 def assert_consistent(directory):
@@ -89,11 +68,9 @@ def _child(path, out, queue=None):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    root = tmp_path_factory.mktemp("reference")
-    path = write(root)
-    events = run_study(load_study(path), root / "out", device="cpu")
-    assert events.trained == events.total == 24
-    return root / "out"
+    out = run_reference(tmp_path_factory, KILL, "kill.toml")
+    assert load(out).status_counts()["done"] == 24
+    return out
 
 
 @pytest.mark.slow
@@ -123,7 +100,7 @@ def test_random_sigkills_then_resume_equal_an_uninterrupted_run(tmp_path, refere
 
 
 @pytest.mark.slow
-def test_killed_command_line_run_resumes(tmp_path, reference):
+def test_killed_command_line_run_resumes(tmp_path, reference, console):
     path = write(tmp_path)
     out = tmp_path / "out"
     command = [sys.executable, "-m", "losslab.cli", "run", str(path), "--out", str(out),
@@ -147,8 +124,9 @@ def test_killed_command_line_run_resumes(tmp_path, reference):
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert_consistent(out)
-    finished = subprocess.run(command, env=env, capture_output=True, text=True)
-    assert finished.returncode == 0, finished.stderr
+    # The same command again, in this process: what is tested is the killed process's store.
+    code, _, err = console(*command[3:])
+    assert code == 0, err
     assert_same_store(out, reference)
 
 

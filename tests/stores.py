@@ -1,0 +1,56 @@
+"""Tiny study files and their stores, shared by the study tests: write a study file, run
+it once per module, and compare two stores cell for cell.
+
+Same seeds on the CPU give bit-identical training, and a checkpoint holds every float of
+a stack's state (the trainer's own resume test, tests/test_train.py, asks the same), so
+two stores of one study are compared exactly, without a tolerance.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+
+from losslab.study import load, load_study, run_study
+
+# Columns that record how long, not what: they differ between runs by design.
+RUN_COLUMNS = ["seconds"]
+
+
+def write_study(directory: Path, text: str, name: str = "study.toml") -> Path:
+    """``text`` (dedented) as ``directory/name``; returns the path."""
+    path = directory / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def run_reference(tmp_path_factory, text: str, name: str = "study.toml", **options) -> Path:
+    """Write ``text`` into a fresh folder and run it in-process (CPU); returns the store's
+    folder, ``<folder>/out``, with the study file beside it as ``<folder>/name``."""
+    root = tmp_path_factory.mktemp(Path(name).stem)
+    path = write_study(root, text, name)
+    run_study(load_study(path), root / "out", device="cpu", **options)
+    return root / "out"
+
+
+def snapshot(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Everything a store holds about its cells (less RUN_COLUMNS), in a canonical order:
+    the cells and the curves."""
+    res = load(directory)
+    cells = res.cells().drop(columns=RUN_COLUMNS).sort_values("cell_id").reset_index(drop=True)
+    curves = res.curves().sort_values(["cell_id", "metric", "step"]).reset_index(drop=True)
+    return cells, curves
+
+
+def assert_same_store(directory: Path, reference, steps: str | None = None) -> None:
+    """The store in ``directory`` equals ``reference`` (a folder, or its snapshot) exactly.
+    ``steps="reference"``: compare the curves at the reference's evaluation steps only (a
+    stopped stack adds one evaluation where it stopped, as the trainer's stop test shows)."""
+    cells, curves = snapshot(directory)
+    ref_cells, ref_curves = reference if isinstance(reference, tuple) else snapshot(reference)
+    pd.testing.assert_frame_equal(cells, ref_cells, check_exact=True)
+    if steps == "reference":
+        curves = curves[curves.step.isin(set(ref_curves.step))].reset_index(drop=True)
+    pd.testing.assert_frame_equal(curves, ref_curves, check_exact=True)
