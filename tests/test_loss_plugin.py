@@ -1,4 +1,4 @@
-"""A loss added in one place: the README's focal-loss plugin, with nothing else edited, is
+"""A loss added in one place: the focal-loss plugin of docs/losses.md, with nothing else edited, is
 listed by ``losslab list``/``show``, trained in a two-cell study and drawn by the report's
 loss-shape figure; its class and functional form follow from the one definition."""
 
@@ -22,13 +22,14 @@ from losslab.report import loss_shapes
 from losslab.report.build import plan
 from losslab.study import load, load_study, run_study
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+LOSSES_PAGE = Path(__file__).resolve().parents[1] / "docs" / "losses.md"
 MODULE = "my_losses"
 
 
 def readme_plugin() -> str:
-    """The python block of the README's "Adding a loss" section, the plugin module."""
-    section = README.read_text(encoding="utf-8").split("\n## Adding a loss", 1)[1]
+    """The python block of the "Adding a loss" section of docs/losses.md, the plugin
+    module."""
+    section = LOSSES_PAGE.read_text(encoding="utf-8").split("\n## Adding a loss", 1)[1]
     section = section.split("\n## ", 1)[0]
     (block,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
     assert block.startswith(f"# {MODULE}.py")
@@ -37,7 +38,7 @@ def readme_plugin() -> str:
 
 @pytest.fixture
 def plugin_dir(tmp_path, monkeypatch):
-    """The README's plugin module on sys.path; the registry is restored afterwards."""
+    """The plugin module of docs/losses.md on sys.path; the registry is restored afterwards."""
     (tmp_path / f"{MODULE}.py").write_text(readme_plugin())
     monkeypatch.syspath_prepend(str(tmp_path))
     before = dict(LOSSES)

@@ -65,7 +65,7 @@ class Section:
     omitted: list[str] = field(default_factory=list)
 
 
-# What each figure answers (also the README's list).
+# What each figure answers (also the list of docs/report.md).
 SECTIONS = {
     "shapes": ("Loss shapes", "How does each loss, and its gradient, respond to the output "
                "of the correct class? (Janocha & Czarnecki, Fig. 1)"),

@@ -94,7 +94,8 @@ class StudyResults:
         return "" if self.all_cells else "WHERE current = 1"
 
     def cells(self) -> pd.DataFrame:
-        """One row per cell; columns as in the README (NaN where a metric is absent).
+        """One row per cell; columns as in docs/studies.md, "The store" (NaN where a
+        metric is absent).
 
         Axis columns beyond the standard ones (e.g. ``batch_size`` when it varies) follow
         the standard columns.
