@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from losslab.console import progress_seconds
 from losslab.errors import LosslabError
 from losslab.study import load_study, run_study
-from losslab.study.cli import progress_seconds
 
 STEPS = 4000
 STUDY = f"""

@@ -82,7 +82,7 @@ def test_ctrl_c_stops_at_a_step_and_prints_and_saves_the_result_so_far(tmp_path)
 def test_a_second_ctrl_c_aborts():
     script = (
         "import time\n"
-        "from losslab.train.console import interruptible\n"
+        "from losslab.console import interruptible\n"
         "with interruptible() as stop:\n"
         "    print('ready', flush=True)\n"
         "    while True:\n"

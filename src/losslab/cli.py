@@ -268,6 +268,7 @@ def train_(
 
       losslab train --dataset checkerboard --loss gce --loss-arg q=0.5 --hidden 64,64
     """
+    from losslab.console import interruptible
     from losslab.data import (
         DATASETS,
         FALLBACK_TRAIN_DEFAULTS,
@@ -279,7 +280,7 @@ def train_(
     from losslab.models import MODELS
     from losslab.registry import resolve
     from losslab.train import TrainConfig, train
-    from losslab.train.console import ProgressDisplay, interruptible
+    from losslab.train.console import ProgressDisplay
 
     key, _ = resolve(DATASETS, dataset, "dataset")
     loss, _ = resolve(LOSSES, loss, "loss")
@@ -387,7 +388,8 @@ _LONG_RUN = 600.0
 
 def _check_duration(net: Any, data: Any, config: Any, yes: bool, quiet: bool) -> None:
     """Print the estimated time of a long run; refuse one over ``_LONG_RUN`` without --yes."""
-    from losslab.train.console import estimate_seconds, format_seconds
+    from losslab.console import duration
+    from losslab.train.console import estimate_seconds
 
     n = len(data.y_train)
     evaluated = n + sum(len(y) for y in (data.y_dev, data.y_test) if y is not None)
@@ -403,12 +405,12 @@ def _check_duration(net: Any, data: Any, config: Any, yes: bool, quiet: bool) ->
     if seconds > _LONG_RUN and not yes:
         raise LosslabError(
             f"--steps {config.steps} is {epochs:.0f} epochs of the {n} training samples and "
-            f"would take about {format_seconds(seconds)} here; pass --yes to run it anyway, or "
+            f"would take about {duration(seconds)} here; pass --yes to run it anyway, or "
             "lower --steps"
         )
     if seconds > 60 and not quiet:
         typer.echo(
-            f"estimated time: about {format_seconds(seconds)} ({epochs:.0f} epochs)", err=True
+            f"estimated time: about {duration(seconds)} ({epochs:.0f} epochs)", err=True
         )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from losslab.console import duration
 from losslab.metrics import stats
 from losslab.report.figures import label
 
@@ -38,14 +39,6 @@ def _diff(value: float, metric: str) -> str:
 def _table(title: str, note: str, columns: list[str], rows: list[list[str]],
            key: str) -> dict[str, Any]:
     return {"key": key, "title": title, "note": note, "columns": columns, "rows": rows}
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def missing(cells: pd.DataFrame) -> list[str]:
@@ -116,7 +109,7 @@ def final_metrics(cells: pd.DataFrame, metrics: list[str]) -> dict[str, Any]:
                 continue
             r = s.loc[cid]
             row.append(_mean(r["mean"], m) + _interval(r["ci_low"], r["ci_high"], m))
-        rows.append(row + [_duration(c["seconds"]) if math.isfinite(c["seconds"]) else "-"])
+        rows.append(row + [duration(c["seconds"]) if math.isfinite(c["seconds"]) else "-"])
     return _table(
         "Final metrics", "Mean over the finished seeds of each condition (a diverged model "
         "counts with its last finite evaluation) and its 95 % confidence interval in "
@@ -225,7 +218,7 @@ def context(results: Any, cells: pd.DataFrame, axes: list[str], reference: str |
         "status": [(s, int(counts.get(s, 0))) for s in
                    ("done", "diverged", "failed", "running", "pending")],
         "n_cells": len(cells),
-        "longest": _duration(float(cells["seconds"].max())) if cells["seconds"].notna().any()
+        "longest": duration(float(cells["seconds"].max())) if cells["seconds"].notna().any()
         else "-",
         "missing": missing(cells),
         "tables": out,

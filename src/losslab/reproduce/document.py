@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from losslab.console import duration
 from losslab.errors import LosslabError
 from losslab.metrics.stats import INTERVAL_METHOD
 from losslab.reproduce.claims import ClaimsFile, load_claims
@@ -143,7 +144,7 @@ def _runs(results_dir: Path) -> list[str]:
                 f"threads: {env.get('threads', '?')}",
                 "?" if load is None else f"{load:.2f}",
                 f"`{env.get('commit', '?')}`",
-                "?" if wall is None else _duration(wall),
+                "?" if wall is None else duration(wall),
                 str(run.get("outcome") or "?"),
             )) + " |")
     if not rows:
@@ -223,13 +224,6 @@ def _files(datasets: dict[str, None]) -> list[str]:
     lines = [f"- **{name}**: {files_needed(name)}." for name in datasets
              if name in ("cifar10", "cifar100")]
     return ["", "Where their data goes:", "", *lines] if lines else []
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else (
-        f"{minutes} min {secs:02d} s" if minutes else f"{secs} s")
 
 
 HEADER = """\

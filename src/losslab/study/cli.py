@@ -6,22 +6,20 @@ Thin: each verb calls :mod:`losslab.study` and prints. Registered into
 
 from __future__ import annotations
 
-import copy
 import json
-import math
-import signal
-import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+from losslab.console import Progress, duration, interruptible, seconds_left
 from losslab.errors import LosslabError
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from losslab.study.runner import RunEvents
     from losslab.study.spec import Study
 
 _RUN_HELP = """Run a study: every cell of the grid in STUDY.toml (or in the ready-made study
@@ -43,127 +41,43 @@ Examples:
 """
 
 
-def _fmt_seconds(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}"
-
-
-def progress_seconds() -> float:
-    """Seconds between plain progress lines: ``$LOSSLAB_PROGRESS_SECONDS``, default 15."""
-    import os
-
-    text = os.environ.get("LOSSLAB_PROGRESS_SECONDS", "15")
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise LosslabError(
-            f"LOSSLAB_PROGRESS_SECONDS must be a positive number of seconds, got {text!r}"
-        )
-    return value
-
-
 class _Display:
-    """A rich progress bar on a terminal, moving with the steps of the stacks in flight;
-    plain lines otherwise (logs, CI, nohup): one when a stack ends and one every
-    :func:`progress_seconds` while stacks train; nothing with --quiet."""
+    """``losslab run``'s view of the events of :func:`~losslab.study.runner.run_study`,
+    shown by :class:`losslab.console.Progress`: on a terminal a bar that moves with the
+    steps of the stacks in flight; otherwise a line when a stack ends and one every
+    :func:`~losslab.console.progress_seconds` while stacks train; nothing with --quiet."""
 
-    def __init__(self, quiet: bool, name: str):
-        from rich.console import Console
-
-        self.quiet = quiet
-        self.console = Console(stderr=True)
-        self.live = not quiet and self.console.is_terminal
-        self.bar = None
-        self.name = name
+    def __init__(self, quiet: bool, name: str) -> None:
+        self.progress = Progress(name, ("cells", "rate", "steps"),
+                                 mode="quiet" if quiet else "auto")
         self.last_cells = ""
         self.seen_messages = 0
-        self.latest = None
-        self.lock = threading.Lock()
-        self.finished = threading.Event()
-        self.ticker: threading.Thread | None = None
-        self.interval = progress_seconds()
 
     def __enter__(self) -> _Display:
-        if self.live:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                TextColumn("{task.fields[cells]}"),
-                TextColumn("{task.fields[rate]}"),
-                TextColumn("{task.fields[steps]}"),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=self.console,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task(self.name, total=1, cells="", rate="", steps="")
-        elif not self.quiet:
-            self.ticker = threading.Thread(target=self._tick, daemon=True)
-            self.ticker.start()
+        self.progress.__enter__()
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.finished.set()
-        if self.ticker is not None:
-            self.ticker.join()
-        if self.bar is not None:
-            self.bar.stop()
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
 
-    def _tick(self) -> None:
-        # Off a terminal a line appears every interval even when no report arrives (a long
-        # evaluation, a stack still loading its data), so a log never goes silent.
-        while not self.finished.wait(self.interval):
-            with self.lock:
-                if self.latest is not None:
-                    self.console.print(self._line(self.latest), highlight=False)
-
-    def _parts(self, ev) -> tuple[str, str, str, float]:
+    def update(self, ev: RunEvents) -> None:
+        for message in ev.messages[self.seen_messages :]:
+            self.progress.message(message)
+        self.seen_messages = len(ev.messages)
         steps = ev.model_steps_done + ev.model_steps_live
         elapsed = time.perf_counter() - ev.started
-        rate = steps / elapsed if elapsed > 0 else 0.0
-        cells = f"{ev.done}/{ev.total} cells"
-        if ev.failed:
-            cells += f", {ev.failed} failed"
+        rate = f"{steps / elapsed if elapsed > 0 else 0.0:,.0f} model-steps/s"
+        cells = f"{ev.done}/{ev.total} cells" + (f", {ev.failed} failed" if ev.failed else "")
         live = sorted(ev.stacks_live.values(), key=lambda s: -s[0])
         running = ", ".join(f"{step}/{total}" for step, total in live[:4])
         running = (f"step {running}" if len(live) == 1 else
                    f"steps {running}" + (" ..." if len(live) > 4 else "") if live else "")
-        left = ev.model_steps_total - steps
-        eta = left / rate if rate > 0 else math.inf
-        return cells, f"{rate:,.0f} model-steps/s", running, eta
-
-    def _line(self, ev) -> str:
-        cells, rate, running, eta = self._parts(ev)
-        return "  ".join(p for p in (cells, rate, running, f"ETA {_fmt_seconds(eta)}") if p)
-
-    def update(self, ev) -> None:
-        if self.quiet:
-            return
-        with self.lock:
-            for message in ev.messages[self.seen_messages :]:
-                self.console.print(message)
-            self.seen_messages = len(ev.messages)
-            # A copy: the driver changes the events while the timer thread reads them.
-            self.latest = copy.copy(ev)
-            self.latest.stacks_live = dict(ev.stacks_live)
-            cells, rate, running, _ = self._parts(ev)
-            if self.bar is not None:
-                steps = ev.model_steps_done + ev.model_steps_live
-                self.bar.update(self.task, total=max(ev.model_steps_total, 1),
-                                completed=steps, cells=cells, rate=rate, steps=running)
-                return
-            # Plain output: a line per finished stack here, the timer's lines in between.
-            if cells != self.last_cells:
-                self.console.print(self._line(ev), highlight=False)
-                self.last_cells = cells
+        eta = duration(seconds_left(steps, ev.model_steps_total, elapsed))
+        line = "  ".join(p for p in (cells, rate, running, f"ETA {eta}") if p)
+        # Off a terminal a line per finished stack, the timer's lines in between.
+        self.progress.update(steps, ev.model_steps_total, line, now=cells != self.last_cells,
+                             cells=cells, rate=rate, steps=running)
+        self.last_cells = cells
 
 
 def run(
@@ -207,24 +121,13 @@ def run(
     if dry_run:
         _dry_run(study, out, device, max_stack, executor, jobs, threads)
         return
-    stop = threading.Event()
-
-    def interrupt(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = signal.signal(signal.SIGINT, interrupt)
     started = time.perf_counter()
-    try:
-        with _Display(quiet, study.name) as display:
-            events = run_study(study, out, executor=executor, jobs=jobs, threads=threads,
-                               address=address,
-                               device=device, max_stack=max_stack, on_update=display.update,
-                               stop=stop, checkpoint_every=checkpoint_every,
-                               checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    with interruptible("the cells stored so far") as stop, _Display(quiet, study.name) as display:
+        events = run_study(study, out, executor=executor, jobs=jobs, threads=threads,
+                           address=address,
+                           device=device, max_stack=max_stack, on_update=display.update,
+                           stop=stop, checkpoint_every=checkpoint_every,
+                           checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None)
     from losslab.study.runner import default_out
 
     where = out if out is not None else default_out(study)
@@ -236,7 +139,7 @@ def run(
         raise typer.Exit(130)
     if not quiet:
         line = (f"{study.name}: {events.done}/{events.total} cells stored in {where} "
-                f"({trained} trained now in {_fmt_seconds(seconds)}")
+                f"({trained} trained now in {duration(seconds)}")
         line += f", {events.failed} failed" if events.failed else ""
         line += f", {events.held} left to another run" if events.held else ""
         typer.echo(line + ")")
@@ -287,19 +190,19 @@ def _dry_run(study: Study, out: str | None, device: str, max_stack: int, executo
         typer.echo(
             f"  stack {group.stack_id}: {len(group.cells)} models ({losses} losses x {seeds} "
             f"seeds), {first['dataset']} / {first['model']} / {first['activation']}, "
-            f"{first['steps']} steps, ~{_fmt_seconds(estimate)}"
+            f"{first['steps']} steps, ~{duration(estimate)}"
         )
     if study.spec.tune is not None:
         tune = study.spec.tune
         typer.echo(
             f"  [tune] {tune.method}: {told.tuning_models} tuning models first "
-            f"(seeds {tune.seeds}, dev split), ~{_fmt_seconds(told.tuning_seconds)}"
+            f"(seeds {tune.seeds}, dev split), ~{duration(told.tuning_seconds)}"
         )
     threads_text = "torch's default threads" if policy.threads is None else (
         f"{policy.threads} thread{'s' if policy.threads > 1 else ''}")
     typer.echo(f"parallelism: {policy.executor}, {policy.jobs or 'all'} worker(s) x "
                f"{threads_text} ({policy.why})")
-    typer.echo(f"estimated time (this machine when idle): ~{_fmt_seconds(told.total)}")
+    typer.echo(f"estimated time (this machine when idle): ~{duration(told.total)}")
     if missing:
         typer.echo(f"the run stops before training until the data of {', '.join(missing)} "
                    "is there (see above)")

@@ -15,7 +15,7 @@ Modules: :mod:`~losslab.train.config` (TrainConfig, ModelSpec, lr decays),
 losses in few calls), :mod:`~losslab.train.optim` (per-model lr and weight decay),
 :mod:`~losslab.train.tracker` (divergence, early stopping, best weights),
 :mod:`~losslab.train.evaluate` (chunked evaluation), :mod:`~losslab.train.measure`
-(measurement hooks), :mod:`~losslab.train.console` (progress display, Ctrl-C),
+(measurement hooks), :mod:`~losslab.train.console` (progress display),
 :mod:`~losslab.train.engine` (the loop), :mod:`~losslab.train.checkpoint` (checkpoint
 files), :mod:`~losslab.train.result` (TrainResult and its JSON), :mod:`~losslab.train.api`
 (train, train_many).
