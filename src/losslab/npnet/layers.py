@@ -94,7 +94,16 @@ def init_weight(
 
 
 class Layer:
-    """Base class: ``params``/``grads`` dicts, train/eval mode, ``__call__ = forward``."""
+    """Base class: ``params``/``grads`` dicts, train/eval mode, ``__call__ = forward``.
+
+    A layer that wraps one functional pair names it in ``op``: ``forward`` then runs
+    ``F.<op>_forward(x, *self._op_args())`` and keeps the cache, and ``backward`` runs
+    ``F.<op>_backward(dout, cache)``, storing the parameter gradients it returns after dx
+    under ``grad_names``.
+    """
+
+    op: str | None = None
+    grad_names: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.params: dict[str, Array] = {}
@@ -103,11 +112,26 @@ class Layer:
         # what forward keeps for backward (a tuple, a shape...); None: forward not run
         self._cache: Any = None
 
+    def _op_args(self) -> tuple:
+        """The arguments after x of ``F.<op>_forward``."""
+        return ()
+
     def forward(self, x: Array) -> Array:
-        raise NotImplementedError
+        if self.op is None:
+            raise NotImplementedError
+        out, self._cache = getattr(F, f"{self.op}_forward")(x, *self._op_args())
+        return out
 
     def backward(self, dout: Array) -> Array:
-        raise NotImplementedError
+        if self.op is None:
+            raise NotImplementedError
+        self._check_cache()
+        result = getattr(F, f"{self.op}_backward")(dout, self._cache)
+        if not self.grad_names:
+            return result
+        dx, *grads = result
+        self.grads.update(zip(self.grad_names, grads, strict=True))
+        return dx
 
     def train(self) -> Layer:
         """Training mode (dropout active, batch-norm on batch statistics)."""
@@ -169,20 +193,16 @@ class PReLU(Layer):
         dtype: parameter dtype.
     """
 
+    op, grad_names = "prelu", ("weight",)
+
     def __init__(
         self, num_parameters: int = 1, init: float = 0.25, dtype: npt.DTypeLike = np.float64
     ) -> None:
         super().__init__()
         self.params["weight"] = np.full(num_parameters, init, dtype=dtype)
 
-    def forward(self, x: Array) -> Array:
-        out, self._cache = F.prelu_forward(x, self.params["weight"])
-        return out
-
-    def backward(self, dout: Array) -> Array:
-        self._check_cache()
-        dx, self.grads["weight"] = F.prelu_backward(dout, self._cache)
-        return dx
+    def _op_args(self) -> tuple:
+        return (self.params["weight"],)
 
 
 class AdaptiveReLU(Layer):
@@ -195,6 +215,8 @@ class AdaptiveReLU(Layer):
         init_weight: initial w (default 0: starts as a PReLU of slope ``init_slope``).
         dtype: parameter dtype.
     """
+
+    op, grad_names = "adaptive_relu", ("weight", "bias")
 
     def __init__(
         self,
@@ -210,14 +232,8 @@ class AdaptiveReLU(Layer):
         self.params["weight"] = np.full(num_parameters, init_weight, dtype=dtype)
         self.params["bias"] = np.full(num_parameters, logit, dtype=dtype)
 
-    def forward(self, x: Array) -> Array:
-        out, self._cache = F.adaptive_relu_forward(x, self.params["weight"], self.params["bias"])
-        return out
-
-    def backward(self, dout: Array) -> Array:
-        self._check_cache()
-        dx, self.grads["weight"], self.grads["bias"] = F.adaptive_relu_backward(dout, self._cache)
-        return dx
+    def _op_args(self) -> tuple:
+        return self.params["weight"], self.params["bias"]
 
 
 class Swish(Layer):
@@ -229,6 +245,8 @@ class Swish(Layer):
         dtype: parameter dtype.
     """
 
+    op = "swish"
+
     def __init__(
         self, beta: float = 1.0, trainable: bool = False, dtype: npt.DTypeLike = np.float64
     ) -> None:
@@ -238,13 +256,12 @@ class Swish(Layer):
         if trainable:
             self.params["beta"] = self.beta
 
-    def forward(self, x: Array) -> Array:
-        out, self._cache = F.swish_forward(x, self.beta)
-        return out
+    def _op_args(self) -> tuple:
+        return (self.beta,)
 
     def backward(self, dout: Array) -> Array:
-        self._check_cache()
-        dx, dbeta = F.swish_backward(dout, self._cache)
+        # A fixed beta gets a gradient too; it is dropped, not stored.
+        dx, dbeta = super().backward(dout)
         if self.trainable:
             self.grads["beta"] = dbeta
         return dx
@@ -304,14 +321,23 @@ def get_activation(name: str, **kwargs: Any) -> Layer:
 
 
 class _Weighted(Layer):
-    """Linear and Conv2d: a weight "W", an optional bias "b", and a backward that can skip dx."""
+    """Linear and Conv2d: a weight "W", an optional bias "b", and a backward that can skip dx.
 
-    def _fill_grads(self, grads: tuple[Array | None, Array, Array | None]) -> Array | None:
-        """Store the (dW, db) of a functional backward's (dx, dW, db) in ``grads``; return dx."""
-        dx, self.grads["W"], db = grads
-        if db is not None:
-            self.grads["b"] = db
-        return dx
+    Args:
+        shape: of W.
+        fan_in, fan_out, init, rng, dtype: as :func:`init_weight` (``rng`` a seed or a
+            generator).
+        bias: learn a bias, initialised to 0.
+        outputs: the bias's length.
+    """
+
+    def __init__(self, shape: tuple[int, ...], fan_in: int, fan_out: int, outputs: int,
+                 bias: bool, init: str, rng: np.random.Generator | int,
+                 dtype: npt.DTypeLike) -> None:
+        super().__init__()
+        self.params["W"] = init_weight(init, shape, fan_in, fan_out, as_rng(rng), dtype)
+        if bias:
+            self.params["b"] = np.zeros(outputs, dtype=dtype)
 
     # input_grad=False returns None: only the first layer of a net may skip dx.
     @overload
@@ -323,10 +349,12 @@ class _Weighted(Layer):
     def backward(self, dout: Array, input_grad: bool = True) -> Array | None:
         """Fill ``grads``; return dx, or None with ``input_grad=False`` (first layer)."""
         self._check_cache()
-        return self._fill_grads(self._backward(dout, input_grad))
-
-    def _backward(self, dout: Array, input_grad: bool) -> tuple[Array | None, Array, Array | None]:
-        raise NotImplementedError
+        grads: tuple[Array | None, Array, Array | None] = getattr(F, f"{self.op}_backward")(
+            dout, self._cache, input_grad)
+        dx, self.grads["W"], db = grads
+        if db is not None:
+            self.grads["b"] = db
+        return dx
 
 
 class Linear(_Weighted):
@@ -341,6 +369,8 @@ class Linear(_Weighted):
         dtype: parameter dtype (default float64).
     """
 
+    op = "linear"
+
     def __init__(
         self,
         in_features: int,
@@ -350,19 +380,11 @@ class Linear(_Weighted):
         rng: np.random.Generator | int = 0,
         dtype: npt.DTypeLike = np.float64,
     ) -> None:
-        super().__init__()
-        self.params["W"] = init_weight(
-            init, (in_features, out_features), in_features, out_features, as_rng(rng), dtype
-        )
-        if bias:
-            self.params["b"] = np.zeros(out_features, dtype=dtype)
+        super().__init__((in_features, out_features), in_features, out_features, out_features,
+                         bias, init, rng, dtype)
 
-    def forward(self, x: Array) -> Array:
-        out, self._cache = F.linear_forward(x, self.params["W"], self.params.get("b"))
-        return out
-
-    def _backward(self, dout: Array, input_grad: bool) -> tuple[Array | None, Array, Array | None]:
-        return F.linear_backward(dout, self._cache, input_grad)
+    def _op_args(self) -> tuple:
+        return self.params["W"], self.params.get("b")
 
 
 class Conv2d(_Weighted):
@@ -378,6 +400,8 @@ class Conv2d(_Weighted):
         rng, dtype: as :class:`Linear`.
     """
 
+    op = "conv2d"
+
     def __init__(
         self,
         in_channels: int,
@@ -390,28 +414,13 @@ class Conv2d(_Weighted):
         rng: np.random.Generator | int = 0,
         dtype: npt.DTypeLike = np.float64,
     ) -> None:
-        super().__init__()
         kh, kw = F._pair(kernel_size)
+        super().__init__((out_channels, in_channels, kh, kw), in_channels * kh * kw,
+                         out_channels * kh * kw, out_channels, bias, init, rng, dtype)
         self.stride, self.padding = stride, padding
-        self.params["W"] = init_weight(
-            init,
-            (out_channels, in_channels, kh, kw),
-            in_channels * kh * kw,
-            out_channels * kh * kw,
-            as_rng(rng),
-            dtype,
-        )
-        if bias:
-            self.params["b"] = np.zeros(out_channels, dtype=dtype)
 
-    def forward(self, x: Array) -> Array:
-        out, self._cache = F.conv2d_forward(
-            x, self.params["W"], self.params.get("b"), self.stride, self.padding
-        )
-        return out
-
-    def _backward(self, dout: Array, input_grad: bool) -> tuple[Array | None, Array, Array | None]:
-        return F.conv2d_backward(dout, self._cache, input_grad)
+    def _op_args(self) -> tuple:
+        return self.params["W"], self.params.get("b"), self.stride, self.padding
 
 
 class BatchNorm(Layer):
@@ -426,6 +435,8 @@ class BatchNorm(Layer):
         momentum: running-average weight of a new batch (0.1, PyTorch's convention).
         dtype: parameter dtype.
     """
+
+    op, grad_names = "batchnorm", ("gamma", "beta")
 
     def __init__(
         self,
@@ -443,22 +454,9 @@ class BatchNorm(Layer):
             "var": np.ones(num_features, dtype=dtype),
         }
 
-    def forward(self, x: Array) -> Array:
-        out, self._cache = F.batchnorm_forward(
-            x,
-            self.params["gamma"],
-            self.params["beta"],
-            self.eps,
-            self.running,
-            self.momentum,
-            self.training,
-        )
-        return out
-
-    def backward(self, dout: Array) -> Array:
-        self._check_cache()
-        dx, self.grads["gamma"], self.grads["beta"] = F.batchnorm_backward(dout, self._cache)
-        return dx
+    def _op_args(self) -> tuple:
+        return (self.params["gamma"], self.params["beta"], self.eps, self.running,
+                self.momentum, self.training)
 
 
 class Dropout(Layer):
@@ -492,6 +490,8 @@ class Dropout(Layer):
 class MaxPool2d(Layer):
     """Max pooling over (N, C, H, W); ``stride`` defaults to ``kernel_size``."""
 
+    op = "max_pool2d"
+
     def __init__(
         self,
         kernel_size: int | tuple[int, int],
@@ -501,25 +501,14 @@ class MaxPool2d(Layer):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
-    def forward(self, x: Array) -> Array:
-        out, self._cache = F.max_pool2d_forward(x, self.kernel_size, self.stride, self.padding)
-        return out
-
-    def backward(self, dout: Array) -> Array:
-        self._check_cache()
-        return F.max_pool2d_backward(dout, self._cache)
+    def _op_args(self) -> tuple:
+        return self.kernel_size, self.stride, self.padding
 
 
 class AvgPool2d(MaxPool2d):
     """Average pooling over (N, C, H, W), zero padding counted (PyTorch's default)."""
 
-    def forward(self, x: Array) -> Array:
-        out, self._cache = F.avg_pool2d_forward(x, self.kernel_size, self.stride, self.padding)
-        return out
-
-    def backward(self, dout: Array) -> Array:
-        self._check_cache()
-        return F.avg_pool2d_backward(dout, self._cache)
+    op = "avg_pool2d"
 
 
 class Softmax(Layer):
@@ -528,13 +517,7 @@ class Softmax(Layer):
     Training uses a loss on the logits instead (``get_loss("log")`` fuses the softmax).
     """
 
-    def forward(self, x: Array) -> Array:
-        out, self._cache = F.softmax_forward(x)
-        return out
-
-    def backward(self, dout: Array) -> Array:
-        self._check_cache()
-        return F.softmax_backward(dout, self._cache)
+    op = "softmax"
 
 
 class Flatten(Layer):
