@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from losslab import cli
+from losslab.data import load_dataset
 from losslab.train.console import ProgressDisplay
 
 runner = CliRunner()
@@ -73,10 +74,16 @@ def test_ctrl_c_stops_at_a_step_and_prints_and_saves_the_result_so_far(tmp_path)
     assert "interrupted after" in out
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["interrupted"] is True and 0 < summary["steps"] < 200000
-    assert 0.0 <= summary["test_accuracy"] <= 1.0
     saved = json.loads(out_file.read_text())
     assert saved["result"]["interrupted"] is True
     assert saved["result"]["steps_run"] == summary["steps"]
+    # The accuracy printed is an evaluation at the stopping step, the one saved: a whole
+    # number k of the n test images right. k/n is rounded once to float64 and the product
+    # by n once more, so k/n * n is within n * 2^-52 of the integer k.
+    assert summary["test_accuracy"] == saved["result"]["final"]["test_accuracy"]
+    n = len(load_dataset("digits").y_test)
+    right = summary["test_accuracy"] * n
+    assert abs(right - round(right)) <= n * 2.0**-52
 
 
 def test_a_second_ctrl_c_aborts():
