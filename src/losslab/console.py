@@ -29,7 +29,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from losslab.errors import LosslabError
 
@@ -141,8 +141,9 @@ class Progress:
             columns += [TextColumn("ETA"), TimeRemainingColumn()]
             bar = Bar(*columns, console=Console(file=self.stream))
             bar.start()
-            self._task = bar.add_task(self.description, total=None,
-                                      **dict.fromkeys(self.fields, ""))
+            # Any: rich's keyword arguments are typed as its own; these are its task fields.
+            blank: dict[str, Any] = dict.fromkeys(self.fields, "")
+            self._task = bar.add_task(self.description, total=None, **blank)
             self._bar = bar
         elif self.mode == "lines":
             self._ticker = threading.Thread(target=self._tick, daemon=True)
@@ -184,7 +185,8 @@ class Progress:
             return
         with self._lock:
             if self._bar is not None and self._task is not None:
-                self._bar.update(self._task, total=max(total, 1), completed=done, **fields)
+                texts: dict[str, Any] = fields
+                self._bar.update(self._task, total=max(total, 1), completed=done, **texts)
                 return
             self._line = line
             if now or not self._printed:
