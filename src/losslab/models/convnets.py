@@ -40,7 +40,35 @@ def _as_images(x: torch.Tensor, channels: int, size: int, model: str) -> torch.T
     return x
 
 
-class JanochaConvNet(nn.Module):
+class _ImageNet(nn.Module):
+    """A net of ``features`` then ``classifier`` over square images.
+
+    Args:
+        name: the registry name (for messages).
+        in_channels: C_in; ``image_size``: S, at least ``min_size``; ``classes``: C.
+
+    Shape:
+        input (N, C_in, S, S), or (N, S, S) when C_in = 1; output (N, C).
+    """
+
+    features: nn.Module
+    classifier: nn.Module
+
+    def __init__(self, name: str, in_channels: int, image_size: int, classes: int,
+                 min_size: int = 1) -> None:
+        super().__init__()
+        self.name = name
+        self.in_channels = check_int("in_channels", in_channels, 1)
+        self.image_size = check_int("image_size", image_size, min_size)
+        check_int("classes", classes, 1)
+        self.sample_shape = (in_channels, image_size, image_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _as_images(x, self.in_channels, self.image_size, self.name)
+        return self.classifier(self.features(x))
+
+
+class JanochaConvNet(_ImageNet):
     """The CIFAR-10 convnet of Janocha & Czarnecki 2017, §3.
 
     Three blocks ``Conv(k x k, 64, same padding) -> activation -> [BatchNorm2d] -> pool``
@@ -49,6 +77,17 @@ class JanochaConvNet(nn.Module):
     units, C logits). The paper lists "ReLU activation functions, batch-normalisation and
     pooling operations in between them" in that order, which we follow; pools use padding
     1 ("same" pooling, 32 -> 16 -> 8 -> 4) and average pools ignore the padding.
+
+    Args:
+        in_channels: C_in (default 3).
+        classes: C (default 10).
+        image_size: S, the side of the square input (default 32).
+        channels: filters per convolution (default 64).
+        kernel_size: odd convolution size (default 5).
+        hidden: width of the fully connected hidden layer (default 128).
+        activation, activation_kwargs: a ``losslab.activations`` name (default "relu").
+        batchnorm: batch-norm after each convolution's activation (default True).
+        dropout: dropout before the output layer (default 0, as in the paper).
 
     Shape:
         input (N, C_in, S, S), or (N, S, S) when C_in = 1; output (N, C).
@@ -67,10 +106,7 @@ class JanochaConvNet(nn.Module):
         batchnorm: bool = True,
         dropout: float = 0.0,
     ):
-        super().__init__()
-        self.in_channels = check_int("in_channels", in_channels, 1)
-        self.image_size = check_int("image_size", image_size, 4)
-        check_int("classes", classes, 1)
+        super().__init__("janocha_convnet", in_channels, image_size, classes, min_size=4)
         check_int("channels", channels, 1)
         check_int("hidden", hidden, 1)
         if check_int("kernel_size", kernel_size, 1) % 2 == 0:
@@ -100,38 +136,17 @@ class JanochaConvNet(nn.Module):
             head.append(nn.Dropout(dropout))
         head.append(nn.Linear(hidden, classes))
         self.classifier = nn.Sequential(*head)
-        self.sample_shape = (in_channels, image_size, image_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _as_images(x, self.in_channels, self.image_size, "janocha_convnet")
-        return self.classifier(self.features(x))
 
 
 janocha_convnet = initialised(
     JanochaConvNet,
     "janocha_convnet",
-    """An initialised :class:`JanochaConvNet` (seed: Janocha & Czarnecki 2017, §3, CIFAR-10).
-
-    Args:
-        in_channels: C_in (default 3).
-        classes: C (default 10).
-        image_size: S, the side of the square input (default 32).
-        channels: filters per convolution (default 64).
-        kernel_size: odd convolution size (default 5).
-        hidden: width of the fully connected hidden layer (default 128).
-        activation, activation_kwargs: a ``losslab.activations`` name (default "relu").
-        batchnorm: batch-norm after each convolution's activation (default True).
-        dropout: dropout before the output layer (default 0, as in the paper).
-        init: weight initialiser (default "he", for ReLU-like activations).
-        seed, generator: where the weights come from.
-
-    Shape:
-        input (N, C_in, S, S), or (N, S, S) when C_in = 1; output (N, C).
-    """,
+    "An initialised :class:`JanochaConvNet` (seed: Janocha & Czarnecki 2017, §3, CIFAR-10).",
+    init_note=", for ReLU-like activations",
 )
 
 
-class LeNet5(nn.Module):
+class LeNet5(_ImageNet):
     """LeNet-5 adjusted for CIFAR-10/100 (Berlyand et al. §3.2-3.3, their ref. [21]).
 
     ``Conv(5x5, 6) -> act -> MaxPool(2) -> Conv(5x5, 16) -> act -> MaxPool(2) ->
@@ -140,6 +155,14 @@ class LeNet5(nn.Module):
     afterwards two fully connected layers" with "over 50,000 parameters"; we read it as
     the classic CIFAR LeNet-5 (62,006 parameters for C = 10) whose two fully connected
     hidden layers precede the output layer.
+
+    Args:
+        in_channels: C_in (default 3).
+        classes: C (default 10; 100 for CIFAR-100 fine labels, 20 for coarse).
+        image_size: S (default 32; at least 16).
+        activation, activation_kwargs: a ``losslab.activations`` name (default "relu").
+        bias: biases in every layer (default True; ``bias=False`` with ReLU makes the
+            logits exactly homogeneous in the weights, ``z = R * z_hat``).
 
     Shape:
         input (N, C_in, S, S), or (N, S, S) when C_in = 1; output (N, C).
@@ -154,10 +177,7 @@ class LeNet5(nn.Module):
         activation_kwargs: Mapping[str, Any] | None = None,
         bias: bool = True,
     ):
-        super().__init__()
-        self.in_channels = check_int("in_channels", in_channels, 1)
-        self.image_size = check_int("image_size", image_size, 16)
-        check_int("classes", classes, 1)
+        super().__init__("lenet5", in_channels, image_size, classes, min_size=16)
         size = ((image_size - 4) // 2 - 4) // 2
 
         def act() -> nn.Module:
@@ -173,31 +193,12 @@ class LeNet5(nn.Module):
             nn.Linear(120, 84, bias=bias), act(),
             nn.Linear(84, classes, bias=bias),
         )  # fmt: skip
-        self.sample_shape = (in_channels, image_size, image_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _as_images(x, self.in_channels, self.image_size, "lenet5")
-        return self.classifier(self.features(x))
 
 
 lenet5 = initialised(
     LeNet5,
     "lenet5",
-    """An initialised :class:`LeNet5` (seed: Berlyand, Creese & Jabin 2021, §3.2-3.3).
-
-    Args:
-        in_channels: C_in (default 3).
-        classes: C (default 10; 100 for CIFAR-100 fine labels, 20 for coarse).
-        image_size: S (default 32; at least 16).
-        activation, activation_kwargs: a ``losslab.activations`` name (default "relu").
-        bias: biases in every layer (default True; ``bias=False`` with ReLU makes the
-            logits exactly homogeneous in the weights, ``z = R * z_hat``).
-        init: weight initialiser (default "he").
-        seed, generator: where the weights come from.
-
-    Shape:
-        input (N, C_in, S, S), or (N, S, S) when C_in = 1; output (N, C).
-    """,
+    "An initialised :class:`LeNet5` (seed: Berlyand, Creese & Jabin 2021, §3.2-3.3).",
 )
 
 
@@ -205,7 +206,7 @@ lenet5 = initialised(
 _VGG_LAYOUT = (1, "M", 2, "M", 4, 4, "M", 8, 8, "M", 8, 8, "M")
 
 
-class VGGSmall(nn.Module):
+class VGGSmall(_ImageNet):
     """The VGG-like CNN of the Daza assignment (question 4; Simonyan & Zisserman 2014).
 
     The report says only "a series of convolutional layers, batch normalization, ReLU
@@ -214,6 +215,15 @@ class VGGSmall(nn.Module):
     64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512, M channels (``width`` = 64), each
     ``Conv -> [BatchNorm2d] -> activation``, "M" a 3x3 stride-2 max-pool with padding 1,
     then one ``Linear`` to C logits (32 x 32 inputs end at 1 x 1 x 512).
+
+    Args:
+        in_channels: C_in (default 3).
+        classes: C (default 10).
+        image_size: S (default 32).
+        batchnorm: batch-norm after every convolution (default True).
+        width: channels of the first convolution; the others are 2x, 4x, 8x it
+            (default 64, the assignment's net: 9.23M parameters; 16 for a quick CPU run).
+        activation, activation_kwargs: a ``losslab.activations`` name (default "relu").
 
     Shape:
         input (N, C_in, S, S), or (N, S, S) when C_in = 1; output (N, C).
@@ -229,10 +239,7 @@ class VGGSmall(nn.Module):
         activation: str = "relu",
         activation_kwargs: Mapping[str, Any] | None = None,
     ):
-        super().__init__()
-        self.in_channels = check_int("in_channels", in_channels, 1)
-        self.image_size = check_int("image_size", image_size, 1)
-        check_int("classes", classes, 1)
+        super().__init__("vgg_small", in_channels, image_size, classes)
         check_int("width", width, 1)
         layers: list[nn.Module] = []
         size, previous = image_size, in_channels
@@ -248,33 +255,13 @@ class VGGSmall(nn.Module):
             previous = item * width
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(previous * size * size, classes))
-        self.sample_shape = (in_channels, image_size, image_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _as_images(x, self.in_channels, self.image_size, "vgg_small")
-        return self.classifier(self.features(x))
 
 
 vgg_small = initialised(
     VGGSmall,
     "vgg_small",
     """An initialised :class:`VGGSmall` (seed: Daza assignment, question 4: 77.0 ± 0.6 %
-    CIFAR-10 test accuracy with batch-norm, 73.8 % without, Adam 1e-4, 5000 steps).
-
-    Args:
-        in_channels: C_in (default 3).
-        classes: C (default 10).
-        image_size: S (default 32).
-        batchnorm: batch-norm after every convolution (default True).
-        width: channels of the first convolution; the others are 2x, 4x, 8x it
-            (default 64, the assignment's net: 9.23M parameters; 16 for a quick CPU run).
-        activation, activation_kwargs: a ``losslab.activations`` name (default "relu").
-        init: weight initialiser (default "he").
-        seed, generator: where the weights come from.
-
-    Shape:
-        input (N, C_in, S, S), or (N, S, S) when C_in = 1; output (N, C).
-    """,
+    CIFAR-10 test accuracy with batch-norm, 73.8 % without, Adam 1e-4, 5000 steps).""",
 )
 
 
@@ -284,6 +271,13 @@ class MNIST1DCNN(nn.Module):
     ``Conv1d(1, K, 5, stride 2, pad 1) -> act -> Conv1d(K, K, 3, 2, 1) -> act ->
     Conv1d(K, K, 3, 2, 1) -> act -> flatten -> Linear(K L', C)``; for L = 40, K = 25 the
     lengths go 40 -> 19 -> 10 -> 5 and the linear layer reads 125 features.
+
+    Args:
+        length: L, samples per signal (default 40).
+        channels: K, channels of each convolution (default 25).
+        classes: C (default 10).
+        activation, activation_kwargs: a ``losslab.activations`` name (default "relu").
+        bias: biases in every layer (default True).
 
     Shape:
         input (N, L) or (N, 1, L); output (N, C).
@@ -333,18 +327,6 @@ mnist1d_cnn = initialised(
     MNIST1DCNN,
     "mnist1d_cnn",
     """An initialised :class:`MNIST1DCNN`, 5,210 parameters by default (Greydanus & Kobak,
-    "Scaling down deep learning", ICML 2024: ~94 % test accuracy on MNIST-1D).
-
-    Args:
-        length: L, samples per signal (default 40).
-        channels: K, channels of each convolution (default 25).
-        classes: C (default 10).
-        activation, activation_kwargs: a ``losslab.activations`` name (default "relu").
-        bias: biases in every layer (default True).
-        init: weight initialiser (default "he"; the paper used PyTorch's default, "torch").
-        seed, generator: where the weights come from.
-
-    Shape:
-        input (N, L) or (N, 1, L); output (N, C).
-    """,
+    "Scaling down deep learning", ICML 2024: ~94 % test accuracy on MNIST-1D).""",
+    init_note="; the paper used PyTorch's default, 'torch'",
 )

@@ -111,16 +111,18 @@ def build_initialised(
 
 
 def initialised(
-    cls: type[nn.Module], name: str, doc: str, default_init: str = "he"
+    cls: type[nn.Module], name: str, summary: str, default_init: str = "he", init_note: str = ""
 ) -> Callable[..., Any]:
     """The factory of ``cls``: ``cls``'s arguments, then ``init=default_init``, ``seed=None``,
     ``generator=None``; it builds with :func:`build_initialised`.
 
     Args:
-        cls: the model class, whose ``__init__`` signature the factory takes over.
+        cls: the model class, whose ``__init__`` signature the factory takes over and whose
+            docstring (Args, Shape) ends the factory's.
         name: the factory's name (its registry name).
-        doc: the factory's docstring (its Args section names ``init``, ``seed``, ``generator``).
+        summary: the first paragraph of the factory's docstring (which seed it builds).
         default_init: the default weight initialiser.
+        init_note: said of ``init`` after its default (e.g. what the paper used).
     """
     own = list(inspect.signature(cls).parameters.values())
     signature = inspect.Signature([
@@ -139,7 +141,12 @@ def initialised(
                                  seed=given["seed"], generator=given["generator"])  # fmt: skip
 
     factory.__signature__ = signature  # type: ignore[attr-defined]
-    factory.__doc__ = doc
+    factory.__doc__ = (
+        f"{inspect.cleandoc(summary)}\n\nTakes the arguments of :class:`{cls.__name__}`, then "
+        f"``init``, the weight initialiser (default {default_init!r}{init_note}), and ``seed`` "
+        "or ``generator``, where the weights come from (see :func:`make_generator`).\n\n"
+        f"{inspect.cleandoc(cls.__doc__ or '')}"
+    )
     factory.__module__ = cls.__module__
     factory.__name__ = factory.__qualname__ = name
     return factory
@@ -175,8 +182,27 @@ class MLP(nn.Sequential):
     standard layers is what lets :func:`losslab.models.stack_models` run M of them as
     batched matmuls.
 
+    Args:
+        in_features: D, values per sample (the input is flattened).
+        hidden: widths of the hidden layers, default ``()`` (logistic regression); e.g.
+            ``[200] * 5`` for Janocha's toy net.
+        classes: C, number of logits (default 10).
+        activation: a name of ``losslab.activations.ACTIVATIONS`` (default "relu").
+        activation_kwargs: keyword arguments of the activation (default none).
+        dropout: inverted-dropout probability after each hidden activation, in [0, 1)
+            (default 0).
+        batchnorm: ``BatchNorm1d`` between each hidden Linear and its activation
+            (default False).
+        bias: whether the Linear layers have biases (default True; False gives the
+            positively homogeneous net of the two-scale losses).
+
     Shape:
         input (N, D) or (N, ...) with D values per sample; output (N, C).
+
+    Example:
+        >>> net = mlp(2, hidden=[200] * 5, classes=4, seed=0)
+        >>> net(torch.zeros(50, 2)).shape
+        torch.Size([50, 4])
     """
 
     def __init__(
@@ -220,33 +246,9 @@ mlp = initialised(
     MLP,
     "mlp",
     """An initialised :class:`MLP` (seeds: Janocha & Czarnecki 2017 §3, toy 2-200xK-4 and
-    MNIST 784-512xK-10 nets; Daza assignment, PyTorch MLP; lecture notes, MLP + dropout).
-
-    Args:
-        in_features: D, values per sample (the input is flattened).
-        hidden: widths of the hidden layers, default ``()`` (logistic regression); e.g.
-            ``[200] * 5`` for Janocha's toy net.
-        classes: C, number of logits (default 10).
-        activation: a name of ``losslab.activations.ACTIVATIONS`` (default "relu").
-        activation_kwargs: keyword arguments of the activation (default none).
-        dropout: inverted-dropout probability after each hidden activation, in [0, 1)
-            (default 0).
-        batchnorm: ``BatchNorm1d`` between each hidden Linear and its activation
-            (default False).
-        bias: whether the Linear layers have biases (default True; False gives the
-            positively homogeneous net of the two-scale losses).
-        init: weight initialiser (default "he", N(0, 2/n_in), right for ReLU-like
-            activations; use "xavier" for tanh/sigmoid, "lecun" for SELU).
-        seed, generator: where the weights come from (see :func:`make_generator`).
-
-    Shape:
-        input (N, D) or (N, ...) with D values per sample; output (N, C).
-
-    Example:
-        >>> net = mlp(2, hidden=[200] * 5, classes=4, seed=0)
-        >>> net(torch.zeros(50, 2)).shape
-        torch.Size([50, 4])
-    """,
+    MNIST 784-512xK-10 nets; Daza assignment, PyTorch MLP; lecture notes, MLP + dropout).""",
+    init_note=": N(0, 2/n_in), right for ReLU-like activations; use 'xavier' for "
+    "tanh/sigmoid, 'lecun' for SELU",
 )
 
 
@@ -256,6 +258,13 @@ class MNIST1DMLP(nn.Module):
     .. math::
         h = \\sigma(W_1 x + b_1), \\quad h \\leftarrow h + \\sigma(W_2 h + b_2), \\quad
         o = W_3 h + b_3
+
+    Args:
+        in_features: D (default 40, the MNIST-1D length).
+        hidden: width of both hidden layers (default 100).
+        classes: C (default 10).
+        activation, activation_kwargs: as in :class:`MLP` (default "relu").
+        bias: Linear biases (default True).
 
     Shape:
         input (N, D) or (N, 1, D); output (N, C).
@@ -291,18 +300,6 @@ mnist1d_mlp = initialised(
     MNIST1DMLP,
     "mnist1d_mlp",
     """An initialised :class:`MNIST1DMLP`, 40-100-100-10 by default: 15,210 parameters
-    (Greydanus & Kobak, "Scaling down deep learning", ICML 2024).
-
-    Args:
-        in_features: D (default 40, the MNIST-1D length).
-        hidden: width of both hidden layers (default 100).
-        classes: C (default 10).
-        activation, activation_kwargs: as in :func:`mlp` (default "relu").
-        bias: Linear biases (default True).
-        init: weight initialiser (default "he"; the paper used PyTorch's default, "torch").
-        seed, generator: where the weights come from (see :func:`make_generator`).
-
-    Shape:
-        input (N, D) or (N, 1, D); output (N, C).
-    """,
+    (Greydanus & Kobak, "Scaling down deep learning", ICML 2024).""",
+    init_note="; the paper used PyTorch's default, 'torch'",
 )
