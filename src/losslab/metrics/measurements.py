@@ -147,6 +147,30 @@ def _rows_per_split(
 
 
 @dataclass(frozen=True)
+class _PerSplit:
+    """A measurement over data splits: ``splits`` checked once, at construction.
+
+    Run every evaluation (``when="eval"``) without gradients unless a subclass says
+    otherwise; a subclass that defines ``_rows(split, z (N, C), labels (N,))`` is measured
+    split by split through :func:`_rows_per_split`.
+    """
+
+    splits: Sequence[str] = ("train", "test")
+    name: ClassVar[str]
+    when: ClassVar[str] = "eval"
+    needs_grads: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "splits", _split_tuple(self.splits, self.name))
+
+    def __call__(self, ctx: MeasureContextLike) -> Rows:
+        return _rows_per_split(ctx, self.splits, self._rows)
+
+    def _rows(self, split: str, z: np.ndarray, labels: np.ndarray) -> list[Row]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
 class GradNorms:
     """Per-layer L2 norm of the last step's gradient, ``||dL/dW_layer||_2``.
 
@@ -191,7 +215,7 @@ class LossScales:
 
 
 @dataclass(frozen=True)
-class Confidence:
+class Confidence(_PerSplit):
     """Quantiles of the classification confidence ``dX`` and the counts ``#W_eta``.
 
     .. math:: \\delta X(s) = z_{c(s)} - \\max_{i \\ne c(s)} z_i, \\qquad
@@ -209,20 +233,14 @@ class Confidence:
         etas: thresholds eta (default 0 and the paper's 0.01, 0.1, 1, 10, 100).
     """
 
-    splits: Sequence[str] = ("train", "test")
     quantiles: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95)
     etas: Sequence[float] = (0.0, 0.01, 0.1, 1.0, 10.0, 100.0)
     name: ClassVar[str] = "confidence"
-    when: ClassVar[str] = "eval"
-    needs_grads: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "splits", _split_tuple(self.splits, "confidence"))
+        super().__post_init__()
         object.__setattr__(self, "quantiles", _reals(self.quantiles, "confidence quantile", 0, 1))
         object.__setattr__(self, "etas", _reals(self.etas, "confidence eta"))
-
-    def __call__(self, ctx: MeasureContextLike) -> Rows:
-        return _rows_per_split(ctx, self.splits, self._rows)
 
     def _rows(self, split: str, z: np.ndarray, labels: np.ndarray) -> list[Row]:
         dx = classification_confidence(z, labels)
@@ -235,7 +253,7 @@ class Confidence:
 
 
 @dataclass(frozen=True)
-class TopK:
+class TopK(_PerSplit):
     """Top-k accuracy: the correct class among the k largest scores (Berlyand section 3.1).
 
     Rows: ``(f"{split}_top_k", str(k), accuracy)``.
@@ -246,14 +264,11 @@ class TopK:
             explicit k larger than C is an error.
     """
 
-    splits: Sequence[str] = ("train", "test")
     ks: Sequence[int] | None = None
     name: ClassVar[str] = "top_k"
-    when: ClassVar[str] = "eval"
-    needs_grads: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "splits", _split_tuple(self.splits, "top_k"))
+        super().__post_init__()
         if self.ks is not None:
             ks = (self.ks,) if isinstance(self.ks, int) else tuple(self.ks)
             if not ks:
@@ -275,7 +290,7 @@ class TopK:
 
 
 @dataclass(frozen=True)
-class AccAt:
+class AccAt(_PerSplit):
     """Close-enough accuracy ``#{p_c >= max_i p_i - at} / N`` (Berlyand section 3.1, Fig. 2).
 
     Rows: ``(f"{split}_acc_at", f"{at:g}", accuracy)``.
@@ -285,18 +300,12 @@ class AccAt:
         ats: tolerances in [0, 1] (default 0, 0.01, ..., 0.05, the paper's range).
     """
 
-    splits: Sequence[str] = ("train", "test")
     ats: Sequence[float] = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05)
     name: ClassVar[str] = "acc_at"
-    when: ClassVar[str] = "eval"
-    needs_grads: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "splits", _split_tuple(self.splits, "acc_at"))
+        super().__post_init__()
         object.__setattr__(self, "ats", _reals(self.ats, "acc_at at", 0, 1))
-
-    def __call__(self, ctx: MeasureContextLike) -> Rows:
-        return _rows_per_split(ctx, self.splits, self._rows)
 
     def _rows(self, split: str, z: np.ndarray, labels: np.ndarray) -> list[Row]:
         return [(f"{split}_acc_at", _label(a), acc_at(z, labels, a)) for a in self.ats]
@@ -330,7 +339,7 @@ def coarse_map(ctx: MeasureContextLike, num_classes: int) -> np.ndarray | None:
 
 
 @dataclass(frozen=True)
-class Superclass:
+class Superclass(_PerSplit):
     """Super-class accuracy: the predicted class lies in the sample's super-class.
 
     .. math:: \\mathrm{acc}_{super} = \\frac{1}{N} \\#\\{s : g(\\arg\\max_i z_i) = G(s)\\}
@@ -344,13 +353,7 @@ class Superclass:
         splits: default train and test.
     """
 
-    splits: Sequence[str] = ("train", "test")
     name: ClassVar[str] = "superclass"
-    when: ClassVar[str] = "eval"
-    needs_grads: ClassVar[bool] = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "splits", _split_tuple(self.splits, "superclass"))
 
     def __call__(self, ctx: MeasureContextLike) -> Rows:
         g = coarse_map(ctx, ctx.num_classes)
@@ -369,7 +372,7 @@ class Superclass:
 
 
 @dataclass(frozen=True)
-class Histograms:
+class Histograms(_PerSplit):
     """The probability histograms of Berlyand et al. Figs. 4-6, once at the end.
 
     Rows per split, with ``index`` the left edge of a bin of width ``1 / bins``:
@@ -387,14 +390,10 @@ class Histograms:
     bins: int = 20
     name: ClassVar[str] = "histograms"
     when: ClassVar[str] = "final"
-    needs_grads: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "splits", _split_tuple(self.splits, "histograms"))
+        super().__post_init__()
         object.__setattr__(self, "bins", check_int("histograms bins", self.bins, 1))
-
-    def __call__(self, ctx: MeasureContextLike) -> Rows:
-        return _rows_per_split(ctx, self.splits, self._rows)
 
     def _rows(self, split: str, z: np.ndarray, labels: np.ndarray) -> list[Row]:
         return [
