@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from losslab.console import Progress, duration, interruptible, seconds_left
+from losslab.console import Progress, duration, interruptible, rough_duration, seconds_left
 
 
 @pytest.mark.parametrize(
@@ -26,6 +26,21 @@ from losslab.console import Progress, duration, interruptible, seconds_left
 )
 def test_duration_reads_as_a_person_would_say_it(seconds, text):
     assert duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.3, "1 s"),  # an estimate never says 0
+        (40.4, "40 s"),
+        (1260.0, "21 min"),
+        (5400.0, "1.5 h"),  # 90 min: past the minutes
+        (3_697_200.0, "1,027 h"),
+        (math.inf, "?"),
+    ],
+)
+def test_an_estimate_reads_at_the_precision_it_has(seconds, text):
+    assert rough_duration(seconds) == text
 
 
 def test_seconds_left_goes_at_the_rate_so_far():

@@ -268,7 +268,7 @@ def test_estimates_hold_the_planned_cells_and_the_flops_counted_by_hand(estimate
 
 
 def test_the_studies_table_shows_measured_times_and_estimates(estimated):
-    from losslab.reproduce.document import _duration
+    from losslab.console import duration
 
     runs = json.loads((estimated / "results" / "toy" / "quick" / "run.json").read_text())
     wall = sum(r["finished"] - r["started"] for r in runs["runs"])
@@ -276,7 +276,7 @@ def test_the_studies_table_shows_measured_times_and_estimates(estimated):
     readme = (estimated / "README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| `toy` |"))
     # quick was run (bold, measured); the study has no medium or full scale.
-    assert row == f"| `toy` | 10 (5), **{_duration(wall)}**, load {load_at_start:.2f} | — | — |"
+    assert row == f"| `toy` | 10 (5), **{duration(wall)}**, load {load_at_start:.2f} | — | — |"
     assert "by hand" not in readme and "1 FLOP" not in readme
     assert "10.0 GFLOP/s" in readme
     docs = (estimated / "docs" / "studies.md").read_text()

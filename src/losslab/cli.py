@@ -388,7 +388,7 @@ _LONG_RUN = 600.0
 
 def _check_duration(net: Any, data: Any, config: Any, yes: bool, quiet: bool) -> None:
     """Print the estimated time of a long run; refuse one over ``_LONG_RUN`` without --yes."""
-    from losslab.console import duration
+    from losslab.console import rough_duration
     from losslab.train.console import estimate_seconds
 
     n = len(data.y_train)
@@ -405,12 +405,12 @@ def _check_duration(net: Any, data: Any, config: Any, yes: bool, quiet: bool) ->
     if seconds > _LONG_RUN and not yes:
         raise LosslabError(
             f"--steps {config.steps} is {epochs:.0f} epochs of the {n} training samples and "
-            f"would take about {duration(seconds)} here; pass --yes to run it anyway, or "
+            f"would take about {rough_duration(seconds)} here; pass --yes to run it anyway, or "
             "lower --steps"
         )
     if seconds > 60 and not quiet:
         typer.echo(
-            f"estimated time: about {duration(seconds)} ({epochs:.0f} epochs)", err=True
+            f"estimated time: about {rough_duration(seconds)} ({epochs:.0f} epochs)", err=True
         )
 
 

@@ -4,6 +4,7 @@
 so a duration, an ETA, a progress line and a Ctrl-C read the same everywhere.
 
 * :func:`duration`: ``95.2`` -> ``"1 min 35 s"``.
+* :func:`rough_duration`: an estimate at the precision it has: ``1260`` -> ``"21 min"``.
 * :func:`seconds_left`: the time left of a run from its work done so far (the ETA).
 * :func:`progress_seconds`: how often a plain progress line is printed
   (``$LOSSLAB_PROGRESS_SECONDS``, default 15).
@@ -53,6 +54,19 @@ def duration(seconds: float) -> str:
     if hours:
         return f"{hours} h {minutes:02d} min"
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def rough_duration(seconds: float) -> str:
+    """An estimate at the precision it has: ``40 s``, ``21 min``, ``3.5 h``, ``1,027 h``;
+    ``"?"`` when unknown (NaN, infinite or negative)."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    hours = seconds / 3600
+    return f"{hours:.1f} h" if hours < 10 else f"{round(hours):,} h"
 
 
 def seconds_left(done: float, total: float, elapsed: float) -> float:

@@ -163,8 +163,8 @@ def _missing(results: Sequence[ClaimResult], results_dir: Path, studies: Path) -
     files only, so the text is the same on every machine."""
     import tomllib
 
+    from losslab.console import rough_duration
     from losslab.reproduce.estimates import read
-    from losslab.reproduce.table import rough
 
     estimates = read(results_dir)
     datasets: dict[str, None] = {}
@@ -197,7 +197,7 @@ def _missing(results: Sequence[ClaimResult], results_dir: Path, studies: Path) -
                    else f"first a `[scales.{scale}]` table in `{PRESETS_SHOWN}/{study}.toml`")
         seconds = ((estimates or {}).get("studies", {}).get(study, {}).get(scale) or {}
                    ).get("seconds")
-        time = "—" if seconds is None else f"~{rough(seconds)} (est.)"
+        time = "—" if seconds is None else f"~{rough_duration(seconds)} (est.)"
         rows.append("| " + " | ".join(_cell(c) for c in (
             f"`{study}` {scale}", ", ".join(ids), time, ", ".join(names) or "?",
             command)) + " |")

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from losslab.console import duration, rough_duration
 from losslab.errors import LosslabError
 
 SCALES = ("quick", "medium", "full")
@@ -29,16 +30,6 @@ def documents(root: Path) -> list[Path]:
     """README.md and docs/**/*.md of checkout ``root`` (those present)."""
     found = [root / "README.md"] if (root / "README.md").is_file() else []
     return found + (sorted((root / "docs").rglob("*.md")) if (root / "docs").is_dir() else [])
-
-
-def rough(seconds: float) -> str:
-    """An estimate at the precision it has: ``40 s``, ``21 min``, ``3.5 h``, ``1,027 h``."""
-    if seconds < 90:
-        return f"{max(1, round(seconds))} s"
-    if seconds < 90 * 60:
-        return f"{round(seconds / 60)} min"
-    hours = seconds / 3600
-    return f"{hours:.1f} h" if hours < 10 else f"{round(hours):,} h"
 
 
 def measured(directory: Path) -> tuple[float, float | None, str] | None:
@@ -71,8 +62,6 @@ def _cell_text(text: Any) -> str:
 
 def _scale_cell(study: str, scale: str, estimate: Mapping[str, Any] | None,
                 results: Path) -> str:
-    from losslab.reproduce.document import _duration
-
     if estimate is None:
         return "—"
     text = f"{estimate['cells']:,} ({estimate['seeds']})"
@@ -81,10 +70,10 @@ def _scale_cell(study: str, scale: str, estimate: Mapping[str, Any] | None,
         wall, load, device = run
         where = "" if device == "cpu" else f", {device}"
         load_text = "" if load is None else f", load {load:.2f}"
-        return f"{text}, **{_duration(wall)}**{load_text}{where}"
+        return f"{text}, **{duration(wall)}**{load_text}{where}"
     if estimate.get("seconds") is None:
         return f"{text}, no estimate"
-    return f"{text}, ~{rough(estimate['seconds'])} est."
+    return f"{text}, ~{rough_duration(estimate['seconds'])} est."
 
 
 def render(studies: Path, results: Path, describe: bool = False) -> str:

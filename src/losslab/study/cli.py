@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from losslab.console import Progress, duration, interruptible, seconds_left
+from losslab.console import Progress, duration, interruptible, rough_duration, seconds_left
 from losslab.errors import LosslabError
 
 if TYPE_CHECKING:
@@ -190,19 +190,19 @@ def _dry_run(study: Study, out: str | None, device: str, max_stack: int, executo
         typer.echo(
             f"  stack {group.stack_id}: {len(group.cells)} models ({losses} losses x {seeds} "
             f"seeds), {first['dataset']} / {first['model']} / {first['activation']}, "
-            f"{first['steps']} steps, ~{duration(estimate)}"
+            f"{first['steps']} steps, ~{rough_duration(estimate)}"
         )
     if study.spec.tune is not None:
         tune = study.spec.tune
         typer.echo(
             f"  [tune] {tune.method}: {told.tuning_models} tuning models first "
-            f"(seeds {tune.seeds}, dev split), ~{duration(told.tuning_seconds)}"
+            f"(seeds {tune.seeds}, dev split), ~{rough_duration(told.tuning_seconds)}"
         )
     threads_text = "torch's default threads" if policy.threads is None else (
         f"{policy.threads} thread{'s' if policy.threads > 1 else ''}")
     typer.echo(f"parallelism: {policy.executor}, {policy.jobs or 'all'} worker(s) x "
                f"{threads_text} ({policy.why})")
-    typer.echo(f"estimated time (this machine when idle): ~{duration(told.total)}")
+    typer.echo(f"estimated time (this machine when idle): ~{rough_duration(told.total)}")
     if missing:
         typer.echo(f"the run stops before training until the data of {', '.join(missing)} "
                    "is there (see above)")
