@@ -54,3 +54,37 @@ def assert_same_store(directory: Path, reference, steps: str | None = None) -> N
     if steps == "reference":
         curves = curves[curves.step.isin(set(ref_curves.step))].reset_index(drop=True)
     pd.testing.assert_frame_equal(curves, ref_curves, check_exact=True)
+
+
+# One stack of two models, long enough that its workers report steps part-way (the engine
+# reports every 0.5 s, a worker forwards every FORWARD_SECONDS) on any machine.
+STEPS = 4000
+LONG_STACK = f"""
+name = "long-stack"
+description = "one stack long enough to report from inside"
+seeds = 2
+datasets = [{{name = "checkerboard", n_train = 200, n_test = 100}}]
+models = [{{name = "mlp", hidden = [64, 64]}}]
+losses = ["log"]
+[train]
+batch_size = 50
+steps = {STEPS}
+eval_every = {STEPS}
+eval_train = false
+"""
+
+
+def assert_workers_forward_their_steps(path: Path, out: Path, executor: str) -> None:
+    """A stack of :data:`LONG_STACK` (at ``path``) trained by ``executor``'s workers reports
+    its steps to the driver while it trains, and nothing is left in flight at the end."""
+    seen: list[tuple[int, int]] = []
+
+    def on_update(events):
+        seen.extend(events.stacks_live.values())
+
+    events = run_study(load_study(path), out, executor=executor, jobs=1, device="cpu",
+                       on_update=on_update)
+    assert events.done == 2
+    assert seen and all(total == STEPS for _, total in seen)
+    assert any(0 < step < STEPS for step, _ in seen), seen
+    assert events.stacks_live == {}

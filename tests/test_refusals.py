@@ -6,40 +6,32 @@ status 2, one line on stderr, no traceback), ``load_dataset``,
 """
 
 import json
-import sys
 
 import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from losslab import cli
 from losslab.data import load_dataset
 from losslab.errors import LosslabError
 from losslab.models import mlp
 from losslab.train import TrainConfig, train, train_many
 
 
-def _refused(monkeypatch, capsys, *args):
+def _refused(console, *args):
     """Run ``losslab ARGS``; assert exit 2 and one error line; return that line."""
-    monkeypatch.setattr(sys, "argv", ["losslab", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    assert exit_info.value.code == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
-    assert "Traceback" not in captured.err and captured.out == ""
+    code, out, err = console(*args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err and out == ""
     return lines[0]
 
 
-def _ran(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["losslab", *args])
-    try:
-        cli.main()
-    except SystemExit as done:
-        assert done.code in (0, None), capsys.readouterr().err
-    return capsys.readouterr().out
+def _ran(console, *args):
+    code, out, err = console(*args)
+    assert code == 0, err
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +49,13 @@ def _npz(tmp_path, y, **extra):
     return path
 
 
-def test_labels_far_beyond_the_sample_count_are_refused(tmp_path, monkeypatch, capsys):
+def test_labels_far_beyond_the_sample_count_are_refused(tmp_path, console):
     # 40 samples, one label 1e9: today a billion-column output layer, killed for memory.
     y = np.r_[np.arange(39) % 3, 10**9]
     path = _npz(tmp_path, y)
     with pytest.raises(LosslabError, match="largest label is 1000000000.*num_classes="):
         load_dataset("arrays", path=path)
-    line = _refused(monkeypatch, capsys, "train", "--dataset", "arrays", "--root", str(path))
+    line = _refused(console, "train", "--dataset", "arrays", "--root", str(path))
     assert "1000000000" in line
     # Given explicitly, the count is the user's decision.
     small = _npz(tmp_path, np.r_[np.arange(39) % 3, 50])
@@ -130,10 +122,8 @@ def test_foreign_checkpoint_never_advises_weights_only_false(digits, tmp_path):
     assert "nothing was run" in message
 
 
-def test_huge_hidden_width_says_how_much_memory(monkeypatch, capsys):
-    line = _refused(
-        monkeypatch, capsys, "train", "--dataset", "checkerboard", "--hidden", "100000000000"
-    )
+def test_huge_hidden_width_says_how_much_memory(console):
+    line = _refused(console, "train", "--dataset", "checkerboard", "--hidden", "100000000000")
     # 1e11 x 1e11 float32 weights of the second layer would not be built at all; the first
     # layer alone asks for 2 x 1e11 x 4 bytes = 745 GiB.
     assert "GiB of memory" in line and "--hidden" in line
@@ -157,41 +147,39 @@ def test_seed_beyond_63_bits_is_accepted():
 BASE = ["train", "--dataset", "checkerboard", "--steps", "3", "--hidden", "8"]
 
 
-def test_loss_args_reach_the_loss_and_are_checked(monkeypatch, capsys, tmp_path):
+def test_loss_args_reach_the_loss_and_are_checked(console, tmp_path):
     out = tmp_path / "r.json"
-    printed = _ran(
-        monkeypatch, capsys, *BASE, "--loss", "GCE", "--loss-arg", "q=0.25", "--out", str(out)
-    )
+    printed = _ran(console, *BASE, "--loss", "GCE", "--loss-arg", "q=0.25", "--out", str(out))
     # The canonical name, not the spelling typed; the options as parsed (a float here).
     assert printed.splitlines()[0].split(" | ")[2] == "loss gce q=0.25"
     stored = json.loads(out.read_text())
     assert stored["loss"] == "gce" and stored["loss_kwargs"] == {"q": 0.25}
     assert stored["result"]["steps_run"] == 3
-    line = _refused(monkeypatch, capsys, *BASE, "--loss", "gce", "--loss-arg", "z=1")
+    line = _refused(console, *BASE, "--loss", "gce", "--loss-arg", "z=1")
     assert "'z'" in line and "accepts: q" in line
-    line = _refused(monkeypatch, capsys, *BASE, "--loss", "gce", "--loss-arg", "q=2.5")
+    line = _refused(console, *BASE, "--loss", "gce", "--loss-arg", "q=2.5")
     assert "q" in line
-    assert "NAME=VALUE" in _refused(monkeypatch, capsys, *BASE, "--loss-arg", "q")
+    assert "NAME=VALUE" in _refused(console, *BASE, "--loss-arg", "q")
 
 
-def test_out_never_overwrites(monkeypatch, capsys, tmp_path):
+def test_out_never_overwrites(console, tmp_path):
     out = tmp_path / "r.json"
     out.write_text("keep me")
-    assert "already exists" in _refused(monkeypatch, capsys, *BASE, "--out", str(out))
+    assert "already exists" in _refused(console, *BASE, "--out", str(out))
     assert out.read_text() == "keep me"
     missing = tmp_path / "no" / "r.json"
-    assert "not writable" in _refused(monkeypatch, capsys, *BASE, "--out", str(missing))
+    assert "not writable" in _refused(console, *BASE, "--out", str(missing))
     assert not missing.parent.exists()
 
 
-def test_reports_the_batch_size_actually_used(monkeypatch, capsys):
-    printed = _ran(monkeypatch, capsys, *BASE, "--batch-size", "5000", "--json")
+def test_reports_the_batch_size_actually_used(console):
+    printed = _ran(console, *BASE, "--batch-size", "5000", "--json")
     # checkerboard has 800 training samples: the trainer caps the batch there.
     assert "batch 800 (capped from 5000)" in printed
     assert json.loads(printed.strip().splitlines()[-1])["batch_size"] == 800
 
 
-def test_eval_every_zero_and_root_without_files_are_refused(monkeypatch, capsys, tmp_path):
-    assert "eval_every" in _refused(monkeypatch, capsys, *BASE, "--eval-every", "0")
-    line = _refused(monkeypatch, capsys, *BASE, "--root", str(tmp_path))
+def test_eval_every_zero_and_root_without_files_are_refused(console, tmp_path):
+    assert "eval_every" in _refused(console, *BASE, "--eval-every", "0")
+    line = _refused(console, *BASE, "--root", str(tmp_path))
     assert "reads no files" in line

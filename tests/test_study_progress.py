@@ -4,46 +4,31 @@
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from losslab.console import progress_seconds
 from losslab.errors import LosslabError
-from losslab.study import load_study, run_study
-
-STEPS = 4000
-STUDY = f"""
-name = "long-stack"
-description = "one stack long enough to report from inside"
-seeds = 2
-datasets = [{{name = "checkerboard", n_train = 200, n_test = 100}}]
-models = [{{name = "mlp", hidden = [64, 64]}}]
-losses = ["log"]
-[train]
-batch_size = 50
-steps = {STEPS}
-eval_every = {STEPS}
-eval_train = false
-"""
+from stores import LONG_STACK, STEPS, assert_workers_forward_their_steps, write_study
 
 
 def write(tmp_path: Path) -> Path:
-    path = tmp_path / "long.toml"
-    path.write_text(textwrap.dedent(STUDY))
-    return path
+    return write_study(tmp_path, LONG_STACK, "long.toml")
 
 
-@pytest.mark.parametrize("executor", ["inprocess", "process"])
-def test_a_run_into_a_file_prints_lines_from_inside_the_stack(tmp_path, executor):
+def test_a_run_into_a_file_prints_lines_from_inside_the_stack(tmp_path):
+    # In-process only: the lines come from the driver's events whatever the executor, and
+    # that the process pool's and Ray's workers fill those events part-way is asserted by
+    # test_workers_forward_their_steps_to_the_driver (and its Ray twin), without a second
+    # 4000-step subprocess.
     log = tmp_path / "log.txt"
     env = {**os.environ, "LOSSLAB_PROGRESS_SECONDS": "0.2",
            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     with log.open("w") as out:
         result = subprocess.run(
             [sys.executable, "-m", "losslab.cli", "run", str(write(tmp_path)), "--out",
-             str(tmp_path / "out"), "--device", "cpu", "--executor", executor, "--jobs", "1"],
+             str(tmp_path / "out"), "--device", "cpu", "--executor", "inprocess", "--jobs", "1"],
             stdout=out, stderr=subprocess.STDOUT, env=env, timeout=600, check=False,
         )
     text = log.read_text()
@@ -67,18 +52,6 @@ def test_the_interval_comes_from_the_environment(monkeypatch):
             progress_seconds()
 
 
-@pytest.mark.parametrize("executor", ["process", "ray"])
-def test_workers_forward_their_steps_to_the_driver(tmp_path, executor):
-    if executor == "ray":
-        pytest.importorskip("ray")
-    seen: list[tuple[int, int]] = []
-
-    def on_update(events):
-        seen.extend(events.stacks_live.values())
-
-    events = run_study(load_study(write(tmp_path)), tmp_path / "out", executor=executor,
-                       jobs=1, device="cpu", on_update=on_update)
-    assert events.done == 2
-    assert seen and all(total == STEPS for _, total in seen)
-    assert any(0 < step < STEPS for step, _ in seen), seen
-    assert events.stacks_live == {}
+def test_workers_forward_their_steps_to_the_driver(tmp_path):
+    # The Ray executor's case is in tests/test_study_ray_cluster.py, which starts Ray once.
+    assert_workers_forward_their_steps(write(tmp_path), tmp_path / "out", "process")

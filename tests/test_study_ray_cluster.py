@@ -14,8 +14,13 @@ ray = pytest.importorskip("ray")
 
 from losslab.study import load, load_study, run_study  # noqa: E402
 from losslab.study.executors import RayExecutor  # noqa: E402
+from stores import (  # noqa: E402
+    LONG_STACK,
+    assert_workers_forward_their_steps,
+    run_reference,
+    write_study,
+)
 from stores import assert_same_store as same_store  # noqa: E402
-from stores import run_reference  # noqa: E402
 
 # Three widths x 2 losses x 2 seeds, two models a stack: six stacks, so that both nodes
 # are busy when one of them goes.
@@ -135,6 +140,12 @@ def test_ray_equals_in_process(cluster, study, tmp_path):
     assert events.trained == events.total == CELLS
     assert load(tmp_path / "out").environment()["executor"] == "ray"
     assert_same_store(tmp_path / "out", reference)
+
+
+def test_ray_workers_forward_their_steps_to_the_driver(cluster, tmp_path):
+    # tests/test_study_progress.py asks the same of the process pool's workers.
+    path = write_study(tmp_path, LONG_STACK, "long.toml")
+    assert_workers_forward_their_steps(path, tmp_path / "out", "ray")
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the Ray workers through /proc")
