@@ -1,7 +1,6 @@
 """The ``losslab`` command line: ``train`` (few steps) and error reporting."""
 
 import json
-import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -84,12 +83,9 @@ def test_train_without_json_prints_metrics_only():
         (["--dataset", "digits", "--optimizer", "lbfgs"], "optimizer must be"),
     ],
 )
-def test_user_errors_print_one_line_and_exit_2(monkeypatch, capsys, args, message):
-    monkeypatch.setattr(sys, "argv", ["losslab", "train", "--steps", "2", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
+def test_user_errors_print_one_line_and_exit_2(console, args, message):
+    code, _, err = console("train", "--steps", "2", *args)
+    assert code == 2
     assert err.startswith("error: ") and message in err and "Traceback" not in err
     invoked = runner.invoke(cli.app, ["train", "--steps", "2", *args])
     assert isinstance(invoked.exception, LosslabError)

@@ -35,13 +35,10 @@ def test_report_command_writes_the_page_and_prints_its_path(tmp_path):
     assert "alpha(alpha=4)" in page
 
 
-def test_report_of_a_folder_without_a_study_is_a_one_line_error(tmp_path, capsys,
-                                                                 monkeypatch):
-    monkeypatch.setattr("sys.argv", ["losslab", "report", str(tmp_path)])
-    with pytest.raises(SystemExit) as stop:
-        cli.main()
-    assert stop.value.code == 2
-    err = capsys.readouterr().err.strip()
+def test_report_of_a_folder_without_a_study_is_a_one_line_error(tmp_path, console):
+    code, _, err = console("report", tmp_path)
+    assert code == 2
+    err = err.strip()
     assert err.startswith("error: ") and "holds no study results" in err
     assert len(err.splitlines()) == 1
 
@@ -67,11 +64,8 @@ def test_show_loss_plot_draws_any_registered_loss(tmp_path, monkeypatch):
     (["show", "loss", "log", "--plot", "{dir}/a.docx"], "unknown image type"),
     (["show", "loss", "log", "--plot", "{dir}/missing/a.png"], "does not exist"),
 ])
-def test_show_plot_mistakes_are_one_line_errors(tmp_path, capsys, monkeypatch, args, message):
-    monkeypatch.setattr("sys.argv", ["losslab", *[a.replace("{dir}", str(tmp_path))
-                                                  for a in args]])
-    with pytest.raises(SystemExit) as stop:
-        cli.main()
-    assert stop.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
+def test_show_plot_mistakes_are_one_line_errors(tmp_path, console, args, message):
+    code, _, err = console(*[a.replace("{dir}", str(tmp_path)) for a in args])
+    assert code == 2
+    err = err.strip().splitlines()
     assert len(err) == 1 and message in err[0]

@@ -4,7 +4,6 @@ resume, failures, directory checks and the command line (real engine, real SQLit
 import hashlib
 import json
 import sqlite3
-import sys
 import textwrap
 
 import numpy as np
@@ -250,15 +249,11 @@ def test_cli_run_status_export_report(tmp_path):
         (["export", "{dir}", "--format", "xlsx"], "csv or parquet"),
     ],
 )
-def test_cli_errors_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, message):
+def test_cli_errors_are_one_line_and_exit_2(tmp_path, console, args, message):
     write(tmp_path)
     (tmp_path / "bad.toml").write_text("name = [\n")
-    argv = [a.replace("{dir}", str(tmp_path)) for a in args]
-    monkeypatch.setattr(sys, "argv", ["losslab", *argv])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
+    code, _, err = console(*[a.replace("{dir}", str(tmp_path)) for a in args])
+    assert code == 2
     assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
 
 
