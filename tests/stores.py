@@ -19,6 +19,24 @@ from losslab.study import load, load_study, run_study
 RUN_COLUMNS = ["seconds"]
 
 
+def six_stacks(name: str, steps: int, eval_every: int) -> str:
+    """A study of six stacks (one per hidden width, 4 to 9), each 2 losses x 2 seeds on a
+    small checkerboard: 24 cells for the tests of concurrent and killed runs."""
+    return f"""
+name = "{name}"
+seeds = 2
+datasets = [{{name = "checkerboard", n_train = 60, n_test = 40}}]
+models = [{{name = "mlp", hidden = [4]}}, {{name = "mlp", hidden = [5]}},
+          {{name = "mlp", hidden = [6]}}, {{name = "mlp", hidden = [7]}},
+          {{name = "mlp", hidden = [8]}}, {{name = "mlp", hidden = [9]}}]
+losses = ["log", "hinge"]
+[train]
+batch_size = 20
+steps = {steps}
+eval_every = {eval_every}
+"""
+
+
 def write_study(directory: Path, text: str, name: str = "study.toml") -> Path:
     """``text`` (dedented) as ``directory/name``; returns the path."""
     path = directory / name

@@ -17,7 +17,7 @@ import torch
 
 from losslab.study import load, load_study, run_study
 from losslab.study.store import read_meta
-from stores import assert_same_store, run_reference, write_study
+from stores import assert_same_store, run_reference, six_stacks, write_study
 
 # Two stacks (one per hidden width) of 2 losses x 2 seeds. 120 steps keep a stack running
 # for a good part of a second, so a kill lands inside one; with --checkpoint-every 0 the
@@ -311,19 +311,7 @@ def test_the_same_study_from_another_path_uses_the_same_directory(tmp_path):
     assert events.done_before == CELLS and events.trained == CELLS // 2
 
 
-LOAD = """
-name = "load"
-seeds = 2
-datasets = [{name = "checkerboard", n_train = 60, n_test = 40}]
-models = [{name = "mlp", hidden = [4]}, {name = "mlp", hidden = [5]},
-          {name = "mlp", hidden = [6]}, {name = "mlp", hidden = [7]},
-          {name = "mlp", hidden = [8]}, {name = "mlp", hidden = [9]}]
-losses = ["log", "hinge"]
-[train]
-batch_size = 20
-steps = 40
-eval_every = 20
-"""
+LOAD = six_stacks("load", steps=40, eval_every=20)
 # A separate process asks `losslab status` every 0.1 s until the file STOP appears and
 # prints every answer that is not a count of cells.
 POLL = """

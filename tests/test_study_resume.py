@@ -14,23 +14,11 @@ import pytest
 
 from losslab.study import load, load_study, run_study
 from losslab.study.store import Store, read_meta
-from stores import assert_same_store, run_reference, write_study
+from stores import assert_same_store, run_reference, six_stacks, write_study
 
 # Six stacks (one per hidden width) of 2 losses x 2 seeds: a stack takes ~0.1 s here, so
 # random kills land before, during and between stacks and inside the write transactions.
-KILL = """
-name = "kill"
-seeds = 2
-datasets = [{name = "checkerboard", n_train = 60, n_test = 40}]
-models = [{name = "mlp", hidden = [4]}, {name = "mlp", hidden = [5]},
-          {name = "mlp", hidden = [6]}, {name = "mlp", hidden = [7]},
-          {name = "mlp", hidden = [8]}, {name = "mlp", hidden = [9]}]
-losses = ["log", "hinge"]
-[train]
-batch_size = 20
-steps = 6
-eval_every = 3
-"""
+KILL = six_stacks("kill", steps=6, eval_every=3)
 
 
 def write(tmp_path, text=KILL):
