@@ -8,8 +8,9 @@ intervals (:mod:`~losslab.reproduce.measure`) -> verdicts (:mod:`~losslab.reprod
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from losslab.lazy import members_on_first_use
 
 if TYPE_CHECKING:
     from losslab.reproduce.claims import Claim, ClaimsFile, Comparison, load_claims
@@ -23,14 +24,7 @@ _LAZY = {
     "effect_interval": "verdict", "verdict": "verdict",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = members_on_first_use(__name__, _LAZY)
 
 __all__ = ["RULE", "VERDICTS", "Claim", "ClaimsFile", "Comparison", "combine",
            "effect_interval", "load_claims", "verdict"]

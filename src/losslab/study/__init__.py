@@ -16,8 +16,9 @@ Modules: :mod:`~losslab.study.spec` (the file and its validation),
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from losslab.lazy import members_on_first_use
 
 if TYPE_CHECKING:
     from losslab.study.plan import Cell, Group, Plan, expand
@@ -33,14 +34,7 @@ _LAZY = {
     "Study": "spec", "StudyFileError": "spec", "load_study": "spec",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = members_on_first_use(__name__, _LAZY)
 
 __all__ = [
     "Cell",
