@@ -79,3 +79,31 @@ def test_show_loss_plot_without_a_file_name_writes_name_png_here(tmp_path, monke
     target = tmp_path / "gce.png"
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"wrote {target}" in result.output
+
+
+def test_help_imports_no_heavy_library():
+    """`losslab --help` and every verb's parsing import neither torch, pandas nor scipy:
+    each costs seconds at start-up, so the verbs import them inside their functions and
+    losslab.study and losslab.reproduce import their members on first use."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom losslab import cli\n"
+            "heavy = {'torch', 'pandas', 'scipy'} & set(sys.modules)\n"
+            "assert not heavy, sorted(heavy)")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_lazy_package_names_are_the_modules_objects():
+    import losslab.reproduce as reproduce
+    import losslab.study as study
+    from losslab.reproduce import claims
+    from losslab.study import plan, results, runner, spec
+
+    assert study.load_study is spec.load_study and study.StudyFileError is spec.StudyFileError
+    assert study.run_study is runner.run_study and study.load is results.load
+    assert study.Cell is plan.Cell and reproduce.load_claims is claims.load_claims
+    assert sorted(study.__all__) == sorted(study._LAZY)
+    assert sorted(reproduce.__all__) == sorted(reproduce._LAZY)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        study.nothing  # noqa: B018
