@@ -47,6 +47,7 @@ demo: venv
 
 test: venv fashion-mnist chromium
 	$(PY) -m ruff check src tests benchmarks docs
+	$(PY) -m mypy
 	$(PY) -m losslab.cli reproduce --check
 	$(PY) -m pytest -q -n 2 --dist loadfile
 	$(DOCS_BUILD)
