@@ -63,8 +63,8 @@ def entry(path: Path, scale: str, rates: dict[str, float], cache: Any = None) ->
         and evaluation (tuning included; None when a model cannot be built) and
         ``seconds``, the estimated wall time (None likewise).
     """
-    from losslab.study.estimate import forecast
     from losslab.study.executors import DataCache
+    from losslab.study.forecast import forecast
     from losslab.study.spec import load_study
 
     study = load_study(path, scale)

@@ -152,8 +152,8 @@ def _dry_run(study: Study, out: str | None, device: str, max_stack: int, executo
              jobs: int | None = None, threads: int | None = None) -> None:
     """Plan and estimate from the datasets' shapes and a cached machine rate: nothing is
     loaded, downloaded or trained, so it takes seconds whatever the study."""
-    from losslab.study.estimate import forecast
     from losslab.study.executors import DataCache
+    from losslab.study.forecast import forecast
     from losslab.study.runner import default_out
     from losslab.study.store import read_meta, store_path
 
