@@ -250,3 +250,25 @@ def test_accuracy_against_eta_has_a_point_per_eta():
     np.testing.assert_array_equal(line.get_xdata(), [0.1, 2.0])  # parsed from the labels
     np.testing.assert_allclose(line.get_ydata(), expected.to_numpy(), rtol=SEED_MEAN_RTOL)
     assert fig.axes[0].get_xscale() == "log"
+
+
+DEMO_LOSSES = ["l1", "l2", "expectation", "regularised_expectation", "chebyshev", "hinge",
+               "squared_hinge", "cubed_hinge", "log", "squared_log", "tanimoto",
+               "cauchy_schwarz"]
+
+
+@pytest.mark.parametrize("losses", [DEMO_LOSSES, ["log", "hinge"]])
+def test_the_legend_of_a_one_panel_figure_is_not_clipped(losses):
+    """The demo's noise figure: 12 loss names in 4 columns were wider than its one panel
+    and ``cauchy_schwarz`` was cut off at the right edge; every entry must stay inside."""
+    rows = [{"status": "done", "loss": loss, "label_noise_rate": rate,
+             "test_accuracy": 0.5 + 0.01 * seed, "seed": seed}
+            for loss in losses for rate in (0.0, 0.4) for seed in range(2)]
+    fig = F.metric_against_axis(pd.DataFrame(rows), "label_noise_rate")
+    fig.draw_without_rendering()  # the constrained layout places the legend
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == losses
+    box, extent = fig.bbox, legend.get_window_extent()
+    assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0
+    if len(losses) <= 4:  # columns are given up only when the width needs it: one row
+        assert len({t.get_window_extent().y0 for t in legend.get_texts()}) == 1

@@ -197,10 +197,22 @@ def _draw_lines(
 
 
 def _legend(fig: Figure, axes: np.ndarray, n: int, title: str | None = None) -> None:
+    """The figure's legend below its panels, in as many columns (at most 4) as its width holds.
+
+    The constrained layout makes room below the panels for an "outside" legend but never
+    narrows it: four columns of long names (``regularised_expectation``, ``cauchy_schwarz``)
+    are wider than a one-panel figure and the savefig would cut them off.
+    """
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(n, 4), frameon=False,
-                   title=title)
+    if not handles:
+        return
+    renderer = fig._get_renderer()  # matplotlib's own: Figure has no public getter
+    for ncols in range(min(n, 4), 0, -1):
+        legend = fig.legend(handles, labels, loc="outside lower center", ncols=ncols,
+                            frameon=False, title=title)
+        if ncols == 1 or legend.get_window_extent(renderer).width <= fig.bbox.width:
+            return
+        legend.remove()
 
 
 # --- 1. loss shapes --------------------------------------------------------------------
