@@ -206,11 +206,10 @@ def _legend(fig: Figure, axes: np.ndarray, n: int, title: str | None = None) -> 
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if not handles:
         return
-    renderer = fig._get_renderer()  # matplotlib's own: Figure has no public getter
     for ncols in range(min(n, 4), 0, -1):
         legend = fig.legend(handles, labels, loc="outside lower center", ncols=ncols,
                             frameon=False, title=title)
-        if ncols == 1 or legend.get_window_extent(renderer).width <= fig.bbox.width:
+        if ncols == 1 or legend.get_window_extent().width <= fig.bbox.width:
             return
         legend.remove()
 
