@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,6 +124,9 @@ def main() -> None:
     parser.add_argument("--load-seconds", type=float, default=900.0,
                         help="most seconds each busy process spins (default 900)")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="copy the idle run's store here (to publish it with "
+                             "`losslab publish`: the demo's results and wall time at once)")
     args = parser.parse_args()
     # A plain kill (SIGTERM) unwinds like Ctrl-C, so the busy processes die with the script.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
@@ -156,6 +160,8 @@ def main() -> None:
                 # a shortened demo says nothing about the goal
                 "met": "n/a" if args.steps else "yes" if total <= goal else "no",
             })
+            if condition == "idle" and args.keep is not None:
+                shutil.copytree(work / condition, args.keep, dirs_exist_ok=False)
             print(f"{condition:7s} run {seconds[0]:6.1f} s  report {sum(seconds[1:]):5.1f} s  "
                   f"total {total:6.1f} s (goal {goal:.0f} s)", flush=True)
     if args.no_write:
