@@ -149,8 +149,10 @@ class _ScaleOwner(ClassificationLoss):
         weight: torch.Tensor | Sequence[float] | None,
         validate: bool | str,
         base_kwargs: dict[str, Any],
+        trainable: bool,
     ) -> None:
         super().__init__(reduction=reduction, weight=weight, validate=validate)
+        self.trainable = bool(trainable)
         self.eta = check_number(
             eta, "eta (two-scale confidence threshold)", low=0.0, low_open=True, allow_inf=True
         )
@@ -384,8 +386,7 @@ class TwoScaleLoss(_ScaleOwner):
         validate: bool | str = True,
         **base_kwargs: Any,
     ) -> None:
-        super().__init__(eta, base, reduction, weight, validate, base_kwargs)
-        self.trainable = bool(trainable)
+        super().__init__(eta, base, reduction, weight, validate, base_kwargs, trainable)
         self.baseline = bool(baseline)
         if r1 is not None:
             r1 = check_number(r1, "r1 (two-scale loss)", low=0.0, low_open=True)
@@ -556,8 +557,7 @@ class TwoScaleSeparationLoss(_ScaleOwner):
         validate: bool | str = True,
         **base_kwargs: Any,
     ) -> None:
-        super().__init__(eta, base, reduction, weight, validate, base_kwargs)
-        self.trainable = bool(trainable)
+        super().__init__(eta, base, reduction, weight, validate, base_kwargs, trainable)
         self.scale = check_choice("scale (two_scale_separation)", scale, ("trained", "fixed"))
         # With R fixed at R0 the logits are R0 z / R: the loss needs the model scale R.
         self.requires_scale = self.scale == "fixed"
