@@ -207,6 +207,9 @@ def define_loss(name: str, kernel: Kernel, **fields: Any) -> type[Classification
     return cls
 
 
+_RUN_KEYWORDS = ("reduction", "weight", "validate")
+
+
 def functional_form(loss: type[ClassificationLoss]) -> Callable[..., torch.Tensor]:
     """The function of a loss made by :func:`define_loss` (as ``F.cross_entropy`` is to
     ``nn.CrossEntropyLoss``): ``f(logits (N, C), target, *, options..., reduction="mean",
@@ -215,21 +218,15 @@ def functional_form(loss: type[ClassificationLoss]) -> Callable[..., torch.Tenso
     d: LossDefinition = loss.definition  # type: ignore[attr-defined]
     defaults = d.options()
 
-    def function(
-        logits: torch.Tensor,
-        target: torch.Tensor,
-        *,
-        reduction: str = "mean",
-        weight: torch.Tensor | None = None,
-        validate: bool | str = True,
-        **options: Any,
-    ) -> torch.Tensor:
-        unknown = options.keys() - defaults.keys()
+    def function(logits: torch.Tensor, target: torch.Tensor, **keywords: Any) -> torch.Tensor:
+        # What callers see is __signature__ below (run_loss's keywords and the options);
+        # here the keywords are only split between the two.
+        calling = {k: keywords.pop(k) for k in _RUN_KEYWORDS if k in keywords}
+        unknown = keywords.keys() - defaults.keys()
         if unknown:
             raise TypeError(f"{d.name}() got an unexpected keyword argument {min(unknown)!r}")
-        kwargs = d.checked({**defaults, **options})
-        return run_loss(d.name, d.kernel, logits, target, reduction=reduction, weight=weight,
-                        validate=validate, **kwargs)  # fmt: skip
+        kwargs = d.checked({**defaults, **keywords})
+        return run_loss(d.name, d.kernel, logits, target, **calling, **kwargs)
 
     keyword = [_P(k, _P.KEYWORD_ONLY, default=v) for k, v in d.options().items()]
     hyper, probability = keyword[: len(d.hyper)], keyword[len(d.hyper) :]
