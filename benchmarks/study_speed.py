@@ -1,5 +1,5 @@
-"""A small study through `losslab run` (in-process) against the same cells one by one with
-`losslab train`: what the runner's stacks save end to end, start-up included.
+"""A small study through `losslab run` (its default parallelism) against the same cells one
+by one with `losslab train`: what the runner's stacks save end to end, start-up included.
 
 The study: 12 Janocha losses x 5 seeds = 60 cells on the checkerboard with the `losslab
 train` default net for it (MLP 2-200x3-4, Adam 1e-3, batch 50). Both sides run the same
@@ -73,9 +73,9 @@ def main() -> None:
         out = Path(tmp) / "out"
         runner, _ = timed([*losslab(), "run", str(study), "--out", str(out), "--device", "cpu",
                            "--quiet"])
-        from losslab.study import load
+        from losslab.study import load as load_store
 
-        stacks = load(out).cells().drop_duplicates("seconds")["seconds"]
+        stacks = load_store(out).cells().drop_duplicates("seconds")["seconds"]
         runner_training = float(stacks.sum())
         chosen = cells
         if args.sample:
@@ -107,7 +107,7 @@ def main() -> None:
     }
     extrapolated = f" ({len(one_by_one)} timed, x{scale:g})" if scale != 1 else ""
     print(f"{len(cells)} cells x {args.steps} steps; wall time with start-up | training only")
-    print(f"losslab run (in-process):      {runner:8.1f} s | {runner_training:8.1f} s")
+    print(f"losslab run (defaults):        {runner:8.1f} s | {runner_training:8.1f} s")
     print(f"losslab train x {len(cells)}:{' ' * (14 - len(str(len(cells))))}"
           f"{loop:8.1f} s | {loop_training:8.1f} s{extrapolated}")
     print(f"speed-up: {result['speedup']}x end to end, {result['training_speedup']}x training "
@@ -117,7 +117,8 @@ def main() -> None:
         {"title": "", "cell": "{what}"},
         {"title": "wall time, process start-up included", "cell": "{wall}"},
         {"title": "training only", "cell": "{training}"}], [
-        {"what": f"`losslab run` (in-process, {len(cells)} cells)", "wall": f"{runner:,.0f} s",
+        {"what": f"`losslab run` ({len(cells)} cells, its default parallelism; training summed "
+                 "over the stacks, which run side by side)", "wall": f"{runner:,.0f} s",
          "training": f"{runner_training:,.0f} s"},
         {"what": f"`losslab train` x {len(cells)}, one by one{extrapolated}",
          "wall": f"{loop:,.0f} s ({loop / len(cells):,.0f} s each)",
