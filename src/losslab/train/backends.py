@@ -33,12 +33,12 @@ def _layer(name: str) -> str:
     return name.rpartition(".")[0] or name
 
 
-class StackBackend:
-    """M models of one architecture as one :class:`~losslab.models.ModelStack`.
+class _Backend:
+    """What both backends are built from (their methods: the module docstring).
 
     Args:
-        models: M models (copied into the stack).
-        device, dtype: where and in which precision the stack lives.
+        models: M models of one architecture.
+        device, dtype: where and in which precision they live.
         seeds: the seed of each model (M,), whose ``"dropout"`` stream draws its masks.
     """
 
@@ -48,10 +48,25 @@ class StackBackend:
         device: torch.device,
         dtype: torch.dtype,
         seeds: Sequence[int],
-    ):
+    ) -> None:
+        self.num_models = len(models)
+        self.device = device
+        self._place(models, dtype, seeds)
+
+    def _place(self, models: Sequence[nn.Module], dtype: torch.dtype,
+               seeds: Sequence[int]) -> None:
+        raise NotImplementedError
+
+
+class StackBackend(_Backend):
+    """M models of one architecture as one :class:`~losslab.models.ModelStack` (the models
+    are copied into the stack); arguments as :class:`LoopBackend`'s."""
+
+    def _place(self, models: Sequence[nn.Module], dtype: torch.dtype,
+               seeds: Sequence[int]) -> None:
+        device = self.device
         self.stack = stack_models(models, seeds=seeds).to(device=device, dtype=dtype)
         self.stack.train()
-        self.num_models = len(models)
         self._views = [(1,) * (p.dim() - 1) for p in self.stack.parameters()]
 
     def forward(self, x: torch.Tensor, shared: bool) -> torch.Tensor:
@@ -131,25 +146,24 @@ class StackBackend:
         return [m.eval() for m in self.stack.unstack()]
 
 
-class LoopBackend:
+class LoopBackend(_Backend):
     """M plain modules run one after another (the per-model reference; ``train()``).
 
     The modules are trained in place. Before every training forward of a model with
     dropout, torch's global generator is re-seeded from the ``"dropout"`` stream of the
     model's seed (``seeds``, M ints) and restored afterwards
     (:func:`~losslab.seeding.seeded_global_rng`), so the caller's global RNG is untouched.
+
+    Args:
+        models: M models of one architecture.
+        device, dtype: where and in which precision they live.
+        seeds: the seed of each model (M,), whose ``"dropout"`` stream draws its masks.
     """
 
-    def __init__(
-        self,
-        models: Sequence[nn.Module],
-        device: torch.device,
-        dtype: torch.dtype,
-        seeds: Sequence[int],
-    ):
+    def _place(self, models: Sequence[nn.Module], dtype: torch.dtype,
+               seeds: Sequence[int]) -> None:
+        device = self.device
         self._models = [m.to(device=device, dtype=dtype).train() for m in models]
-        self.num_models = len(self._models)
-        self.device = device
         self.generators = [torch_generator(s, "dropout") for s in seeds]
         self._random = [uses_global_rng(m) for m in self._models]
         self._training = True
