@@ -16,7 +16,7 @@ from losslab.data.info import describe_dataset
 from losslab.errors import LosslabError
 from losslab.study import estimate, load_study, run_study
 from losslab.study.executors import DataCache
-from losslab.study.runner import RunEvents, _step_weights, prepare
+from losslab.study.runner import prepare
 
 STUDIES = PRESETS
 runner = CliRunner()
@@ -181,45 +181,3 @@ def test_the_cifar_files_go_where_reproduction_md_says(name, folder, tmp_path, m
     assert describe_dataset(name).missing is not None
     (tmp_path / "data" / name / folder).mkdir(parents=True)
     assert describe_dataset(name).missing is None
-
-
-def test_time_left_weighs_each_stack_by_its_estimated_cost(tmp_path):
-    # A linear model and a 3 x 256 net on the same data: the deep net's model-step costs
-    # more, so after the linear stack alone the time left must exceed the plain model-step
-    # count's promise (the janocha-mnist medium run said "3 min" with 11 min to go).
-    path = tmp_path / "mixed.toml"
-    path.write_text(textwrap.dedent("""
-        name = "mixed"
-        seeds = 2
-        datasets = ["checkerboard"]
-        models = [{name = "mlp", hidden = []}, {name = "mlp", hidden = [256, 256, 256]}]
-        losses = ["log"]
-        [train]
-        steps = 100
-        eval_every = 100
-    """))
-    cache = DataCache()
-    plan = prepare(load_study(path), cache, 64, load=False)
-    weights = _step_weights(plan, cache, "cpu", 1)
-    linear, deep = (weights[g.stack_id] for g in plan.groups)
-    assert 0 < linear < deep
-    per_stack = 2 * 100  # model-steps of each stack: 2 seeds x 100 steps
-    events = RunEvents(model_steps_total=2 * per_stack, model_steps_done=per_stack,
-                       work_total=(linear + deep) * per_stack, work_done=linear * per_stack)
-    # the elapsed seconds bought linear * per_stack of work: what is left takes
-    # elapsed * deep / linear, above the unweighted answer (elapsed, half the steps left)
-    elapsed = 10.0
-    assert events.seconds_left(elapsed) == pytest.approx(elapsed * deep / linear, rel=1e-12)
-    assert events.seconds_left(elapsed) > elapsed
-    unweighted = RunEvents(model_steps_total=2 * per_stack, model_steps_done=per_stack)
-    assert unweighted.seconds_left(elapsed) == elapsed
-    assert RunEvents(work_total=1.0).seconds_left(elapsed) == float("inf")
-
-
-def test_no_estimate_falls_back_to_model_steps(monkeypatch, tmp_path):
-    def fail(*args, **kwargs):
-        raise RuntimeError("no FLOP count for this model")
-
-    monkeypatch.setattr(estimate, "estimate_seconds", fail)
-    plan = prepare(load_study(STUDIES / "demo.toml"), DataCache(), 64, load=False)
-    assert set(_step_weights(plan, DataCache(), "cpu", 1).values()) == {0.0}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from losslab.console import Progress, duration, interruptible, rough_duration
+from losslab.console import Progress, duration, interruptible, rough_duration, seconds_left
 from losslab.errors import LosslabError
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class _Display:
         running = ", ".join(f"{step}/{total}" for step, total in live[:4])
         running = (f"step {running}" if len(live) == 1 else
                    f"steps {running}" + (" ..." if len(live) > 4 else "") if live else "")
-        eta = duration(ev.seconds_left(elapsed))
+        eta = duration(seconds_left(steps, ev.model_steps_total, elapsed))
         line = "  ".join(p for p in (cells, rate, running, f"ETA {eta}") if p)
         # Off a terminal a line per finished stack, the timer's lines in between.
         self.progress.update(steps, ev.model_steps_total, line, now=cells != self.last_cells,

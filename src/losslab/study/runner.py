@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import os
 import shutil
 import sqlite3
@@ -22,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from losslab.console import seconds_left
 from losslab.errors import LosslabError
 from losslab.study.build import takes_data_shape
 from losslab.study.executors import DataCache, Task, make_executor, make_task
@@ -93,10 +91,6 @@ class RunEvents:
         model_steps_total / _done / _live: the planned model-steps of this run, those of
         finished stacks, and those reported so far by the stacks in flight.
         stacks_live: stack id -> (step, steps) of each stack in flight, as last reported.
-        work_total / _done / _live: the same model-steps, each weighted by its stack's
-            estimated seconds per model-step (:func:`~losslab.study.estimate.
-            estimate_seconds`), so that the time left counts a deep net's step as dearer
-            than a linear model's; 0 when no estimate was possible.
     """
 
     total: int = 0
@@ -108,43 +102,9 @@ class RunEvents:
     model_steps_total: int = 0
     model_steps_done: int = 0
     model_steps_live: float = 0.0
-    work_total: float = 0.0
-    work_done: float = 0.0
-    work_live: float = 0.0
     stacks_live: dict[str, tuple[int, int]] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     messages: list[str] = field(default_factory=list)
-
-    def seconds_left(self, elapsed: float) -> float:
-        """The run's time left if what remains goes at the rate of the ``elapsed`` seconds
-        so far: in weighted work where there is an estimate (a study's cheap stacks first
-        would otherwise promise a deep net's steps too soon), else in model-steps; ``inf``
-        before any progress."""
-        if self.work_total > 0:
-            return seconds_left(self.work_done + self.work_live, self.work_total, elapsed)
-        return seconds_left(self.model_steps_done + self.model_steps_live,
-                            self.model_steps_total, elapsed)
-
-
-def _step_weights(plan: Plan, cache: DataCache, device: str,
-                  threads: int | None) -> dict[str, float]:
-    """Estimated seconds per model-step of each stack of ``plan`` (stack id -> seconds),
-    or all 0.0 (the time left then counts plain model-steps) where no estimate can be
-    made, e.g. for a model whose FLOPs cannot be counted."""
-    from losslab.study.estimate import estimate_seconds
-
-    zero = {g.stack_id: 0.0 for g in plan.groups}
-    try:
-        seconds = estimate_seconds(plan, cache, device, threads=threads)
-    except Exception:  # noqa: BLE001 -- a progress estimate never stops a run
-        return zero
-    weights = {}
-    for group, estimate in zip(plan.groups, seconds, strict=True):
-        model_steps = sum(c.axes["steps"] for c in group.cells)
-        if not math.isfinite(estimate) or estimate <= 0 or model_steps <= 0:
-            return zero
-        weights[group.stack_id] = estimate / model_steps
-    return weights
 
 
 def run_study(
@@ -251,9 +211,6 @@ def run_study(
         events.model_steps_total = sum(
             c.axes["steps"] for c in plan.cells if status[c.cell_id] not in DONE
         )
-        weight = _step_weights(plan, cache, device_name, policy.threads)
-        events.work_total = sum(weight[g.stack_id] * c.axes["steps"] for g in plan.groups
-                                for c in g.cells if status[c.cell_id] not in DONE)
         beat.start()
         _notify(on_update, events)
         progress_of: dict[str, float] = {}
@@ -265,7 +222,6 @@ def run_study(
             events.stacks_live[stack_id] = (int(info.get("step", 0)), int(info.get("steps", 0)))
             progress_of[stack_id] = float(info.get("step", 0)) * float(info.get("models", 0))
             events.model_steps_live = sum(progress_of.values())
-            events.work_live = sum(weight.get(k, 0.0) * v for k, v in progress_of.items())
             _notify(on_update, events)
 
         def tasks() -> Iterator[Task]:
@@ -307,11 +263,8 @@ def run_study(
             events.failed += sum(o["status"] == "failed" for o in finished)
             progress_of.pop(task["stack_id"], None)
             events.stacks_live.pop(task["stack_id"], None)
-            finished_steps = steps_of_task.pop(task["stack_id"], 0)
-            events.model_steps_done += finished_steps
-            events.work_done += weight.get(task["stack_id"], 0.0) * finished_steps
+            events.model_steps_done += steps_of_task.pop(task["stack_id"], 0)
             events.model_steps_live = sum(progress_of.values())
-            events.work_live = sum(weight.get(k, 0.0) * v for k, v in progress_of.items())
             _notify(on_update, events)
         if stop.is_set():
             outcome = "interrupted"
