@@ -58,7 +58,8 @@ def compare(study_name: str, scale: str, rates: dict[str, float]) -> dict[str, o
                     jobs=parallel.get("jobs"), threads=parallel.get("threads"),
                     max_stack=parallel.get("max_stack", 64), rates=rates)
     measured = measured_stacks(folder / "cells.csv")
-    pairs = [(measured[g.stack_id], s) for g, s in zip(plan.plan.groups, plan.seconds)
+    pairs = [(measured[g.stack_id], s)
+             for g, s in zip(plan.plan.groups, plan.seconds, strict=True)
              if g.stack_id in measured and math.isfinite(s) and s > 0]
     if not pairs:
         raise SystemExit(f"{study_name} {scale}: no stack of the plan is in cells.csv (the "
