@@ -7,6 +7,7 @@ Thin: each verb calls :mod:`losslab.study` and prints. Registered into
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,7 +73,12 @@ class _Display:
         running = ", ".join(f"{step}/{total}" for step, total in live[:4])
         running = (f"step {running}" if len(live) == 1 else
                    f"steps {running}" + (" ..." if len(live) > 4 else "") if live else "")
-        eta = duration(seconds_left(steps, ev.model_steps_total, elapsed))
+        # Each kind of stack at its own rate once one has trained; before that, the
+        # model-steps left at the rate so far.
+        left = ev.seconds_left
+        if not math.isfinite(left):
+            left = seconds_left(steps, ev.model_steps_total, elapsed)
+        eta = duration(left)
         line = "  ".join(p for p in (cells, rate, running, f"ETA {eta}") if p)
         # Off a terminal a line per finished stack, the timer's lines in between.
         self.progress.update(steps, ev.model_steps_total, line, now=cells != self.last_cells,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import shutil
 import sqlite3
@@ -24,9 +25,11 @@ from typing import Any
 from losslab.errors import LosslabError
 from losslab.study.build import takes_data_shape
 from losslab.study.executors import DataCache, Task, make_executor, make_task
-from losslab.study.plan import DEFAULT_MAX_STACK, Plan, expand, restack
+from losslab.study.hashing import canonical_json
+from losslab.study.plan import DEFAULT_MAX_STACK, Group, Plan, expand, restack
 from losslab.study.spec import Study
 from losslab.study.store import LEASE_GRACE_SECONDS, Store, check_compatible, environment
+from losslab.study.timeleft import TimeLeft
 
 HEARTBEAT_SECONDS = 5.0
 CHECKPOINT_SECONDS = 300.0
@@ -91,6 +94,8 @@ class RunEvents:
         model_steps_total / _done / _live: the planned model-steps of this run, those of
         finished stacks, and those reported so far by the stacks in flight.
         stacks_live: stack id -> (step, steps) of each stack in flight, as last reported.
+        seconds_left: the time left, from the rate each kind of stack has shown
+            (:class:`~losslab.study.timeleft.TimeLeft`); ``inf`` before any rate is known.
     """
 
     total: int = 0
@@ -103,8 +108,17 @@ class RunEvents:
     model_steps_done: int = 0
     model_steps_live: float = 0.0
     stacks_live: dict[str, tuple[int, int]] = field(default_factory=dict)
+    seconds_left: float = math.inf
     started: float = field(default_factory=time.perf_counter)
     messages: list[str] = field(default_factory=list)
+
+
+def _cost_kind(group: Group) -> str:
+    """What sets a stack's cost per model-step: its data, model and batch size (not its
+    losses, seeds, learning rates or label noise)."""
+    config = group.config
+    return canonical_json([config["dataset"].get("name"), config["model"],
+                           config["train"].get("batch_size")])
 
 
 def run_study(
@@ -211,6 +225,11 @@ def run_study(
         events.model_steps_total = sum(
             c.axes["steps"] for c in plan.cells if status[c.cell_id] not in DONE
         )
+        timeleft = TimeLeft(jobs or 1)
+        for group in plan.groups:
+            left = sum(c.axes["steps"] for c in group.cells if status[c.cell_id] not in DONE)
+            if left:
+                timeleft.plan(group.stack_id, _cost_kind(group), left)
         beat.start()
         _notify(on_update, events)
         progress_of: dict[str, float] = {}
@@ -222,6 +241,8 @@ def run_study(
             events.stacks_live[stack_id] = (int(info.get("step", 0)), int(info.get("steps", 0)))
             progress_of[stack_id] = float(info.get("step", 0)) * float(info.get("models", 0))
             events.model_steps_live = sum(progress_of.values())
+            timeleft.report(stack_id, progress_of[stack_id])
+            events.seconds_left = timeleft.seconds()
             _notify(on_update, events)
 
         def tasks() -> Iterator[Task]:
@@ -239,6 +260,8 @@ def run_study(
                         "another losslab run on this directory; this run skips them"
                     )
                     _notify(on_update, events)
+                if not claimed:
+                    timeleft.drop(group.stack_id)
                 if claimed:
                     saving = {"path": str(checkpoint_file(checkpoints, group.stack_id, claimed)),
                               "seconds": checkpoint_every}
@@ -246,6 +269,8 @@ def run_study(
                     steps_of_task[task["stack_id"]] = sum(
                         c.axes["steps"] for c in group.cells if c.cell_id in set(claimed)
                     )
+                    timeleft.plan(group.stack_id, _cost_kind(group),
+                                  steps_of_task[task["stack_id"]])
                     yield task
 
         for task, outcomes in runner.run(tasks(), progress, stop):
@@ -265,6 +290,8 @@ def run_study(
             events.stacks_live.pop(task["stack_id"], None)
             events.model_steps_done += steps_of_task.pop(task["stack_id"], 0)
             events.model_steps_live = sum(progress_of.values())
+            timeleft.finish(task["stack_id"])
+            events.seconds_left = timeleft.seconds()
             _notify(on_update, events)
         if stop.is_set():
             outcome = "interrupted"
