@@ -20,27 +20,17 @@ docs/performance.md.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import statistics
 import sys
 from pathlib import Path
 
+import pandas as pd
 from benchmark_results import record
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
-
-
-def measured_stacks(cells_csv: Path) -> dict[str, float]:
-    """Stack id -> its measured training seconds (every cell of a stack carries them)."""
-    out: dict[str, float] = {}
-    with cells_csv.open(encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            if row["status"] == "done" and row["seconds"]:
-                out.setdefault(row["stack_id"], float(row["seconds"]))
-    return out
 
 
 def compare(study_name: str, scale: str, rates: dict[str, float]) -> dict[str, object]:
@@ -48,16 +38,20 @@ def compare(study_name: str, scale: str, rates: dict[str, float]) -> dict[str, o
     from losslab.catalogue import resolve_study
     from losslab.study.executors import DataCache
     from losslab.study.forecast import forecast
+    from losslab.study.results import load
     from losslab.study.spec import load_study
 
-    folder = RESULTS / study_name / scale
-    run = json.loads((folder / "run.json").read_text(encoding="utf-8"))["runs"][-1]
-    parallel = run["environment"].get("parallelism") or {}
+    results = load(RESULTS / study_name / scale)
+    parallel = results.environment().get("parallelism") or {}
     study = load_study(resolve_study(study_name), scale)
     plan = forecast(study, DataCache(), device="cpu", executor=parallel.get("executor", "auto"),
                     jobs=parallel.get("jobs"), threads=parallel.get("threads"),
                     max_stack=parallel.get("max_stack", 64), rates=rates)
-    measured = measured_stacks(folder / "cells.csv")
+    # The stack of each cell is in the committed table, not in StudyResults.cells().
+    cells = pd.read_csv(RESULTS / study_name / scale / "cells.csv")
+    # Every cell of a stack carries the stack's training seconds.
+    done = cells[(cells["status"] == "done") & cells["seconds"].notna()]
+    measured = done.groupby("stack_id")["seconds"].first().to_dict()
     pairs = [(measured[g.stack_id], s)
              for g, s in zip(plan.plan.groups, plan.seconds, strict=True)
              if g.stack_id in measured and math.isfinite(s) and s > 0]

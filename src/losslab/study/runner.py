@@ -222,12 +222,10 @@ def run_study(
         status = store.statuses([c.cell_id for c in plan.cells])
         events.done_before = sum(s in DONE for s in status.values())
         events.done = events.done_before
-        events.model_steps_total = sum(
-            c.axes["steps"] for c in plan.cells if status[c.cell_id] not in DONE
-        )
         timeleft = TimeLeft(jobs or 1)
         for group in plan.groups:
             left = sum(c.axes["steps"] for c in group.cells if status[c.cell_id] not in DONE)
+            events.model_steps_total += left
             if left:
                 timeleft.plan(group.stack_id, _cost_kind(group), left)
         beat.start()
@@ -262,15 +260,16 @@ def run_study(
                     _notify(on_update, events)
                 if not claimed:
                     timeleft.drop(group.stack_id)
-                if claimed:
+                else:
                     saving = {"path": str(checkpoint_file(checkpoints, group.stack_id, claimed)),
                               "seconds": checkpoint_every}
                     task = make_task(group, claimed, task_device, study.spec.imports, saving)
                     steps_of_task[task["stack_id"]] = sum(
                         c.axes["steps"] for c in group.cells if c.cell_id in set(claimed)
                     )
-                    timeleft.plan(group.stack_id, _cost_kind(group),
-                                  steps_of_task[task["stack_id"]])
+                    if held:
+                        timeleft.plan(group.stack_id, _cost_kind(group),
+                                      steps_of_task[task["stack_id"]])
                     yield task
 
         for task, outcomes in runner.run(tasks(), progress, stop):
